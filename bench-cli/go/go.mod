@@ -1,0 +1,3 @@
+module spindlebench/goref
+
+go 1.22

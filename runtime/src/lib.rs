@@ -1,0 +1,171 @@
+//! # spindle: a hand-rolled M:N green-thread runtime
+//!
+//! spindle runs many stackful coroutines on a few OS threads, the way Go runs
+//! goroutines. It exists to be read and measured: every mechanism is short,
+//! and the companion `spindle-bench` CLI measures what each one costs.
+//!
+//! ```
+//! let rt = spindle::Runtime::builder().workers(2).build().unwrap();
+//! let sum = rt.block_on(|| {
+//!     let (tx, rx) = spindle::chan::bounded(0);
+//!     let producer = spindle::spawn(move || {
+//!         for i in 1..=10u64 {
+//!             tx.send(i).unwrap();
+//!         }
+//!     });
+//!     let sum: u64 = std::iter::from_fn(|| rx.recv().ok()).sum();
+//!     producer.join().unwrap();
+//!     sum
+//! });
+//! assert_eq!(sum, 55);
+//! ```
+//!
+//! ## Where to start reading
+//!
+//! * [`stack`]: how a coroutine gets a stack (slabs, guard pages, demand
+//!   paging, the pool) and how an overflow is reported.
+//! * `task`: the heap control block of a coroutine and its park/unpark
+//!   state machine.
+//! * `sched`: workers, run queues, `runnext`, stealing, idle workers, timers.
+//! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`.
+//!
+//! ## Thread-locals and migration
+//!
+//! A coroutine may suspend on one worker thread and resume on another. A
+//! `thread_local!` read inside a coroutine therefore belongs to *whichever
+//! worker runs it at that moment*: a value stored before a blocking call
+//! (`recv`, `join`, `sleep`, `yield_now`) may be gone, or be another
+//! coroutine's, after it. Worse, the compiler may cache a thread-local's
+//! address across the call, so a reference taken before a blocking call can
+//! point at the *old* thread's variable. Rules of thumb:
+//!
+//! * never hold a reference into a thread-local (`with`, `RefCell` borrow,
+//!   `MutexGuard` of a thread-local) across a blocking call;
+//! * for per-coroutine state, capture it in the closure instead;
+//! * `std::sync::Mutex` guards held across a blocking call may be unlocked
+//!   from another thread, which some platforms forbid: release them first.
+//!
+//! The runtime itself follows the first rule strictly: all its thread-local
+//! accesses are in `sched/context.rs`, each behind an `#[inline(never)]`
+//! function, and none is held across a switch.
+//!
+//! ## Guard mode
+//!
+//! Guard pages use `MADV_GUARD_INSTALL` where the kernel supports it (Linux
+//! 6.13+), and fall back to `mprotect`, which costs two VMAs per stack. The
+//! environment variable `SPINDLE_GUARD` (`auto`, `regions`, `mprotect`)
+//! overrides the choice for the whole process; see [`stack::guard`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod chan;
+mod loom_shim;
+mod park;
+mod sched;
+pub mod stack;
+mod stats;
+pub mod sync;
+mod task;
+
+use std::io;
+
+pub use sched::runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
+pub use sched::{sleep, yield_now};
+pub use stack::guard::GuardMode;
+pub use stats::Stats;
+pub use task::join::JoinHandle;
+
+/// Spawn a coroutine on the current runtime.
+///
+/// # Panics
+/// If called outside a spindle coroutine or worker (use
+/// [`Runtime::spawn`] or [`Runtime::block_on`] there), or if no stack can be
+/// had; [`Builder::spawn`] returns that error instead.
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+}
+
+/// Spawn options, like `std::thread::Builder`.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_max: Option<usize>,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Name the coroutine (shown in the stack-overflow report).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Stack reservation for this coroutine, guard page included, rounded up
+    /// to whole pages. Default: the runtime's `stack_max`.
+    pub fn stack_max(mut self, bytes: usize) -> Builder {
+        self.stack_max = Some(bytes);
+        self
+    }
+
+    /// Spawn on the current runtime.
+    ///
+    /// # Panics
+    /// If called outside a spindle runtime.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = sched::context::with_worker(|w| w.map(|w| w.shared.clone()));
+        let shared = shared.expect(
+            "spindle::spawn called outside a spindle runtime; use Runtime::spawn or Runtime::block_on",
+        );
+        shared.spawn(self.options(), f)
+    }
+
+    /// Spawn on `rt`, from any thread.
+    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        rt.shared().spawn(self.options(), f)
+    }
+
+    fn options(&self) -> sched::SpawnOptions<'_> {
+        sched::SpawnOptions {
+            name: self.name.as_deref(),
+            stack_max: self.stack_max,
+        }
+    }
+}
+
+/// Smallest `stack_max` accepted.
+pub const MIN_STACK_MAX: usize = 16 << 10;
+/// Largest `stack_max` accepted (Go's limit on 64-bit systems is 1 GB).
+pub const MAX_STACK_MAX: usize = 1 << 30;
+
+/// Validate a requested `stack_max` and round it up to whole pages.
+pub(crate) fn stack_size_for(bytes: usize) -> io::Result<usize> {
+    let min = MIN_STACK_MAX.max(4 * stack::page::page_size());
+    if !(min..=MAX_STACK_MAX).contains(&bytes) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "stack_max must be between {} KiB and {} MiB, got {bytes} bytes",
+                min >> 10,
+                MAX_STACK_MAX >> 20
+            ),
+        ));
+    }
+    Ok(stack::page::round_up(bytes))
+}

@@ -1,0 +1,159 @@
+//! Idle workers: who sleeps, who spins, and who gets woken.
+//!
+//! This is Go's `pidle`/`nmspinning` bookkeeping (runtime/proc.go), reduced
+//! to what spindle needs:
+//!
+//! * A worker with nothing to run first **spins**: it looks for work to steal
+//!   for a short while. At most half of the busy workers spin at once
+//!   ([`Idle::may_spin`]), so idle CPUs are not burned by a crowd of thieves.
+//! * Then it **sleeps** on its own condition variable, after registering in
+//!   the sleeper list and checking every queue once more.
+//! * Whoever makes work available calls [`Idle::notify_one`]. If a worker is
+//!   already spinning, it will find the work; otherwise one sleeper is woken
+//!   *and counted as spinning* right away, so a burst of new work wakes one
+//!   worker, not all of them.
+//!
+//! No wake-up is lost: the producer publishes work, then (after a SeqCst
+//! fence) reads the counters; the sleeper publishes itself in the counters,
+//! then (after a SeqCst fence) reads the queues. At least one of them sees
+//! the other.
+
+use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use std::sync::{Condvar, Mutex};
+
+use crate::loom_shim::lock_std as lock;
+
+pub(crate) struct Idle {
+    workers: usize,
+    num_spinning: AtomicUsize,
+    num_sleeping: AtomicUsize,
+    /// Indices of sleeping workers.
+    sleepers: Mutex<Vec<usize>>,
+    beds: Box<[Bed]>,
+}
+
+/// Where one worker sleeps.
+struct Bed {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// How a sleep ended.
+pub(crate) enum Wakeup {
+    /// `notify_one` picked this worker: it is now counted as spinning.
+    Notified,
+    /// Timeout or shutdown: not counted as spinning.
+    Other,
+}
+
+impl Idle {
+    pub fn new(workers: usize) -> Idle {
+        Idle {
+            workers,
+            num_spinning: AtomicUsize::new(0),
+            num_sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            beds: (0..workers)
+                .map(|_| Bed {
+                    woken: Mutex::new(false),
+                    cv: Condvar::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// May one more worker start spinning? (Go: `2*nmspinning < busy`.)
+    pub fn may_spin(&self) -> bool {
+        let busy = self.workers - self.num_sleeping.load(SeqCst);
+        2 * self.num_spinning.load(SeqCst) < busy
+    }
+
+    pub fn start_spinning(&self) {
+        self.num_spinning.fetch_add(1, SeqCst);
+    }
+
+    /// Stop spinning. Returns true if this was the last spinning worker.
+    pub fn stop_spinning(&self) -> bool {
+        self.num_spinning.fetch_sub(1, SeqCst) == 1
+    }
+
+    /// Work was just published: make sure someone will look at it.
+    pub fn notify_one(&self) {
+        fence(SeqCst);
+        if self.num_spinning.load(SeqCst) != 0 || self.num_sleeping.load(SeqCst) == 0 {
+            return;
+        }
+        let index = {
+            let mut sleepers = lock(&self.sleepers);
+            let Some(index) = sleepers.pop() else { return };
+            self.num_sleeping.fetch_sub(1, SeqCst);
+            self.num_spinning.fetch_add(1, SeqCst);
+            index
+        };
+        self.ring(index);
+    }
+
+    /// Wake every sleeper (shutdown).
+    pub fn notify_all(&self) {
+        let all: Vec<usize> = lock(&self.sleepers).drain(..).collect();
+        self.num_sleeping.fetch_sub(all.len(), SeqCst);
+        for index in all {
+            self.ring(index);
+        }
+    }
+
+    fn ring(&self, index: usize) {
+        let bed = &self.beds[index];
+        *lock(&bed.woken) = true;
+        bed.cv.notify_one();
+    }
+
+    /// Register `index` as sleeping. The caller must re-check for work
+    /// afterwards and call [`cancel_sleep`](Self::cancel_sleep) if it finds some.
+    pub fn prepare_sleep(&self, index: usize) {
+        lock(&self.sleepers).push(index);
+        self.num_sleeping.fetch_add(1, SeqCst);
+        fence(SeqCst);
+    }
+
+    /// Undo [`prepare_sleep`](Self::prepare_sleep). Returns `Notified` if a
+    /// producer already picked us (we are then counted as spinning).
+    pub fn cancel_sleep(&self, index: usize) -> Wakeup {
+        let mut sleepers = lock(&self.sleepers);
+        match sleepers.iter().position(|&i| i == index) {
+            Some(pos) => {
+                sleepers.swap_remove(pos);
+                self.num_sleeping.fetch_sub(1, SeqCst);
+                Wakeup::Other
+            }
+            None => Wakeup::Notified,
+        }
+    }
+
+    /// Sleep until rung or until `timeout` passes.
+    pub fn sleep(&self, index: usize, timeout: Option<Duration>) -> Wakeup {
+        let bed = &self.beds[index];
+        {
+            let mut woken = lock(&bed.woken);
+            while !*woken {
+                match timeout {
+                    None => woken = bed.cv.wait(woken).unwrap_or_else(|e| e.into_inner()),
+                    Some(t) => {
+                        let (w, res) = bed
+                            .cv
+                            .wait_timeout(woken, t)
+                            .unwrap_or_else(|e| e.into_inner());
+                        woken = w;
+                        if res.timed_out() {
+                            break;
+                        }
+                    }
+                }
+            }
+            *woken = false;
+        }
+        self.cancel_sleep(index)
+    }
+}

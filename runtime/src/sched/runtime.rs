@@ -1,0 +1,223 @@
+//! `Runtime`: start the workers, run a coroutine from a thread, shut down.
+//!
+//! A runtime owns N worker threads (default: the available parallelism), one
+//! stack pool and one timer heap. `block_on` is the bridge from ordinary code:
+//! it spawns the function as a coroutine and blocks the calling thread on its
+//! join handle.
+//!
+//! Shutdown (dropping the `Runtime`) stops the workers after their current
+//! task. Coroutines that have not finished by then never run again; their
+//! stacks and captured values are leaked, like detached threads at process
+//! exit, and the runtime's shared state is kept alive for them so that a late
+//! wake-up stays memory-safe.
+
+use std::io;
+use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_deque::Injector;
+
+use super::idle::Idle;
+use super::timer::Timers;
+use super::worker::{RunQueue, Worker};
+use super::{context, Shared, SpawnOptions};
+use crate::stack::{guard, overflow, pool::StackPool};
+use crate::stats::{Counters, Stats};
+use crate::task::join::JoinHandle;
+
+/// Default `stack_max`: 256 KiB per coroutine, guard page included.
+pub const DEFAULT_STACK_MAX: usize = 256 << 10;
+
+/// A spindle runtime: worker threads, their queues, and a stack pool.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+/// Configure a [`Runtime`]: `Runtime::builder().workers(2).build()`.
+#[derive(Clone, Debug)]
+pub struct RuntimeBuilder {
+    workers: Option<usize>,
+    stack_max: usize,
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads (at least 1). Default: available parallelism.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default stack reservation per coroutine, in bytes, guard page
+    /// included; rounded up to whole pages. Default 256 KiB.
+    pub fn stack_max(mut self, bytes: usize) -> Self {
+        self.stack_max = bytes;
+        self
+    }
+
+    /// Start the runtime.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.workers {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a runtime needs at least 1 worker",
+                ))
+            }
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let stack_max = crate::stack_size_for(self.stack_max)?;
+        let mode = guard::mode()?;
+        overflow::install_handler();
+
+        let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
+        let shared = Arc::new(Shared {
+            injector: Injector::new(),
+            stealers: queues.iter().map(|q| q.stealer()).collect(),
+            idle: Idle::new(workers),
+            timers: Timers::new(),
+            pool: StackPool::new(stack_max, mode),
+            counters: Counters::new(workers),
+            shutdown: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        });
+        let mut rt = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(workers),
+        };
+        for (index, queue) in queues.into_iter().enumerate() {
+            let shared = shared.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("spindle-worker-{index}"))
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    overflow::ensure_altstack();
+                    Worker::new(index, shared, queue).run();
+                });
+            match spawned {
+                Ok(handle) => rt.threads.push(handle),
+                // Dropping `rt` stops the workers started so far.
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot start worker thread {index} of {workers}: {e}"),
+                    ))
+                }
+            }
+        }
+        Ok(rt)
+    }
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            workers: None,
+            stack_max: DEFAULT_STACK_MAX,
+        }
+    }
+
+    /// Run `f` as a coroutine and block the calling thread until it returns.
+    /// A panic in `f` resumes on the caller.
+    ///
+    /// # Panics
+    /// If called from inside a coroutine (it would block a worker thread):
+    /// spawn and `join` instead.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        assert!(
+            !context::in_coroutine(),
+            "spindle: Runtime::block_on called from inside a coroutine; spawn it and join instead"
+        );
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(payload) => panic::resume_unwind(payload),
+        }
+    }
+
+    /// Spawn a coroutine onto this runtime from any thread.
+    ///
+    /// # Panics
+    /// If no stack can be had (address space or `vm.max_map_count`); use
+    /// [`Builder::spawn_on`](crate::Builder::spawn_on) to get the error instead.
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let opts = SpawnOptions {
+            name: None,
+            stack_max: None,
+        };
+        self.shared
+            .spawn(opts, f)
+            .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A snapshot of the counters, plus resident stack memory by `mincore`
+    /// (which walks every slot: milliseconds for 10^6 stacks).
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let pool = &self.shared.pool;
+        let spawned = c.spawned();
+        let finished = c.finished();
+        Stats {
+            workers: self.threads.len(),
+            live: spawned.saturating_sub(finished),
+            spawned,
+            finished,
+            switches: c.switches(),
+            steals: c.steals(),
+            parks: c.parks(),
+            slots: pool.stats.slots.load(Ordering::Relaxed),
+            pooled_stacks: pool.stats.pooled.load(Ordering::Relaxed),
+            guard_mode: pool.mode(),
+            stack_max: pool.default_size(),
+            reserved_bytes: pool.stats.reserved_bytes.load(Ordering::Relaxed),
+            resident_stack_bytes: pool.resident_bytes().unwrap_or(0),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.idle.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        while !self.shared.injector.is_empty() {
+            let _ = self.shared.injector.steal();
+        }
+        self.shared.timers.clear();
+        let c = &self.shared.counters;
+        if c.spawned() != c.finished() {
+            // Unfinished coroutines may still be woken through their Shared
+            // pointer (a channel held by another thread): keep it alive.
+            std::mem::forget(self.shared.clone());
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .finish()
+    }
+}

@@ -1,0 +1,292 @@
+//! Workers: the OS threads that run coroutines (Go's M with its P).
+//!
+//! Each worker owns a [`RunQueue`]: a FIFO work-stealing deque plus a
+//! `runnext` slot. The loop in [`Worker::run`] is Go's `schedule()`:
+//!
+//! 1. every 61st round, look at the global injector first, so tasks pushed
+//!    from outside are never starved by a busy local queue, and fire due timers;
+//! 2. `runnext` (a task woken by this worker: it runs next, so a ping-pong
+//!    pair stays on one worker and in cache), at most [`RUNNEXT_LIMIT`] times
+//!    in a row so it cannot starve the local queue;
+//! 3. the local queue, then the injector;
+//! 4. spin: steal half of another worker's queue (bounded number of spinners);
+//! 5. sleep until notified or until the next timer is due.
+//!
+//! Only the owning thread touches `runnext`, the local end of the deque, and
+//! the stack cache; other workers only steal through the shared `Stealer`.
+
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Steal, Worker as Deque};
+
+use super::context;
+use super::idle::Wakeup;
+use super::Shared;
+use crate::stack::pool::LocalStacks;
+use crate::task::join::JoinState;
+use crate::task::{Suspend, TaskRef};
+
+/// How many times in a row `runnext` may win over the local queue.
+const RUNNEXT_LIMIT: u32 = 32;
+/// Go checks the global queue every 61 scheduling rounds; so do we.
+const GLOBAL_POLL_INTERVAL: u32 = 61;
+/// Rounds over all victims before a spinning worker gives up and sleeps.
+const STEAL_ROUNDS: usize = 4;
+/// Task ids are taken from the shared counter in blocks of this many.
+const ID_BLOCK: u64 = 1024;
+
+/// A worker's run queue: the deque other workers steal from, and `runnext`.
+pub(crate) struct RunQueue {
+    deque: Deque<TaskRef>,
+    runnext: Cell<Option<TaskRef>>,
+    streak: Cell<u32>,
+}
+
+impl RunQueue {
+    pub fn new() -> RunQueue {
+        RunQueue {
+            deque: Deque::new_fifo(),
+            runnext: Cell::new(None),
+            streak: Cell::new(0),
+        }
+    }
+
+    pub fn stealer(&self) -> crossbeam_deque::Stealer<TaskRef> {
+        self.deque.stealer()
+    }
+}
+
+pub(crate) struct Worker {
+    pub index: usize,
+    pub shared: Arc<Shared>,
+    queue: RunQueue,
+    pub stacks: RefCell<LocalStacks>,
+    tick: Cell<u32>,
+    spinning: Cell<bool>,
+    rng: Cell<u64>,
+    next_id: Cell<u64>,
+    id_end: Cell<u64>,
+}
+
+impl Worker {
+    pub fn new(index: usize, shared: Arc<Shared>, queue: RunQueue) -> Worker {
+        Worker {
+            index,
+            shared,
+            queue,
+            stacks: RefCell::new(LocalStacks::new()),
+            tick: Cell::new(0),
+            spinning: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
+            next_id: Cell::new(0),
+            id_end: Cell::new(0),
+        }
+    }
+
+    /// The worker thread's main loop. Returns at shutdown.
+    pub fn run(&self) {
+        context::set_worker(self);
+        loop {
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            if let Some(task) = self.find_task() {
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.spin() {
+                self.run_task(task);
+                continue;
+            }
+            self.sleep();
+        }
+        self.shutdown();
+        context::set_worker(ptr::null());
+    }
+
+    /// A fresh task id, from this worker's block.
+    pub fn next_id(&self) -> u64 {
+        if self.next_id.get() == self.id_end.get() {
+            let start = self.shared.next_id.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            self.next_id.set(start);
+            self.id_end.set(start + ID_BLOCK);
+        }
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// Make `task` the next one this worker runs. The task it displaces goes
+    /// to the local queue, where idle workers may steal it.
+    pub fn push_runnext(&self, task: TaskRef) {
+        if let Some(old) = self.queue.runnext.replace(Some(task)) {
+            self.queue.deque.push(old);
+            self.shared.idle.notify_one();
+        }
+    }
+
+    fn find_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_POLL_INTERVAL == 0 {
+            self.shared.timers.fire_due();
+            if let Some(task) = self.steal_from_injector() {
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.queue.runnext.take() {
+            let streak = self.queue.streak.get();
+            if streak < RUNNEXT_LIMIT {
+                self.queue.streak.set(streak + 1);
+                return Some(task);
+            }
+            // Fairness: send it to the back of the line.
+            self.queue.deque.push(task);
+        }
+        self.queue.streak.set(0);
+        self.queue
+            .deque
+            .pop()
+            .or_else(|| self.steal_from_injector())
+    }
+
+    fn steal_from_injector(&self) -> Option<TaskRef> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.queue.deque) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Look for work elsewhere for a little while (Go's `findrunnable`).
+    fn spin(&self) -> Option<TaskRef> {
+        let idle = &self.shared.idle;
+        if !self.spinning.get() {
+            if !idle.may_spin() {
+                return None;
+            }
+            idle.start_spinning();
+            self.spinning.set(true);
+        }
+        let n = self.shared.stealers.len();
+        for _ in 0..STEAL_ROUNDS {
+            if self.shared.timers.fire_due() > 0 {
+                if let Some(task) = self.queue.runnext.take() {
+                    return self.found_work(task);
+                }
+            }
+            let start = self.random() as usize % n;
+            for k in 0..n {
+                let victim = (start + k) % n;
+                if victim == self.index {
+                    continue;
+                }
+                loop {
+                    match self.shared.stealers[victim].steal_batch_and_pop(&self.queue.deque) {
+                        Steal::Success(task) => {
+                            self.shared.counters.worker(self.index).add_steal();
+                            return self.found_work(task);
+                        }
+                        Steal::Empty => break,
+                        Steal::Retry => continue,
+                    }
+                }
+            }
+            if let Some(task) = self.steal_from_injector() {
+                return self.found_work(task);
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+
+    /// Leave the spinning state with work in hand. The last spinner to stop
+    /// wakes another, so fresh work keeps finding a thief (Go's `resetspinning`).
+    fn found_work(&self, task: TaskRef) -> Option<TaskRef> {
+        if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
+            self.shared.idle.notify_one();
+        }
+        Some(task)
+    }
+
+    fn sleep(&self) {
+        let idle = &self.shared.idle;
+        if self.spinning.replace(false) {
+            idle.stop_spinning();
+        }
+        idle.prepare_sleep(self.index);
+        let woke = if self.work_visible() {
+            idle.cancel_sleep(self.index)
+        } else {
+            self.shared.counters.worker(self.index).add_park();
+            idle.sleep(self.index, self.shared.timers.until_next())
+        };
+        if let Wakeup::Notified = woke {
+            self.spinning.set(true);
+        }
+    }
+
+    /// Is there anything for this worker to do? (The re-check before sleeping.)
+    fn work_visible(&self) -> bool {
+        self.shared.shutdown.load(Ordering::Acquire)
+            || !self.shared.injector.is_empty()
+            || self.shared.stealers.iter().any(|s| !s.is_empty())
+            || self.shared.timers.any_due()
+    }
+
+    fn run_task(&self, task: TaskRef) {
+        let header = task.header();
+        header.state.start_running();
+        context::set_current_task(task.as_ptr());
+        // SAFETY: we moved the task to RUNNING above; no one else resumes it.
+        let result = unsafe { task.resume() };
+        context::set_current_task(ptr::null());
+        self.shared.counters.worker(self.index).add_switch();
+        match result {
+            CoroutineResult::Yield(Suspend::Yield) => {
+                header.state.after_yield();
+                self.queue.deque.push(task);
+            }
+            CoroutineResult::Yield(Suspend::Park) => {
+                if !header.state.after_park() {
+                    self.push_runnext(task);
+                }
+                // Otherwise it is parked: whoever will wake it holds a reference.
+            }
+            CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    fn finish(&self, task: TaskRef) {
+        // SAFETY: the coroutine returned while we held it RUNNING.
+        let stack = unsafe { task.take_stack() };
+        self.shared
+            .pool
+            .put(Some(&mut self.stacks.borrow_mut()), stack);
+        task.header().state.finish();
+        self.shared.counters.worker(self.index).add_finished();
+        JoinState::complete(&task);
+    }
+
+    fn random(&self) -> u64 {
+        // xorshift64*: good enough to pick a victim.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn shutdown(&self) {
+        drop(self.queue.runnext.take());
+        while self.queue.deque.pop().is_some() {}
+        self.shared.pool.drain_local(&mut self.stacks.borrow_mut());
+    }
+}

@@ -1,0 +1,218 @@
+//! Guard pages: how a stack overflow becomes a clean crash instead of silent
+//! corruption of the neighbouring stack.
+//!
+//! Every stack slot has one guard page at its low end. Touching it faults, and
+//! the overflow handler (`overflow.rs`) turns the fault into a report. There
+//! are two ways to make a page fault on access:
+//!
+//! * **Guard regions** (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13+). The kernel
+//!   marks the page-table entries themselves. The mapping stays one VMA, so a
+//!   million guards cost no VMAs at all.
+//! * **mprotect** (`PROT_NONE`). Works everywhere, but splits the mapping: each
+//!   guarded slot costs two VMAs (guard + stack). Linux caps VMAs per process
+//!   at `vm.max_map_count` (65530 by default), which puts a wall near 32.7k
+//!   stacks. Past the wall *every* mmap fails, the allocator's included, so we
+//!   count VMAs ourselves and refuse with a clear error before we get there.
+//!
+//! The mode is chosen once per process. Guard regions are *probed*, not
+//! trusted: qemu-user returns 0 from the madvise and installs nothing, so we
+//! check that a `write(2)` from a guarded page really fails with `EFAULT`.
+//! `SPINDLE_GUARD=mprotect` forces the fallback (CI uses this to test it);
+//! `SPINDLE_GUARD=regions` insists on guard regions and fails if they do not work.
+
+use std::io;
+use std::sync::OnceLock;
+
+use super::page::page_size;
+
+/// `madvise` advice values from the Linux 6.13 uapi; the `libc` crate does not
+/// define them yet.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// VMAs we leave for everything else in the process (allocator arenas,
+/// thread stacks, shared libraries) when budgeting in mprotect mode.
+const VMA_HEADROOM: usize = 2048;
+
+/// How guard pages are made in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardMode {
+    /// `MADV_GUARD_INSTALL` guard regions: no VMA per guard.
+    Regions,
+    /// `mprotect(PROT_NONE)` guard pages: two VMAs per stack slot.
+    Mprotect,
+}
+
+impl GuardMode {
+    /// A short human name, as printed by the benchmark header.
+    pub fn name(self) -> &'static str {
+        match self {
+            GuardMode::Regions => "guard regions (MADV_GUARD_INSTALL)",
+            GuardMode::Mprotect => "mprotect guard pages",
+        }
+    }
+}
+
+/// The process-wide guard mode, probed on first use.
+pub fn mode() -> io::Result<GuardMode> {
+    static MODE: OnceLock<Result<GuardMode, String>> = OnceLock::new();
+    MODE.get_or_init(choose_mode)
+        .clone()
+        .map_err(io::Error::other)
+}
+
+fn choose_mode() -> Result<GuardMode, String> {
+    match std::env::var("SPINDLE_GUARD").as_deref() {
+        Ok("mprotect") => Ok(GuardMode::Mprotect),
+        Ok("regions") => {
+            if guard_regions_work() {
+                Ok(GuardMode::Regions)
+            } else {
+                Err(
+                    "SPINDLE_GUARD=regions, but MADV_GUARD_INSTALL does not work here \
+                     (needs Linux 6.13+, not qemu-user); unset it to fall back to mprotect"
+                        .into(),
+                )
+            }
+        }
+        Ok("auto") | Ok("") | Err(_) => Ok(if guard_regions_work() {
+            GuardMode::Regions
+        } else {
+            GuardMode::Mprotect
+        }),
+        Ok(other) => Err(format!(
+            "SPINDLE_GUARD={other:?} is not one of auto, regions, mprotect"
+        )),
+    }
+}
+
+/// Install a guard region on a scratch page and check that the kernel really
+/// refuses to read from it. A `write(2)` whose source buffer is unreadable
+/// fails with `EFAULT` instead of crashing, which makes it a safe probe.
+fn guard_regions_work() -> bool {
+    let page = page_size();
+    // SAFETY: a fresh private anonymous mapping; we only pass its address to
+    // madvise/write and unmap it before returning.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        let works = libc::madvise(p, page, MADV_GUARD_INSTALL) == 0 && {
+            let mut fds = [0; 2];
+            if libc::pipe(fds.as_mut_ptr()) != 0 {
+                false
+            } else {
+                let guarded = libc::write(fds[1], p, 1);
+                let guarded_errno = io::Error::last_os_error().raw_os_error();
+                let open = libc::write(fds[1], (p as *const u8).add(page).cast(), 1);
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                guarded == -1 && guarded_errno == Some(libc::EFAULT) && open == 1
+            }
+        };
+        libc::munmap(p, 2 * page);
+        works
+    }
+}
+
+/// Make `[addr, addr + len)` fault on any access.
+///
+/// # Safety
+/// The range must be page-aligned, inside a mapping this crate owns, and hold
+/// no live data.
+pub unsafe fn install(mode: GuardMode, addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    let rc = unsafe {
+        match mode {
+            GuardMode::Regions => libc::madvise(addr.cast(), len, MADV_GUARD_INSTALL),
+            GuardMode::Mprotect => libc::mprotect(addr.cast(), len, libc::PROT_NONE),
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Undo [`install`] so the range can be carved differently.
+///
+/// # Safety
+/// Same as [`install`].
+pub unsafe fn remove(mode: GuardMode, addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    let rc = unsafe {
+        match mode {
+            GuardMode::Regions => libc::madvise(addr.cast(), len, MADV_GUARD_REMOVE),
+            GuardMode::Mprotect => {
+                libc::mprotect(addr.cast(), len, libc::PROT_READ | libc::PROT_WRITE)
+            }
+        }
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `vm.max_map_count`: the kernel's cap on VMAs per process.
+pub fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65530)
+}
+
+/// How many VMAs this process has right now (lines of `/proc/self/maps`).
+pub fn current_map_count() -> usize {
+    std::fs::read("/proc/self/maps")
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Check that `extra` more VMAs fit under `vm.max_map_count` with headroom
+/// for the rest of the process, given `in_use` VMAs now. The error names the
+/// limit, its value and the sysctl that raises it.
+pub fn check_vma_budget(in_use: usize, extra: usize) -> io::Result<()> {
+    let limit = max_map_count();
+    if in_use + extra + VMA_HEADROOM <= limit {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "stack guard pages would exceed vm.max_map_count ({limit}): the process has \
+             {in_use} memory maps and mprotect guards need 2 per stack; raise it with \
+             `sysctl -w vm.max_map_count={}` or use a kernel with MADV_GUARD_INSTALL (6.13+)",
+            (limit * 4).max(262144)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_error_names_the_sysctl() {
+        let err = check_vma_budget(max_map_count(), 10).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("vm.max_map_count"), "{msg}");
+        assert!(msg.contains("sysctl -w"), "{msg}");
+        assert!(check_vma_budget(0, 10).is_ok());
+    }
+
+    #[test]
+    fn current_map_count_sees_our_maps() {
+        assert!(current_map_count() > 5);
+    }
+}
