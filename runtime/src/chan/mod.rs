@@ -30,7 +30,7 @@ mod error;
 use std::collections::VecDeque;
 
 use crate::loom_shim::{lock, Arc, Mutex};
-use crate::park::{outcome, Waiter};
+use crate::park::{outcome, Current, Waiter};
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 
 /// Create a channel with room for `cap` buffered values (0: rendezvous).
@@ -89,11 +89,11 @@ impl<T> Sender<T> {
             inner.buf.push_back(value);
             return Ok(());
         }
-        let me = Waiter::current();
+        let me = Current::get();
         me.cell().prepare();
         // SAFETY: our cell is WAITING and not yet visible to anyone.
         unsafe { me.cell().put(value) };
-        inner.sendq.push_back(me.clone());
+        inner.sendq.push_back(me.to_waiter());
         drop(inner);
         match me.wait() {
             outcome::TAKEN => Ok(()),
@@ -142,9 +142,9 @@ impl<T> Receiver<T> {
         if inner.senders == 0 {
             return Err(RecvError);
         }
-        let me = Waiter::current();
+        let me = Current::get();
         me.cell().prepare();
-        inner.recvq.push_back(me.clone());
+        inner.recvq.push_back(me.to_waiter());
         drop(inner);
         match me.wait() {
             // SAFETY: DELIVERED means a sender put a T into our cell.

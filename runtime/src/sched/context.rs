@@ -48,13 +48,21 @@ pub(crate) fn set_current_task(task: *const Header) {
     TASK.with(|t| t.set(task));
 }
 
-/// The running coroutine's task, if the caller is a coroutine.
+/// The running coroutine's task header, without taking a reference: valid
+/// for as long as the caller (that coroutine) runs.
 #[inline(never)]
+pub(crate) fn current_task_ptr() -> Option<std::ptr::NonNull<Header>> {
+    std::ptr::NonNull::new(TASK.with(|t| t.get()) as *mut Header)
+}
+
+/// The running coroutine's task (a new reference), if the caller is one.
 pub(crate) fn current_task() -> Option<TaskRef> {
-    let t = TASK.with(|t| t.get());
-    // SAFETY: the worker holds a reference to the running task while TASK
-    // points to it.
-    (!t.is_null()).then(|| unsafe { TaskRef::clone_from_raw(t) })
+    current_task_ptr().map(|ptr| {
+        // SAFETY: the worker holds a reference to the running task, so we may
+        // borrow it; ManuallyDrop keeps us from releasing that reference.
+        let borrowed = std::mem::ManuallyDrop::new(unsafe { TaskRef::from_raw(ptr) });
+        (*borrowed).clone()
+    })
 }
 
 /// Is the caller running inside a coroutine?

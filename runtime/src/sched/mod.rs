@@ -140,7 +140,7 @@ pub fn sleep(duration: Duration) {
     }
     // SAFETY: the running task keeps its runtime alive.
     let shared = unsafe { &*task.shared() };
-    let me = Waiter::Task(task);
+    let me = Waiter::task(task);
     me.cell().prepare();
     shared.timers.add(duration, me.clone());
     me.wait();

@@ -28,7 +28,7 @@ use super::idle::Wakeup;
 use super::Shared;
 use crate::stack::pool::LocalStacks;
 use crate::task::join::JoinState;
-use crate::task::{Suspend, TaskRef};
+use crate::task::{OutputDropper, Suspend, TaskRef};
 
 /// How many times in a row `runnext` may win over the local queue.
 const RUNNEXT_LIMIT: u32 = 32;
@@ -259,11 +259,11 @@ impl Worker {
                 }
                 // Otherwise it is parked: whoever will wake it holds a reference.
             }
-            CoroutineResult::Return(()) => self.finish(task),
+            CoroutineResult::Return(dropper) => self.finish(task, dropper),
         }
     }
 
-    fn finish(&self, task: TaskRef) {
+    fn finish(&self, task: TaskRef, dropper: OutputDropper) {
         // SAFETY: the coroutine returned while we held it RUNNING.
         let stack = unsafe { task.take_stack() };
         self.shared
@@ -271,7 +271,7 @@ impl Worker {
             .put(Some(&mut self.stacks.borrow_mut()), stack);
         task.header().state.finish();
         self.shared.counters.worker(self.index).add_finished();
-        JoinState::complete(&task);
+        JoinState::complete(&task, dropper);
     }
 
     fn random(&self) -> u64 {

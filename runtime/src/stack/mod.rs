@@ -32,12 +32,12 @@ use slab::{Label, LABEL_BYTES, LABEL_NAME_BYTES};
 
 /// One stack slot, owned by exactly one coroutine or pool at a time.
 ///
-/// `top` is the highest address of the slot (exclusive); the slot spans
-/// `[top - size, top)` and its lowest page is the guard.
+/// `top` is the highest address of the slot (exclusive). The slot spans
+/// `[top - size, top)`, where `size` is kept in the slot's label, and its
+/// lowest page is the guard. One word: the task header stores it.
 #[derive(Debug)]
 pub struct Stack {
     top: NonNull<u8>,
-    size: usize,
 }
 
 // SAFETY: a Stack is a unique handle to a slot of address space; nothing in it
@@ -45,16 +45,28 @@ pub struct Stack {
 unsafe impl Send for Stack {}
 
 impl Stack {
+    /// Claim a freshly carved slot and record its size in its label.
+    ///
     /// # Safety
-    /// `[top - size, top)` must be a slot of a live slab whose lowest page is a
-    /// guard, and no other `Stack` may describe it.
-    pub(crate) unsafe fn from_raw(top: NonNull<u8>, size: usize) -> Stack {
-        Stack { top, size }
+    /// `[top - size, top)` must be a never-used slot of a live slab whose
+    /// lowest page is a guard, and no other `Stack` may describe it.
+    pub(crate) unsafe fn from_fresh_slot(top: NonNull<u8>, size: usize) -> Stack {
+        let stack = Stack { top };
+        // SAFETY: the label lies in the slot's top bytes, which are writable
+        // and aligned; the slot is ours.
+        unsafe { (*stack.label()).slot_size = size as u64 };
+        stack
+    }
+
+    fn label(&self) -> *mut Label {
+        (self.top() - LABEL_BYTES) as *mut Label
     }
 
     /// The slot size (`stack_max`), guard page included.
     pub fn size(&self) -> usize {
-        self.size
+        // SAFETY: the label was written when the slot was carved and stays in
+        // the slot's top page, which is never released.
+        unsafe { (*self.label()).slot_size as usize }
     }
 
     pub(crate) fn top(&self) -> usize {
@@ -62,23 +74,19 @@ impl Stack {
     }
 
     fn slot_base(&self) -> usize {
-        self.top() - self.size
+        self.top() - self.size()
     }
 
     /// Write the owner's id and name where the overflow handler looks.
     pub(crate) fn set_label(&mut self, id: u64, name: Option<&str>) {
         let name = name.unwrap_or("").as_bytes();
         let len = name.len().min(LABEL_NAME_BYTES);
-        let mut label = Label {
-            id,
-            name_len: len as u64,
-            name: [0; LABEL_NAME_BYTES],
-        };
-        label.name[..len].copy_from_slice(&name[..len]);
-        let at = (self.top() - LABEL_BYTES) as *mut Label;
         // SAFETY: the top LABEL_BYTES of the slot belong to this Stack, are
         // writable (above the guard) and aligned (top is page-aligned).
-        unsafe { at.write(label) };
+        let label = unsafe { &mut *self.label() };
+        label.id = id;
+        label.name_len = len as u64;
+        label.name[..len].copy_from_slice(&name[..len]);
     }
 
     /// Give back to the kernel every page below the top start window, so a
@@ -103,7 +111,7 @@ impl Stack {
 
     /// Resident bytes of this slot, by `mincore(2)`.
     pub fn resident_bytes(&self) -> io::Result<usize> {
-        resident_bytes(self.slot_base(), self.size)
+        resident_bytes(self.slot_base(), self.size())
     }
 }
 
@@ -118,6 +126,40 @@ unsafe impl corosensei::stack::Stack for Stack {
 
     fn limit(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.slot_base()).expect("non-null")
+    }
+}
+
+/// Where a coroutine's stack slot is, for measuring it from the outside.
+///
+/// This is a plain description (two numbers), not a handle: it stays valid to
+/// query after the coroutine finished, because slots are never unmapped while
+/// their runtime lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackInfo {
+    /// Lowest address of the slot (the guard page starts here).
+    pub base: usize,
+    /// Slot size in bytes (`stack_max`), guard page included.
+    pub size: usize,
+}
+
+impl StackInfo {
+    /// The slot of the calling coroutine, found from the address of a local
+    /// variable. `None` on a thread's own stack.
+    #[inline(never)]
+    pub fn current() -> Option<StackInfo> {
+        let marker = 0u8;
+        let addr = std::hint::black_box(&marker) as *const u8 as usize;
+        slab::registry::find_slot(addr).map(|(base, size)| StackInfo { base, size })
+    }
+
+    /// Highest address of the slot (exclusive): the stack grows down from here.
+    pub fn top(&self) -> usize {
+        self.base + self.size
+    }
+
+    /// Bytes of this slot resident in memory right now, by `mincore(2)`.
+    pub fn resident_bytes(&self) -> io::Result<usize> {
+        resident_bytes(self.base, self.size)
     }
 }
 

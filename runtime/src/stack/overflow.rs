@@ -138,9 +138,9 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: PREVIOUS_* were initialised before our handler was installed.
     let prev = unsafe {
         if sig == libc::SIGBUS {
-            (*(&raw const PREVIOUS_BUS)).assume_init_ref()
+            (&raw const PREVIOUS_BUS).read().assume_init()
         } else {
-            (*(&raw const PREVIOUS_SEGV)).assume_init_ref()
+            (&raw const PREVIOUS_SEGV).read().assume_init()
         }
     };
     let handler = prev.sa_sigaction;

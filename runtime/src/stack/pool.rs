@@ -185,7 +185,7 @@ impl StackPool {
             let slab = Slab::reserve(class.slot_size, count)?;
             self.stats
                 .reserved_bytes
-                .fetch_add(slab.len(), Ordering::Relaxed);
+                .fetch_add(slab.reserved_bytes(), Ordering::Relaxed);
             class.slabs.push(slab);
             class.next_fresh = 0;
         }
@@ -202,7 +202,7 @@ impl StackPool {
         self.stats.slots.fetch_add(1, Ordering::Relaxed);
         let top = NonNull::new(base.wrapping_add(class.slot_size)).expect("non-null");
         // SAFETY: the slot is inside a live slab, guarded, and handed out once.
-        Ok(unsafe { Stack::from_raw(top, class.slot_size) })
+        Ok(unsafe { Stack::from_fresh_slot(top, class.slot_size) })
     }
 
     /// Resident bytes over every slot ever carved, by `mincore(2)`.
@@ -253,16 +253,13 @@ mod tests {
     #[test]
     fn returned_stack_keeps_only_its_start_window() {
         let pool = pool();
+        let page = page_size();
         let mut local = LocalStacks::new();
         let stack = pool.get(Some(&mut local), pool.default_size()).unwrap();
-        assert_eq!(
-            stack.resident_bytes().unwrap(),
-            0,
-            "fresh slot is untouched"
-        );
-        // Touch 40 pages below the top, as a deep recursion would.
-        let page = page_size();
-        for i in 1..=40 {
+        // Only the top page (the label) of a fresh slot has been written.
+        assert_eq!(stack.resident_bytes().unwrap(), page, "fresh slot");
+        // Touch 39 more pages below the top, as a deep recursion would.
+        for i in 2..=40 {
             // SAFETY: inside the slot, above the guard (slot has 64 pages).
             unsafe { ((stack.top() - i * page) as *mut u8).write_volatile(1) };
         }

@@ -11,9 +11,11 @@
 //!  |<page >|<------------- stack_max - page - label ---------------->|
 //! ```
 //!
-//! The *label* is the top 64 bytes of the slot: the coroutine id and name,
-//! written when the slot is handed to a coroutine. The overflow handler reads
-//! it after finding the slot from the fault address (see `overflow.rs`).
+//! The *label* is the top 64 bytes of the slot: the slot size, and the id and
+//! name of the coroutine that owns it. The overflow handler reads it after
+//! finding the slot from the fault address (see `overflow.rs`), and the
+//! [`Stack`](super::Stack) handle reads its size from it, which keeps the
+//! handle one word.
 //!
 //! Every slab is also entered in a fixed-size, lock-free [`registry`] so that
 //! a signal handler can map a fault address to a slot without locks or
@@ -30,12 +32,15 @@ use super::page::page_size;
 /// Bytes at the top of every slot reserved for its [`Label`].
 pub const LABEL_BYTES: usize = 64;
 /// Longest coroutine name kept in a label (longer names are cut).
-pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 16;
+pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 24;
 
-/// Who owns a slot, in a form the signal handler can read: plain bytes at a
-/// computable address. Lives in the top [`LABEL_BYTES`] of the slot.
+/// What a slot is and who owns it, in a form the signal handler can read:
+/// plain bytes at a computable address, the top [`LABEL_BYTES`] of the slot.
 #[repr(C)]
 pub struct Label {
+    /// The slot's size, written once when the slot is carved.
+    pub slot_size: u64,
+    /// The owning coroutine's id and name, rewritten at every hand-out.
     pub id: u64,
     pub name_len: u64,
     pub name: [u8; LABEL_NAME_BYTES],
@@ -105,7 +110,8 @@ impl Slab {
         self.base().wrapping_add(i * self.slot_size)
     }
 
-    pub fn len(&self) -> usize {
+    /// Bytes reserved by this slab.
+    pub fn reserved_bytes(&self) -> usize {
         self.slot_size * self.count
     }
 }
@@ -194,7 +200,7 @@ mod tests {
             registry::find_slot(inside),
             Some((slab.slot_base(2) as usize, 16 * page))
         );
-        let end = slab.base() as usize + slab.len();
+        let end = slab.base() as usize + slab.reserved_bytes();
         assert_eq!(registry::find_slot(end), None);
         drop(slab);
         assert_eq!(registry::find_slot(inside), None);

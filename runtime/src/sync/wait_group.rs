@@ -6,7 +6,7 @@
 //! lock). Clones share the same group.
 
 use crate::loom_shim::{lock, Arc, Mutex};
-use crate::park::{outcome, Waiter};
+use crate::park::{outcome, Current, Waiter};
 
 /// A counter of outstanding jobs that coroutines and threads can wait on.
 #[derive(Clone, Default)]
@@ -62,9 +62,9 @@ impl WaitGroup {
         if inner.count == 0 {
             return;
         }
-        let me = Waiter::current();
+        let me = Current::get();
         me.cell().prepare();
-        inner.waiters.push(me.clone());
+        inner.waiters.push(me.to_waiter());
         drop(inner);
         me.wait();
     }

@@ -1,32 +1,38 @@
 //! Tasks: the heap-allocated control block of one coroutine.
 //!
-//! A task is one allocation, a [`TaskCell<T>`]: a type-erased [`Header`]
-//! followed by the slot where the coroutine's result (`T`, or its panic) will
-//! be stored. The header holds everything the scheduler needs:
+//! A task is one small allocation, a [`Header`], holding everything the
+//! scheduler needs while the coroutine is parked:
 //!
-//! * the scheduling state (`state.rs`) and a reference count;
-//! * the `corosensei` coroutine, which owns the [`Stack`](crate::stack::Stack)
-//!   and the saved stack pointer while the task is parked;
-//! * the task's [`WaitCell`]: the hand-off slot a channel uses to pass it a
-//!   value while it sleeps;
-//! * the join state and the waiter parked in `join`, if any.
+//! * the scheduling state (`state.rs`), the join state (`join.rs`) and a
+//!   reference count, packed into one word;
+//! * the runtime it belongs to;
+//! * its hand-off slot and outcome byte (the task's [`WaitCell`]): how a
+//!   channel passes it a value while it sleeps, and, once it has returned,
+//!   where its result waits for `join`;
+//! * the `corosensei` coroutine, which owns the [`Stack`] and the saved stack
+//!   pointer;
+//! * the waiter parked in `join`, if any.
 //!
-//! The closure itself is moved onto the coroutine's own stack by corosensei,
-//! so it costs no heap. Invariant: no field points into the coroutine's
-//! stack. [`TaskRef`] is a counted pointer to the header (like `Arc`, but
-//! thin, so queues store one word per task).
+//! The closure itself is moved onto the coroutine's own stack by corosensei
+//! and costs no heap. Invariant: no field points into the coroutine's stack.
+//! [`TaskRef`] is a counted pointer to the header (like `Arc`, but one word,
+//! so wait queues and run queues store one word per task).
+//!
+//! The header is not generic over the result type `T`: the result lives in
+//! the hand-off slot (boxed if larger than two words), and the one piece of
+//! code that must know `T` without a `JoinHandle` (dropping an unjoined
+//! result) is handed to the worker as the coroutine's return value, an
+//! [`OutputDropper`].
 
 pub(crate) mod join;
 pub(crate) mod state;
 
-use std::any::Any;
 use std::cell::UnsafeCell;
-use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::park::{WaitCell, Waiter};
+use crate::park::{new_hand_off, HandOff, Outcome, WaitCell, Waiter};
 use crate::sched::Shared;
 use crate::stack::Stack;
 use join::JoinState;
@@ -41,20 +47,20 @@ pub(crate) enum Suspend {
     Park,
 }
 
-pub(crate) type Coroutine = corosensei::Coroutine<(), Suspend, (), Stack>;
+/// Drops a finished task's stored result; knows its type.
+pub(crate) type OutputDropper = unsafe fn(&TaskRef);
 
-/// The type-erased part of a task. `#[repr(C)]` and first in [`TaskCell`], so
-/// a `*const TaskCell<T>` is also a `*const Header`.
-#[repr(C)]
+pub(crate) type Coroutine = corosensei::Coroutine<(), Suspend, OutputDropper, Stack>;
+
 pub(crate) struct Header {
+    refs: AtomicU32,
     pub state: SchedState,
     pub join: JoinState,
-    refs: AtomicU32,
-    vtable: &'static Vtable,
+    outcome: Outcome,
     /// The runtime this task belongs to. Valid while the task can be woken:
     /// a runtime with unfinished tasks is never freed (see `Runtime::drop`).
     shared: *const Shared,
-    cell: WaitCell,
+    hand_off: HandOff,
     /// `Some` until the coroutine returns. Touched only by the worker that
     /// holds the task in the `RUNNING` state.
     coroutine: UnsafeCell<Option<Coroutine>>,
@@ -63,26 +69,15 @@ pub(crate) struct Header {
     joiner: UnsafeCell<Option<Waiter>>,
 }
 
-/// What `TaskRef` needs to know about `T`.
-struct Vtable {
-    dealloc: unsafe fn(NonNull<Header>),
-}
-
-/// A task and the slot for its result.
-#[repr(C)]
-pub(crate) struct TaskCell<T> {
-    header: Header,
-    output: UnsafeCell<Option<std::thread::Result<T>>>,
-}
-
-/// A counted, thin pointer to a task.
+/// A counted, one-word pointer to a task.
+#[repr(transparent)]
 pub(crate) struct TaskRef(NonNull<Header>);
 
-// SAFETY: every field of Header is either atomic, or accessed under the
-// protocol documented on it (coroutine: only by the RUNNING worker; cell:
-// see park.rs; joiner: ordered by the JOIN_WAITER bit). Moving the coroutine
-// between threads is the point of an M:N runtime; what that means for
-// thread-locals is documented in the crate docs.
+// SAFETY: every field of Header is atomic, immutable, or accessed under the
+// protocol documented on it (coroutine: only by the RUNNING worker; hand-off
+// slot: see park.rs; joiner: ordered by the JOIN_WAITER bit). Moving the
+// coroutine between threads is the point of an M:N runtime; what that means
+// for thread-locals is documented in the crate docs.
 unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
@@ -92,8 +87,9 @@ impl TaskRef {
         unsafe { self.0.as_ref() }
     }
 
-    pub fn cell(&self) -> &WaitCell {
-        &self.header().cell
+    pub fn cell(&self) -> WaitCell<'_> {
+        let h = self.header();
+        WaitCell::new(&h.outcome, &h.hand_off)
     }
 
     pub fn shared(&self) -> *const Shared {
@@ -104,22 +100,26 @@ impl TaskRef {
         self.0.as_ptr()
     }
 
-    /// Take another counted reference from a raw header pointer.
+    /// Give up the reference as a raw pointer (see [`from_raw`](Self::from_raw)).
+    pub fn into_raw(self) -> NonNull<Header> {
+        let ptr = self.0;
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// Take back a reference given up by [`into_raw`](Self::into_raw).
     ///
     /// # Safety
-    /// `ptr` must point to a live header that some other reference keeps alive.
-    pub unsafe fn clone_from_raw(ptr: *const Header) -> TaskRef {
-        // SAFETY: the caller guarantees the header is alive.
-        let header = unsafe { &*ptr };
-        header.refs.fetch_add(1, Ordering::Relaxed);
-        TaskRef(NonNull::from(header))
+    /// `ptr` came from `into_raw` and is used once.
+    pub unsafe fn from_raw(ptr: NonNull<Header>) -> TaskRef {
+        TaskRef(ptr)
     }
 
     /// Resume the coroutine until it suspends or returns.
     ///
     /// # Safety
     /// The caller is the worker that moved the task into `RUNNING`.
-    pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, ()> {
+    pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, OutputDropper> {
         // SAFETY: only the RUNNING worker touches the coroutine.
         let co = unsafe { &mut *self.header().coroutine.get() };
         co.as_mut().expect("resumed a finished task").resume(())
@@ -167,9 +167,8 @@ impl Drop for TaskRef {
             return;
         }
         std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: this was the last reference; vtable.dealloc matches the
-        // TaskCell<T> this header was allocated as.
-        unsafe { (self.header().vtable.dealloc)(self.0) };
+        // SAFETY: this was the last reference to a header made by `new_task`.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
 
@@ -185,8 +184,13 @@ impl Drop for Header {
     }
 }
 
+/// A raw header pointer that may move into the coroutine closure.
+struct HeaderPtr(*const Header);
+// SAFETY: the header is Sync (see TaskRef) and outlives the coroutine.
+unsafe impl Send for HeaderPtr {}
+
 /// Allocate a task that will run `f` on `stack`, with two references: one
-/// for the run queue, one for the returned handle.
+/// for the run queue, one for the join handle.
 pub(crate) fn new_task<F, T>(
     shared: &Shared,
     mut stack: Stack,
@@ -198,63 +202,37 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    unsafe fn dealloc<T>(ptr: NonNull<Header>) {
-        // SAFETY: the header is the first field of a Box<TaskCell<T>>.
-        drop(unsafe { Box::from_raw(ptr.as_ptr().cast::<TaskCell<T>>()) });
+    unsafe fn drop_output<T>(task: &TaskRef) {
+        // SAFETY: the caller saw COMPLETE and owns the stored result.
+        drop(unsafe { task.cell().take::<std::thread::Result<T>>() });
     }
     stack.set_label(id, name);
-    let cell = Box::new(TaskCell::<T> {
-        header: Header {
-            state: SchedState::new_scheduled(),
-            join: JoinState::new(),
-            refs: AtomicU32::new(2),
-            vtable: &Vtable {
-                dealloc: dealloc::<T>,
-            },
-            shared,
-            cell: WaitCell::new(),
-            coroutine: UnsafeCell::new(None),
-            joiner: UnsafeCell::new(None),
-        },
-        output: UnsafeCell::new(None),
-    });
-    let raw: *mut TaskCell<T> = Box::into_raw(cell);
-    let output = OutputSlot::<T>(raw, PhantomData);
+    let raw = Box::into_raw(Box::new(Header {
+        refs: AtomicU32::new(2),
+        state: SchedState::new_scheduled(),
+        join: JoinState::new(),
+        outcome: Outcome::new(0),
+        shared,
+        hand_off: new_hand_off(),
+        coroutine: UnsafeCell::new(None),
+        joiner: UnsafeCell::new(None),
+    }));
+    let me = HeaderPtr(raw);
     let co = Coroutine::with_stack(stack, move |yielder, ()| {
         crate::sched::context::enter_coroutine(yielder);
         let result = panic::catch_unwind(AssertUnwindSafe(f));
+        let me = me;
         // SAFETY: the task is alive (its worker holds a reference while it
-        // runs) and nobody reads the output before COMPLETE is published.
-        unsafe { output.store(result) };
+        // runs), it is not waiting on anything, so its hand-off slot is free,
+        // and nobody reads the result before COMPLETE is published.
+        unsafe { WaitCell::new(&(*me.0).outcome, &(*me.0).hand_off).put(result) };
+        drop_output::<T> as OutputDropper
     });
     // SAFETY: we own the fresh allocation exclusively.
-    unsafe { *(*raw).header.coroutine.get() = Some(co) };
-    let header = NonNull::from(unsafe { &(*raw).header });
+    unsafe { *(*raw).coroutine.get() = Some(co) };
+    // SAFETY: Box::into_raw never returns null.
+    let header = unsafe { NonNull::new_unchecked(raw) };
     (TaskRef(header), TaskRef(header))
-}
-
-/// Where the coroutine body writes its result.
-struct OutputSlot<T>(*mut TaskCell<T>, PhantomData<T>);
-
-impl<T> OutputSlot<T> {
-    /// # Safety
-    /// The cell is alive and the output is not being read.
-    unsafe fn store(self, result: std::thread::Result<T>) {
-        // SAFETY: guaranteed by the caller.
-        unsafe { *(*self.0).output.get() = Some(result) };
-    }
-}
-
-/// Take the result of a finished task.
-///
-/// # Safety
-/// `task` was created by `new_task::<_, T>`, has `COMPLETE` set, and the
-/// output is taken at most once.
-pub(crate) unsafe fn take_output<T>(task: &TaskRef) -> std::thread::Result<T> {
-    let cell = task.as_ptr().cast::<TaskCell<T>>();
-    // SAFETY: guaranteed by the caller.
-    unsafe { (*(*cell).output.get()).take() }
-        .unwrap_or_else(|| Err(Box::new("task output already taken") as Box<dyn Any + Send>))
 }
 
 #[cfg(all(test, not(loom)))]
@@ -263,9 +241,10 @@ mod tests {
 
     #[test]
     fn header_stays_small() {
-        // The memory figure (bytes per parked coroutine) depends on this.
+        // The memory figure (bytes per parked coroutine) depends on this:
+        // 72 bytes is a 80-byte malloc chunk.
         assert!(
-            std::mem::size_of::<Header>() <= 112,
+            std::mem::size_of::<Header>() <= 72,
             "{}",
             std::mem::size_of::<Header>()
         );

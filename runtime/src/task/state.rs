@@ -27,7 +27,7 @@
 //! `--cfg loom`).
 
 use crate::loom_shim::AtomicU8;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 const PARKED: u8 = 0;
 const SCHEDULED: u8 = 1;
@@ -61,8 +61,15 @@ impl SchedState {
 
     /// Worker side, after dequeuing the task and before resuming it.
     pub fn start_running(&self) {
-        let prev = self.0.swap(RUNNING, Acquire);
-        debug_assert_eq!(prev, SCHEDULED, "only a scheduled task can run");
+        // A plain store is enough: in SCHEDULED nobody else writes the state
+        // (wakers leave it alone), and the run queue that handed us the task
+        // already synchronised us with whoever scheduled it.
+        debug_assert_eq!(
+            self.0.load(Relaxed),
+            SCHEDULED,
+            "only a scheduled task can run"
+        );
+        self.0.store(RUNNING, Relaxed);
     }
 
     /// Worker side, after the task switched out asking to park. Returns
