@@ -23,11 +23,15 @@
 //!    still in use, because until the switch completes nobody else can
 //!    enqueue it.
 //!
+//! All transitions are read-modify-writes on one byte, so they form a single
+//! chain that carries each waker's writes to the next run of the task (see
+//! [`SchedState::wake`]).
+//!
 //! This file is model-checked with loom (`cargo test --lib loom` under
 //! `--cfg loom`).
 
 use crate::loom_shim::AtomicU8;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 const PARKED: u8 = 0;
 const SCHEDULED: u8 = 1;
@@ -44,16 +48,25 @@ impl SchedState {
     }
 
     /// Waker side. Returns `true` if the caller must enqueue the task.
+    ///
+    /// Every outcome is a read-modify-write, even "already scheduled" (which
+    /// writes the same value back). That is what carries the waker's writes
+    /// (the value it handed over, the outcome it stored) to the task: the
+    /// worker's next RMW on this word reads from ours and synchronises with
+    /// it. A plain load here would allow the store-buffering race in which
+    /// the waker sees `SCHEDULED`, and the task then runs without seeing the
+    /// outcome, parks again, and is never woken. (Loom finds that race.)
     pub fn wake(&self) -> bool {
-        let mut cur = self.0.load(Acquire);
+        let mut cur = self.0.load(Relaxed);
         loop {
             let next = match cur {
                 PARKED => SCHEDULED,
                 RUNNING => NOTIFIED,
-                _ => return false, // already queued, already notified, or done
+                SCHEDULED | NOTIFIED => cur,
+                _ => return false, // done
             };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return next == SCHEDULED,
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
+                Ok(_) => return cur == PARKED,
                 Err(actual) => cur = actual,
             }
         }
@@ -61,15 +74,8 @@ impl SchedState {
 
     /// Worker side, after dequeuing the task and before resuming it.
     pub fn start_running(&self) {
-        // A plain store is enough: in SCHEDULED nobody else writes the state
-        // (wakers leave it alone), and the run queue that handed us the task
-        // already synchronised us with whoever scheduled it.
-        debug_assert_eq!(
-            self.0.load(Relaxed),
-            SCHEDULED,
-            "only a scheduled task can run"
-        );
-        self.0.store(RUNNING, Relaxed);
+        let prev = self.0.swap(RUNNING, AcqRel);
+        debug_assert_eq!(prev, SCHEDULED, "only a scheduled task can run");
     }
 
     /// Worker side, after the task switched out asking to park. Returns
@@ -81,7 +87,7 @@ impl SchedState {
             Ok(_) => true,
             Err(actual) => {
                 debug_assert_eq!(actual, NOTIFIED);
-                self.0.store(SCHEDULED, Release);
+                self.0.swap(SCHEDULED, AcqRel);
                 false
             }
         }
@@ -89,12 +95,12 @@ impl SchedState {
 
     /// Worker side, after the task yielded: it goes straight back to a queue.
     pub fn after_yield(&self) {
-        self.0.store(SCHEDULED, Release);
+        self.0.swap(SCHEDULED, AcqRel);
     }
 
     /// Worker side, after the task's function returned.
     pub fn finish(&self) {
-        self.0.store(DONE, Release);
+        self.0.swap(DONE, AcqRel);
     }
 }
 
