@@ -111,7 +111,7 @@ impl Stack {
 
     /// Resident bytes of this slot, by `mincore(2)`.
     pub fn resident_bytes(&self) -> io::Result<usize> {
-        resident_bytes(self.slot_base(), self.size())
+        slot_resident_bytes(self.slot_base(), self.size())
     }
 }
 
@@ -159,8 +159,15 @@ impl StackInfo {
 
     /// Bytes of this slot resident in memory right now, by `mincore(2)`.
     pub fn resident_bytes(&self) -> io::Result<usize> {
-        resident_bytes(self.base, self.size)
+        slot_resident_bytes(self.base, self.size)
     }
+}
+
+/// Resident bytes of the slot at `base`, guard page excluded (a guard page is
+/// never resident, and qemu-user refuses `mincore` on `PROT_NONE` pages).
+pub(crate) fn slot_resident_bytes(base: usize, size: usize) -> io::Result<usize> {
+    let page = page::page_size();
+    resident_bytes(base + page, size - page)
 }
 
 /// Resident bytes in `[addr, addr + len)` (page-aligned), by `mincore(2)`.

@@ -216,9 +216,20 @@ impl StackPool {
                 } else {
                     slab.count()
                 };
-                if used > 0 {
-                    total += super::resident_bytes(slab.base() as usize, used * class.slot_size)?;
+                if used == 0 {
+                    continue;
                 }
+                // One call for the whole run of slots; if the platform refuses
+                // the guard pages in it (qemu-user), go slot by slot.
+                let base = slab.base() as usize;
+                total += match super::resident_bytes(base, used * class.slot_size) {
+                    Ok(bytes) => bytes,
+                    Err(_) => (0..used)
+                        .map(|i| {
+                            super::slot_resident_bytes(base + i * class.slot_size, class.slot_size)
+                        })
+                        .sum::<io::Result<usize>>()?,
+                };
             }
         }
         Ok(total)
