@@ -82,12 +82,15 @@ fn take_yielder() -> *const Yielder {
     YIELDER.with(|y| y.replace(ptr::null()))
 }
 
-/// Switch from the running coroutine back to its worker. Returns when some
-/// worker (maybe another one) resumes it.
+/// Switch from the running coroutine back to its worker, and return `true`
+/// when some worker (maybe another one) resumes it. Returns `false` at once
+/// if the caller is not a coroutine.
 #[inline(never)]
-pub(crate) fn suspend(reason: Suspend) {
+pub(crate) fn suspend(reason: Suspend) -> bool {
     let y = take_yielder();
-    assert!(!y.is_null(), "spindle: suspend called outside a coroutine");
+    if y.is_null() {
+        return false;
+    }
     // SAFETY: the yielder lives at the base of this coroutine's own stack,
     // which is the stack we are running on, so it is valid right now.
     unsafe { (*y).suspend(reason) };
@@ -96,4 +99,5 @@ pub(crate) fn suspend(reason: Suspend) {
         // SAFETY: as above; the yielder does not move with the coroutine.
         unsafe { &*y },
     );
+    true
 }

@@ -114,15 +114,14 @@ pub(crate) fn wake(task: TaskRef) {
 
 /// Park the calling coroutine until someone wakes it (may return spuriously).
 pub(crate) fn park_current() {
-    context::suspend(Suspend::Park);
+    let suspended = context::suspend(Suspend::Park);
+    debug_assert!(suspended, "park_current called outside a coroutine");
 }
 
 /// Let other coroutines run; the caller goes to the back of its worker's
 /// queue. Outside a coroutine this is `std::thread::yield_now`.
 pub fn yield_now() {
-    if context::in_coroutine() {
-        context::suspend(Suspend::Yield);
-    } else {
+    if !context::suspend(Suspend::Yield) {
         std::thread::yield_now();
     }
 }

@@ -249,10 +249,7 @@ impl Worker {
         context::set_current_task(ptr::null());
         self.shared.counters.worker(self.index).add_switch();
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => {
-                header.state.after_yield();
-                self.queue.deque.push(task);
-            }
+            CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
             CoroutineResult::Yield(Suspend::Park) => {
                 if !header.state.after_park() {
                     self.push_runnext(task);

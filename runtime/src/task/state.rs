@@ -5,17 +5,21 @@
 //! ```text
 //!             wake()                  worker picks it
 //!   PARKED ─────────────▶ SCHEDULED ─────────────────▶ RUNNING ──▶ DONE
-//!     ▲                       ▲                          │  │
-//!     │ after_park() == true  │ after_park() == false    │  │ wake() while running
-//!     └───────────────────────┴──────────────────────────┘  ▼
-//!                                                        NOTIFIED
+//!     ▲                                                 │   ▲ │
+//!     │ after_park() == true                            │   │ │ wake() while
+//!     └─────────────────────────────────────────────────┘   │ ▼ running
+//!                          requeued by its worker (yield,    NOTIFIED
+//!                          or a park overtaken by a wake)
 //! ```
 //!
 //! The two rules that make wake-ups impossible to lose *and* impossible to
 //! double:
 //!
-//! 1. Only the transition `PARKED → SCHEDULED` enqueues the task, so a task is
-//!    in at most one run queue.
+//! 1. Only two things put a task in a run queue: a waker's `PARKED →
+//!    SCHEDULED` transition, and its own worker requeueing it without it ever
+//!    leaving the running states (after `yield_now`, or after a park that a
+//!    wake overtook). The two exclude each other, so a task is in at most one
+//!    run queue.
 //! 2. A running task that decides to park does not change its state itself.
 //!    It switches back to its worker first, and the *worker* tries
 //!    `RUNNING → PARKED`. If a waker got in between (`NOTIFIED`), the worker
@@ -73,29 +77,31 @@ impl SchedState {
     }
 
     /// Worker side, after dequeuing the task and before resuming it.
+    ///
+    /// The task comes out of a run queue as `SCHEDULED` (spawned or woken),
+    /// or still `RUNNING`/`NOTIFIED` if it requeued itself (yield, or a park
+    /// that a wake overtook): those never left the running state, and a
+    /// pending `NOTIFIED` is consumed here because the task is about to
+    /// re-check its condition anyway.
     pub fn start_running(&self) {
         let prev = self.0.swap(RUNNING, AcqRel);
-        debug_assert_eq!(prev, SCHEDULED, "only a scheduled task can run");
+        debug_assert!(
+            prev != PARKED && prev != DONE,
+            "cannot run a parked or finished task"
+        );
     }
 
     /// Worker side, after the task switched out asking to park. Returns
     /// `true` if it is now parked; `false` if a wake arrived while it was
-    /// running, in which case it is `SCHEDULED` again and the worker must
-    /// requeue it.
+    /// running (`NOTIFIED`), in which case the worker must requeue it as it
+    /// is (see [`start_running`](Self::start_running)).
     pub fn after_park(&self) -> bool {
-        match self.0.compare_exchange(RUNNING, PARKED, AcqRel, Acquire) {
-            Ok(_) => true,
-            Err(actual) => {
-                debug_assert_eq!(actual, NOTIFIED);
-                self.0.swap(SCHEDULED, AcqRel);
-                false
-            }
-        }
-    }
-
-    /// Worker side, after the task yielded: it goes straight back to a queue.
-    pub fn after_yield(&self) {
-        self.0.swap(SCHEDULED, AcqRel);
+        let parked = self
+            .0
+            .compare_exchange(RUNNING, PARKED, AcqRel, Acquire)
+            .is_ok();
+        debug_assert!(parked || self.0.load(Relaxed) == NOTIFIED);
+        parked
     }
 
     /// Worker side, after the task's function returned.
