@@ -19,6 +19,7 @@ pub(crate) struct WorkerCounters {
     switches: AtomicU64,
     steals: AtomicU64,
     parks: AtomicU64,
+    sleeps: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -41,6 +42,9 @@ impl WorkerCounters {
     }
     pub fn add_park(&self) {
         bump(&self.parks)
+    }
+    pub fn add_sleep(&self) {
+        bump(&self.sleeps)
     }
 }
 
@@ -89,6 +93,10 @@ impl Counters {
     pub fn parks(&self) -> u64 {
         self.sum(|w| &w.parks)
     }
+
+    pub fn sleeps(&self) -> u64 {
+        self.sum(|w| &w.sleeps)
+    }
 }
 
 /// A snapshot of one runtime, from [`Runtime::stats`](crate::Runtime::stats).
@@ -106,8 +114,10 @@ pub struct Stats {
     pub switches: u64,
     /// Successful steals from another worker's queue.
     pub steals: u64,
-    /// Times a worker thread went to sleep for lack of work.
+    /// Times a coroutine parked (blocked in recv, send, join, sleep, wait).
     pub parks: u64,
+    /// Times a worker thread went to sleep for lack of work.
+    pub worker_sleeps: u64,
     /// Stack slots ever carved out of slabs.
     pub slots: usize,
     /// Stacks waiting in the pools for reuse.

@@ -184,6 +184,7 @@ impl Runtime {
             switches: c.switches(),
             steals: c.steals(),
             parks: c.parks(),
+            worker_sleeps: c.sleeps(),
             slots: pool.stats.slots.load(Ordering::Relaxed),
             pooled_stacks: pool.stats.pooled.load(Ordering::Relaxed),
             guard_mode: pool.mode(),

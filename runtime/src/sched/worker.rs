@@ -224,7 +224,7 @@ impl Worker {
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)
         } else {
-            self.shared.counters.worker(self.index).add_park();
+            self.shared.counters.worker(self.index).add_sleep();
             idle.sleep(self.index, self.shared.timers.until_next())
         };
         if let Wakeup::Notified = woke {
@@ -251,7 +251,9 @@ impl Worker {
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
             CoroutineResult::Yield(Suspend::Park) => {
-                if !header.state.after_park() {
+                if header.state.after_park() {
+                    self.shared.counters.worker(self.index).add_park();
+                } else {
                     self.push_runnext(task);
                 }
                 // Otherwise it is parked: whoever will wake it holds a reference.
