@@ -141,6 +141,10 @@ pub fn sleep(duration: Duration) {
     let shared = unsafe { &*task.shared() };
     let me = Waiter::task(task);
     me.cell().prepare();
-    shared.timers.add(duration, me.clone());
+    if shared.timers.add(duration, me.clone()) {
+        // A worker asleep without a timeout would not see this deadline
+        // (Go's `wakeNetPoller` does the same).
+        shared.idle.notify_one();
+    }
     me.wait();
 }

@@ -61,15 +61,17 @@ impl Timers {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Wake `waiter` (whose cell is prepared) after `after`.
-    pub fn add(&self, after: Duration, waiter: Waiter) {
+    /// Wake `waiter` (whose cell is prepared) after `after`. Returns `true`
+    /// if this is now the earliest deadline: the caller must then make sure
+    /// an idle worker re-computes how long it may sleep.
+    pub fn add(&self, after: Duration, waiter: Waiter) -> bool {
         let at = self
             .now()
             .saturating_add(after.as_nanos().min(u64::MAX as u128 / 2) as u64);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let mut heap = lock(&self.heap);
         heap.push(Reverse(Entry { at, seq, waiter }));
-        self.next_deadline.fetch_min(at, Ordering::SeqCst);
+        self.next_deadline.fetch_min(at, Ordering::SeqCst) > at
     }
 
     /// Is a timer due now?

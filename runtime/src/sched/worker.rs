@@ -95,6 +95,9 @@ impl Worker {
                 break;
             }
             if let Some(task) = self.find_task() {
+                // A worker woken to look for work is counted as spinning
+                // until it finds some, wherever it finds it.
+                self.stop_spinning();
                 self.run_task(task);
                 continue;
             }
@@ -206,13 +209,18 @@ impl Worker {
         None
     }
 
-    /// Leave the spinning state with work in hand. The last spinner to stop
-    /// wakes another, so fresh work keeps finding a thief (Go's `resetspinning`).
+    /// Leave the spinning state with work in hand.
     fn found_work(&self, task: TaskRef) -> Option<TaskRef> {
+        self.stop_spinning();
+        Some(task)
+    }
+
+    /// The last spinner to stop wakes another, so fresh work keeps finding a
+    /// thief (Go's `resetspinning`).
+    fn stop_spinning(&self) {
         if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
             self.shared.idle.notify_one();
         }
-        Some(task)
     }
 
     fn sleep(&self) {

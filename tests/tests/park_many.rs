@@ -1,0 +1,173 @@
+//! 10^5 coroutines parked on one rendezvous channel, then released.
+//!
+//! This is the spec's "10^5 coroutines parked on one channel, then released by
+//! close". It checks that a parked coroutine costs no worker thread (all of
+//! them wait at once), that closing a channel wakes *every* parked receiver
+//! with `RecvError` (none lost, none stuck), that a stream of sends hands
+//! each value to exactly one parked receiver, and that the runtime's counters
+//! agree afterwards (`live == 0`).
+//!
+//! In mprotect guard mode (2 VMAs per stack, ~32k stacks per process, shared
+//! by the tests of this binary running in parallel) the count is scaled down.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use spindle::chan::{self, RecvError};
+use spindle::sync::WaitGroup;
+use spindle::Runtime;
+use spindle_tests::{by_mode, watchdog};
+
+fn count() -> usize {
+    by_mode(100_000, 6_000)
+}
+
+/// On one worker the parking is deterministic: the closer yields until every
+/// receiver has run up to its `recv`, and since nothing was sent they are all
+/// parked in the channel's queue when the sender is dropped.
+#[test]
+fn close_wakes_every_parked_receiver_one_worker() {
+    let n = count();
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (rt, errors) = watchdog("close on 1 worker", move |progress| {
+        let errors = rt.block_on(move || {
+            let (tx, rx) = chan::bounded::<u64>(0);
+            let entered = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let rx = rx.clone();
+                    let entered = entered.clone();
+                    spindle::spawn(move || {
+                        entered.fetch_add(1, Ordering::Relaxed);
+                        rx.recv()
+                    })
+                })
+                .collect();
+            drop(rx);
+            while entered.load(Ordering::Relaxed) < n {
+                spindle::yield_now();
+            }
+            progress.tick();
+            assert!(
+                handles.iter().all(|h| !h.is_finished()),
+                "a receiver returned before the channel was closed"
+            );
+            drop(tx); // close: every parked receiver must wake with RecvError
+            let mut errors = 0;
+            for h in handles {
+                match h.join().expect("receiver panicked") {
+                    Err(RecvError) => errors += 1,
+                    Ok(v) => panic!("receiver got {v} from a channel nobody sent on"),
+                }
+                progress.tick();
+            }
+            errors
+        });
+        (rt, errors)
+    });
+    assert_eq!(errors, n);
+    let stats = rt.stats();
+    assert_eq!(stats.live, 0, "{stats:?}");
+    assert_eq!(stats.spawned, n as u64 + 1, "{stats:?}");
+}
+
+/// Same on two workers, where receivers park and wake on both threads; the
+/// release comes from a plain OS thread (wakes go through the injector).
+#[test]
+fn close_from_a_thread_wakes_every_parked_receiver_two_workers() {
+    let n = count();
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (rt, errors) = watchdog("close on 2 workers", move |progress| {
+        let (tx, rx) = chan::bounded::<u64>(0);
+        let wg = WaitGroup::new();
+        wg.add(n);
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let rx = rx.clone();
+                let wg = wg.clone();
+                rt.spawn(move || {
+                    wg.done();
+                    rx.recv()
+                })
+            })
+            .collect();
+        drop(rx);
+        wg.wait(); // every receiver is at (or in) its recv
+        progress.tick();
+        drop(tx);
+        let mut errors = 0;
+        for h in handles {
+            if let Err(RecvError) = h.join().expect("receiver panicked") {
+                errors += 1;
+            }
+            progress.tick();
+        }
+        (rt, errors)
+    });
+    assert_eq!(errors, n, "every receiver must see the close");
+    let stats = rt.stats();
+    assert_eq!(stats.live, 0, "{stats:?}");
+    assert_eq!(stats.spawned, n as u64, "{stats:?}");
+    assert_eq!(stats.finished, n as u64, "{stats:?}");
+    assert!(stats.slots >= 1 && stats.slots <= n, "{stats:?}");
+    // Nothing is live, so every stack ever carved is back in a pool.
+    assert_eq!(stats.pooled_stacks, stats.slots, "{stats:?}");
+}
+
+/// Parked receivers released by sends: each of the 10^5 values reaches
+/// exactly one receiver, and every receiver gets exactly one value.
+#[test]
+fn sends_hand_each_value_to_exactly_one_parked_receiver() {
+    let n = count();
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (rt, seen) = watchdog("release by sends", move |progress| {
+        let seen = rt.block_on(move || {
+            let (tx, rx) = chan::bounded::<usize>(0);
+            let wg = WaitGroup::new();
+            wg.add(n);
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let rx = rx.clone();
+                    let wg = wg.clone();
+                    spindle::spawn(move || {
+                        wg.done();
+                        rx.recv()
+                    })
+                })
+                .collect();
+            drop(rx);
+            wg.wait();
+            for v in 0..n {
+                tx.send(v).expect("receivers are waiting");
+                if v % 1024 == 0 {
+                    progress.tick();
+                }
+            }
+            // Every receiver has its value and none waits for another: a
+            // stale waiter left in the channel's queue would take this one.
+            assert!(
+                tx.try_send(usize::MAX).is_err(),
+                "a value was accepted after all receivers were served"
+            );
+            let mut seen = vec![0u32; n];
+            for h in handles {
+                let v = h.join().expect("receiver panicked").expect("got a value");
+                seen[v] += 1;
+            }
+            seen
+        });
+        (rt, seen)
+    });
+    let wrong: Vec<_> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c != 1)
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "values not received exactly once: {wrong:?}"
+    );
+    let stats = rt.stats();
+    assert_eq!(stats.live, 0, "{stats:?}");
+}
