@@ -228,6 +228,10 @@ impl Worker {
         if self.spinning.replace(false) {
             idle.stop_spinning();
         }
+        // Give finished stacks' memory back before going idle.
+        self.shared
+            .pool
+            .release_dirty(&mut self.stacks.borrow_mut());
         idle.prepare_sleep(self.index);
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)

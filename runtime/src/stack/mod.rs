@@ -11,9 +11,9 @@
 //! 1. A slot's lowest page is a guard (`guard.rs`). Running into it is a stack
 //!    overflow, reported and aborted by `overflow.rs`.
 //! 2. A [`Stack`] handed to a coroutine has at most [`page::start_window`]
-//!    bytes resident (the "8 KiB start"): fresh slots have none, and a stack
-//!    returned to the pool has everything below its top window released with
-//!    `MADV_DONTNEED` (see [`Stack::release_deep_pages`]).
+//!    bytes resident (the "8 KiB start"): a fresh slot has only its label
+//!    page, and a finished stack has everything below its top window released with
+//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
 //!    makes no system call.
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The
@@ -23,6 +23,7 @@ pub mod guard;
 pub(crate) mod overflow;
 pub mod page;
 pub(crate) mod pool;
+mod release;
 pub mod slab;
 
 use std::io;
@@ -89,24 +90,13 @@ impl Stack {
         label.name[..len].copy_from_slice(&name[..len]);
     }
 
-    /// Give back to the kernel every page below the top start window, so a
-    /// coroutine that once recursed deeply does not pin that memory in the
-    /// pool. One `madvise` call; pages not resident cost nothing to drop.
-    pub(crate) fn release_deep_pages(&self) -> io::Result<()> {
-        let page = page::page_size();
-        let from = self.slot_base() + page;
+    /// The pages a finished coroutine may have dirtied below the start
+    /// window, as `(address, length)`: everything from just above the guard
+    /// page up to the window. Empty if the slot is no bigger than the window.
+    pub(crate) fn deep_range(&self) -> (usize, usize) {
+        let from = self.slot_base() + page::page_size();
         let to = self.top() - page::start_window();
-        if to <= from {
-            return Ok(());
-        }
-        // SAFETY: the range is inside this Stack's slot, above the guard, and
-        // the coroutine that used it has finished: no live data is there.
-        let rc = unsafe { libc::madvise(from as *mut _, to - from, libc::MADV_DONTNEED) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        (from, to.saturating_sub(from))
     }
 
     /// Resident bytes of this slot, by `mincore(2)`.

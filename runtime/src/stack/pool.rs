@@ -3,13 +3,23 @@
 //! Two levels, like Go's per-P `stackcache` in front of the global `stackpool`:
 //!
 //! * a [`LocalStacks`] cache per worker, touched only by its owner thread, so
-//!   the common spawn and exit paths take no lock and make no system call;
+//!   the common spawn path takes no lock and makes no system call;
 //! * a global, mutex-protected [`StackPool`] with one free list per slot size,
 //!   which also carves fresh slots out of slabs.
 //!
-//! Invariant: every stack in either level has at most `page::start_window()`
-//! bytes resident (its deep pages were released when it came back), its guard
-//! page is installed, and its label is stale (rewritten at hand-out).
+//! Invariant: every stack *handed out* has at most `page::start_window()`
+//! bytes resident, its guard page installed, and a label that is rewritten at
+//! hand-out.
+//!
+//! Releasing a finished stack's deep pages (`MADV_DONTNEED` below the start
+//! window) is a system call that costs about as much as everything else in a
+//! spawn and join together, and spindle cannot know cheaply whether a stack
+//! grew (its growth is invisible demand paging; Go knows because it grows by
+//! copying). So a worker keeps finished stacks on a short *dirty* list and
+//! releases them in batches, one `process_madvise(2)` for up to
+//! [`DIRTY_MAX`] stacks, when its clean list runs dry, when the dirty list is
+//! full, and before it goes to sleep. Dirty stacks are never handed out, so
+//! the invariant holds; a worker pins at most `DIRTY_MAX` unreleased stacks.
 //!
 //! Slabs are never unmapped while the pool lives; a stack leaked by a coroutine
 //! that never finished therefore stays valid memory.
@@ -24,8 +34,10 @@ use super::page::page_size;
 use super::slab::Slab;
 use super::Stack;
 
-/// Most stacks a worker keeps for itself before handing half to the global pool.
+/// Most clean stacks a worker keeps before handing half to the global pool.
 const LOCAL_MAX: usize = 64;
+/// Most finished stacks a worker holds before releasing them in one batch.
+pub(crate) const DIRTY_MAX: usize = 32;
 /// How many stacks move between the levels at once.
 const BATCH: usize = LOCAL_MAX / 2;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
@@ -60,13 +72,18 @@ struct SizeClass {
 
 /// A worker's private stack cache (default slot size only).
 pub(crate) struct LocalStacks {
-    stacks: Vec<Stack>,
+    /// Released stacks, ready to hand out (LIFO: the most recently used top
+    /// pages are still warm in cache).
+    clean: Vec<Stack>,
+    /// Finished stacks whose deep pages are not released yet.
+    dirty: Vec<Stack>,
 }
 
 impl LocalStacks {
     pub fn new() -> Self {
         LocalStacks {
-            stacks: Vec::with_capacity(LOCAL_MAX),
+            clean: Vec::with_capacity(LOCAL_MAX + 1),
+            dirty: Vec::with_capacity(DIRTY_MAX),
         }
     }
 }
@@ -94,13 +111,16 @@ impl StackPool {
     pub fn get(&self, local: Option<&mut LocalStacks>, size: usize) -> io::Result<Stack> {
         match local {
             Some(local) if size == self.default_size => {
-                if let Some(stack) = local.stacks.pop() {
+                if local.clean.is_empty() {
+                    self.release_dirty(local);
+                }
+                if let Some(stack) = local.clean.pop() {
                     self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
                     return Ok(stack);
                 }
                 let mut batch = self.take_batch(size, BATCH)?;
                 let stack = batch.pop().expect("take_batch returns at least one");
-                local.stacks.append(&mut batch);
+                local.clean.append(&mut batch);
                 self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
                 Ok(stack)
             }
@@ -114,26 +134,47 @@ impl StackPool {
 
     /// Return a stack whose coroutine has finished.
     pub fn put(&self, local: Option<&mut LocalStacks>, stack: Stack) {
-        if stack.release_deep_pages().is_err() {
-            // The slot keeps its pages; forget it rather than break invariant 2.
-            return;
-        }
-        self.stats.pooled.fetch_add(1, Ordering::Relaxed);
         match local {
             Some(local) if stack.size() == self.default_size => {
-                local.stacks.push(stack);
-                if local.stacks.len() > LOCAL_MAX {
-                    let spill = local.stacks.split_off(LOCAL_MAX - BATCH);
-                    self.give_back(spill);
+                self.stats.pooled.fetch_add(1, Ordering::Relaxed);
+                local.dirty.push(stack);
+                if local.dirty.len() >= DIRTY_MAX {
+                    self.release_dirty(local);
                 }
             }
-            _ => self.give_back(vec![stack]),
+            _ => {
+                let mut one = vec![stack];
+                release_all(&mut one);
+                self.stats.pooled.fetch_add(one.len(), Ordering::Relaxed);
+                self.give_back(one);
+            }
+        }
+    }
+
+    /// Release the deep pages of every dirty stack (one system call) and make
+    /// them clean. Workers also call this before they go to sleep.
+    pub fn release_dirty(&self, local: &mut LocalStacks) {
+        if local.dirty.is_empty() {
+            return;
+        }
+        let before = local.dirty.len();
+        release_all(&mut local.dirty);
+        // Stacks that could not be released were dropped from the list and
+        // are forgotten: their slots keep their pages but are never reused.
+        self.stats
+            .pooled
+            .fetch_sub(before - local.dirty.len(), Ordering::Relaxed);
+        local.clean.append(&mut local.dirty);
+        if local.clean.len() > LOCAL_MAX {
+            let spill = local.clean.split_off(LOCAL_MAX - BATCH);
+            self.give_back(spill);
         }
     }
 
     /// Move a worker's cache back to the global pool (worker shutdown).
     pub fn drain_local(&self, local: &mut LocalStacks) {
-        let all = std::mem::take(&mut local.stacks);
+        self.release_dirty(local);
+        let all = std::mem::take(&mut local.clean);
         self.give_back(all);
     }
 
@@ -236,6 +277,21 @@ impl StackPool {
     }
 }
 
+/// Release the deep pages of all `stacks`, keeping only those that succeeded.
+fn release_all(stacks: &mut Vec<Stack>) {
+    let ranges: Vec<(usize, usize)> = stacks.iter().map(Stack::deep_range).collect();
+    match super::release::release_ranges(&ranges) {
+        Ok(()) => {}
+        Err(failed) => {
+            let mut i = 0;
+            stacks.retain(|_| {
+                i += 1;
+                !failed.contains(&(i - 1))
+            });
+        }
+    }
+}
+
 fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
     let i = match classes.iter().position(|c| c.slot_size == slot_size) {
         Some(i) => i,
@@ -277,6 +333,11 @@ mod tests {
         assert_eq!(stack.resident_bytes().unwrap(), 40 * page);
         let top = stack.top();
         pool.put(Some(&mut local), stack);
+        // A dirty stack is never handed out...
+        let other = pool.get(Some(&mut local), pool.default_size()).unwrap();
+        assert_ne!(other.top(), top, "a dirty stack was handed out");
+        // ...until its batch is released; then warm reuse is LIFO.
+        pool.release_dirty(&mut local);
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
         assert!(again.resident_bytes().unwrap() <= start_window());

@@ -1,0 +1,107 @@
+//! Giving a finished stack's deep pages back to the kernel, in batches.
+//!
+//! `madvise(MADV_DONTNEED)` on a range drops its pages: the next touch gets a
+//! fresh zero page. That is how a stack that once recursed deeply stops
+//! costing memory. Each call costs a system call plus a page-table walk, a
+//! large share of a whole spawn-and-join, so the pool releases many stacks at
+//! once with `process_madvise(2)`: one system call for a vector of ranges.
+//!
+//! `process_madvise` accepts `MADV_DONTNEED` on the calling process only on
+//! recent kernels, and `PIDFD_SELF` (naming the caller without opening a
+//! pidfd, which would go stale across `fork`) only since Linux 6.14. The
+//! first failure switches the process to one `madvise` per range for good.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `PIDFD_SELF` from the Linux 6.14 uapi; not in the `libc` crate yet.
+const PIDFD_SELF: libc::c_int = -10000;
+/// Ranges per `process_madvise` call (the kernel accepts up to `IOV_MAX`).
+const MAX_BATCH: usize = 64;
+
+static BATCHING_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Release every `(address, length)` range. On failure, returns the indices
+/// of the ranges that could not be released (their pages stay resident).
+///
+/// Each range must be page-aligned, inside a stack slot we own, and hold no
+/// live data (its coroutine has finished).
+pub(crate) fn release_ranges(ranges: &[(usize, usize)]) -> Result<(), Vec<usize>> {
+    let mut failed = Vec::new();
+    for (chunk_index, chunk) in ranges.chunks(MAX_BATCH).enumerate() {
+        let base = chunk_index * MAX_BATCH;
+        let done = if BATCHING_WORKS.load(Ordering::Relaxed) {
+            batch(chunk)
+        } else {
+            0
+        };
+        for (i, &(addr, len)) in chunk.iter().enumerate().skip(done) {
+            if len != 0 && !release_one(addr, len) {
+                failed.push(base + i);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
+}
+
+/// Try one `process_madvise` for `chunk`; returns how many leading ranges
+/// were released (all of them, or 0 after switching batching off).
+fn batch(chunk: &[(usize, usize)]) -> usize {
+    let iov: Vec<libc::iovec> = chunk
+        .iter()
+        .map(|&(addr, len)| libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        })
+        .collect();
+    let total: usize = chunk.iter().map(|&(_, len)| len).sum();
+    // SAFETY: every iovec names a range the caller guarantees is ours and
+    // unused; process_madvise only reads the vector.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            PIDFD_SELF,
+            iov.as_ptr(),
+            iov.len(),
+            libc::MADV_DONTNEED,
+            0,
+        )
+    };
+    if rc >= 0 && rc as usize == total {
+        return chunk.len();
+    }
+    // Unsupported here (or a partial result, which we do not try to parse):
+    // from now on this process releases range by range, which is always
+    // correct because releasing a range twice is harmless.
+    BATCHING_WORKS.store(false, Ordering::Relaxed);
+    0
+}
+
+fn release_one(addr: usize, len: usize) -> bool {
+    // SAFETY: the caller guarantees the range is ours and holds no live data.
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::page::page_size;
+    use crate::stack::resident_bytes;
+
+    #[test]
+    fn released_ranges_are_no_longer_resident() {
+        let page = page_size();
+        let map = memmap2::MmapMut::map_anon(8 * page).unwrap();
+        let base = map.as_ptr() as usize;
+        for i in 0..8 {
+            // SAFETY: inside our private mapping.
+            unsafe { ((base + i * page) as *mut u8).write_volatile(1) };
+        }
+        let ranges = [(base, 2 * page), (base + 4 * page, 3 * page), (base, 0)];
+        assert_eq!(release_ranges(&ranges), Ok(()));
+        assert_eq!(resident_bytes(base, 8 * page).unwrap(), 3 * page);
+    }
+}
