@@ -1,0 +1,58 @@
+//! Running this same binary as a child process.
+//!
+//! Some measurements must not share a process with anything else:
+//!
+//! * memory: after one `mem` run, freed heap pages stay in the allocator and
+//!   the next run reuses them, so its RSS delta would be too small. Each
+//!   `mem` sample in the default suite therefore runs in a fresh process;
+//! * a stack overflow aborts the whole process (that is the point), so
+//!   `grow --overflow` lets a child do it and reports what the child said.
+//!
+//! Under qemu-user without binfmt the binary cannot start itself directly;
+//! `SPINDLE_CHILD_RUNNER` (say `qemu-aarch64-static -L /usr/aarch64-linux-gnu`)
+//! is then put in front of the command, split at whitespace.
+
+use std::process::{Command, Output, Stdio};
+
+/// A command that runs this binary with `args`.
+pub fn command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Command, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this executable to run a child: {e}"))?;
+    let runner = std::env::var("SPINDLE_CHILD_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(first) => {
+            let mut c = Command::new(first);
+            c.args(words).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    cmd.args(args);
+    Ok(cmd)
+}
+
+/// Run this binary with `args`, capturing stdout and stderr.
+pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Output, String> {
+    command(args)?
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start a child spindle-bench: {e}"))
+}
+
+/// Run a child that prints one JSON document and parse it. A failing child's
+/// last stderr line (its one-line error) becomes the error.
+pub fn run_json<T: serde::de::DeserializeOwned, S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+) -> Result<T, String> {
+    let out = run(args)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr.lines().rev().find(|l| !l.trim().is_empty());
+        let line = line.unwrap_or("no message").trim();
+        let line = line.strip_prefix("spindle-bench: error: ").unwrap_or(line);
+        return Err(format!("{line} (child {})", out.status));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cannot parse the child's JSON output: {e}"))
+}

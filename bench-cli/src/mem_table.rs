@@ -1,0 +1,173 @@
+//! Presenting `mem` results: the breakdown table and "how many fit".
+//!
+//! One run gets a vertical breakdown (what each byte per coroutine is), a
+//! series of runs at several N gets one line per N, so a reader can see the
+//! per-coroutine cost settle as fixed costs are spread over more coroutines.
+//! Both end with the seeds' capacity table computed from the measured total.
+
+use crate::mem::{MemResult, MemRow};
+use crate::table::Table;
+use crate::units::{binary, bytes, bytes_kb, count, group, ns};
+
+/// The detailed breakdown of one run.
+pub fn single(r: &MemResult) -> String {
+    let p = &r.per_coroutine;
+    let mut out = format!(
+        "mem: {} coroutines parked in recv on {} ({} workers, stack_max {}, {})\n",
+        count(r.count),
+        if r.channel == "shared" {
+            "one shared rendezvous channel"
+        } else {
+            "one rendezvous channel each"
+        },
+        r.workers,
+        binary(r.stack_max as u64),
+        r.guard_mode
+    );
+    let mut t = Table::new(&["per coroutine", "bytes", "how it is measured"]);
+    t.text_column(2);
+    t.row(vec![
+        "RSS delta".into(),
+        bytes_kb(p.rss_bytes),
+        "/proc/self/statm, after - before".into(),
+    ]);
+    t.row(vec![
+        "page tables".into(),
+        bytes_kb(p.pte_bytes),
+        "VmPTE delta, /proc/self/status".into(),
+    ]);
+    t.row(vec![
+        "TOTAL".into(),
+        bytes_kb(p.total_bytes),
+        "RSS + page tables".into(),
+    ]);
+    t.row(vec![
+        "  in RSS: stack pages".into(),
+        bytes(p.stack_resident_bytes),
+        "mincore over all stack slots".into(),
+    ]);
+    t.row(vec![
+        "  in RSS: runtime heap".into(),
+        bytes(p.heap_bytes),
+        format!(
+            "counting allocator, {:.2} blocks (task, channel)",
+            p.heap_blocks
+        ),
+    ]);
+    out.push_str(&t.render());
+    out.push_str(&format!(
+        "  spawn until all started: {} per coroutine; release and join all: {} ({} each)\n",
+        ns(r.spawn_ns_per_coroutine),
+        ns(r.release_join_ns_total),
+        ns(r.release_join_ns_per_coroutine)
+    ));
+    out.push_str(&fits(r));
+    out
+}
+
+/// The per-N table.
+pub fn series_table(rows: &[MemRow]) -> Table {
+    let mut t = Table::new(&[
+        "N",
+        "TOTAL/coroutine",
+        "RSS",
+        "page tables",
+        "stack pages",
+        "heap",
+        "spawn",
+        "release+join",
+    ]);
+    for row in rows {
+        match row {
+            MemRow::Measured(r) => {
+                let p = &r.per_coroutine;
+                t.row(vec![
+                    count(r.count),
+                    bytes_kb(p.total_bytes),
+                    bytes(p.rss_bytes),
+                    bytes(p.pte_bytes),
+                    bytes(p.stack_resident_bytes),
+                    bytes(p.heap_bytes),
+                    ns(r.spawn_ns_per_coroutine),
+                    ns(r.release_join_ns_total),
+                ]);
+            }
+            MemRow::Skipped { count: n, skipped } => {
+                t.skipped(format!("N = {}", count(*n)), skipped);
+            }
+        }
+    }
+    t
+}
+
+/// The largest N that was measured.
+pub fn largest(rows: &[MemRow]) -> Option<&MemResult> {
+    rows.iter().rev().find_map(|r| match r {
+        MemRow::Measured(r) => Some(r),
+        MemRow::Skipped { .. } => None,
+    })
+}
+
+/// What the columns mean.
+pub fn series_caption(rows: &[MemRow]) -> String {
+    match largest(rows) {
+        Some(r) => format!(
+            "mem: N coroutines parked in recv on one rendezvous channel ({} workers, \
+             stack_max {}); bytes per coroutine, TOTAL = RSS + page tables (stack pages \
+             and heap are inside RSS); spawn is per coroutine, release+join for all N\n",
+            r.workers,
+            binary(r.stack_max as u64)
+        ),
+        None => "mem: no row could be measured\n".into(),
+    }
+}
+
+/// One line per N, then the capacity table of the largest N measured.
+pub fn series(rows: &[MemRow]) -> String {
+    let mut out = series_caption(rows);
+    out.push_str(&series_table(rows).render());
+    if let Some(r) = largest(rows) {
+        out.push_str(&fits(r));
+    }
+    out
+}
+
+/// R runs at the same N: one line each, then the median total.
+pub fn repeated(rows: &[MemRow]) -> String {
+    let totals: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| match r {
+            MemRow::Measured(r) => Some(r.per_coroutine.total_bytes),
+            MemRow::Skipped { .. } => None,
+        })
+        .collect();
+    format!(
+        "{}median TOTAL over {} runs (each in a fresh process): {}\n",
+        series(rows),
+        totals.len(),
+        bytes_kb(crate::stats::median_of(&totals))
+    )
+}
+
+/// The capacity caption for one run.
+pub fn fits_caption(r: &MemResult) -> String {
+    format!(
+        "how many parked coroutines fit, at the {} measured at N = {}:\n",
+        bytes_kb(r.per_coroutine.total_bytes),
+        count(r.count)
+    )
+}
+
+/// "How many fit in 1 / 8 / 128 GiB", from the measured total.
+pub fn fits_table(r: &MemResult) -> Table {
+    let mut t = Table::new(&["memory", "coroutines"]);
+    for f in &r.fits {
+        t.row(vec![format!("{} GiB", f.memory_gib), group(f.coroutines)]);
+    }
+    t
+}
+
+/// Caption and capacity table.
+pub fn fits(r: &MemResult) -> String {
+    fits_caption(r) + &fits_table(r).render()
+}

@@ -1,0 +1,126 @@
+//! `spawn`: what a short-lived coroutine costs from birth to death.
+//!
+//! * **spawn+join, warm**: spawn a coroutine that does nothing and join it,
+//!   N times in a row. After an untimed warm-up of 10^4 the stack pool holds
+//!   stacks, so a spawn is: take a pooled stack, allocate the task block,
+//!   queue it; the join parks us until it has run. No system call.
+//! * **spawn batch, warm**: spawn all N, then wait for all (a `WaitGroup`,
+//!   as Go's reference does): fan-out. The warm-up is one untimed batch of N,
+//!   so the pool then holds enough stacks for every sample.
+//! * **spawn batch, cold**: the same on a fresh runtime each sample, so
+//!   every coroutine gets a fresh slot: carving it from a new slab and
+//!   installing its guard page (a system call each) is included.
+
+use std::time::Instant;
+
+use spindle::sync::WaitGroup;
+use spindle::Runtime;
+
+use crate::rows::{Row, RowSet};
+use crate::stats::{measure, Summary};
+use crate::{preflight, progress, units};
+
+#[derive(Clone, Debug)]
+pub struct SpawnConfig {
+    pub count: u64,
+    pub workers: usize,
+    pub stack_max: usize,
+    pub repeat: usize,
+}
+
+fn runtime(cfg: &SpawnConfig) -> Result<Runtime, String> {
+    Runtime::builder()
+        .workers(cfg.workers)
+        .stack_max(cfg.stack_max)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Run every row. The batch rows need N stacks at once; if preflight says
+/// they do not fit, they are skipped with the reason.
+pub fn run(cfg: &SpawnConfig) -> Result<RowSet, String> {
+    let (n, r) = (cfg.count, cfg.repeat);
+    let mut rows = Vec::new();
+    let rt = runtime(cfg)?;
+
+    progress::phase("spawn: spawn+join");
+    let samples = rt.block_on(move || -> Result<Vec<f64>, String> {
+        spawn_join(10_000)?;
+        (0..r).map(|_| spawn_join(n)).collect()
+    })?;
+    rows.push(Row::measured(
+        "spawn_join_warm",
+        &format!("spawn+join, warm ({} workers)", cfg.workers),
+        n,
+        Summary::of(samples),
+    ));
+
+    let batch = (
+        "spawn_batch_warm",
+        format!("spawn batch, warm ({} workers)", cfg.workers),
+    );
+    let cold = (
+        "spawn_batch_cold",
+        format!("spawn batch, cold: fresh slots ({} workers)", cfg.workers),
+    );
+    let what = format!("spawn batch of {}", units::count(n));
+    if let Err(why) = preflight::coroutines(&what, n, cfg.stack_max) {
+        rows.push(Row::skipped(batch.0, &batch.1, n, why.clone()));
+        rows.push(Row::skipped(cold.0, &cold.1, n, why));
+    } else {
+        progress::phase("spawn: batch, warm");
+        let samples = rt.block_on(move || -> Result<Vec<f64>, String> {
+            spawn_batch(n)?;
+            (0..r).map(|_| spawn_batch(n)).collect()
+        })?;
+        rows.push(Row::measured(batch.0, &batch.1, n, Summary::of(samples)));
+        drop(rt);
+
+        progress::phase("spawn: batch, cold");
+        let s = measure(r, || {
+            let fresh = runtime(cfg)?;
+            fresh.block_on(move || spawn_batch(n))
+        })?;
+        rows.push(Row::measured(cold.0, &cold.1, n, s));
+    }
+    progress::clear();
+    Ok(RowSet {
+        kind: "spawn".into(),
+        unit: "coroutine".into(),
+        repeat: r,
+        rows,
+    })
+}
+
+fn spawn_error(e: std::io::Error) -> String {
+    format!("spawn failed: {e}")
+}
+
+/// ns per sequential spawn+join of an empty coroutine.
+fn spawn_join(n: u64) -> Result<f64, String> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let h = spindle::Builder::new().spawn(|| ()).map_err(spawn_error)?;
+        let _ = h.join();
+    }
+    Ok(t0.elapsed().as_nanos() as f64 / n as f64)
+}
+
+/// ns per coroutine when all n are spawned before any is waited for.
+fn spawn_batch(n: u64) -> Result<f64, String> {
+    let wg = WaitGroup::new();
+    wg.add(n as usize);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let done = wg.clone();
+        if let Err(e) = spindle::Builder::new().spawn(move || done.done()) {
+            for _ in i..n {
+                wg.done();
+            }
+            wg.wait();
+            return Err(spawn_error(e));
+        }
+    }
+    wg.wait();
+    Ok(t0.elapsed().as_nanos() as f64 / n as f64)
+}

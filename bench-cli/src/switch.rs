@@ -1,0 +1,217 @@
+//! `switch`: what it costs to hand control from one task to another.
+//!
+//! Every row reports ns per *one-way* hand-off (A stops, B runs), so rows
+//! are comparable; a round trip is two hand-offs. From cheapest to dearest:
+//!
+//! 1. **raw corosensei**: `resume` into a coroutine that immediately
+//!    `suspend`s: the bare register save/restore, no scheduler. Every spindle
+//!    switch costs at least this.
+//! 2. **`yield_now` ping-pong**: two coroutines on a one-worker runtime take
+//!    turns yielding: switch + run-queue push/pop.
+//! 3. **rendezvous channel ping-pong, 1 worker**: A sends to B and waits
+//!    for the echo. Each hand-off is a channel operation that parks one side
+//!    and wakes the other (into `runnext`, so it runs next on this worker).
+//! 4. **the same with 2 workers**: the pair may be split across workers,
+//!    which adds cross-thread wake-ups.
+//! 5. **OS threads over pipes** ([`pipes`](crate::pipes)), pinned to one
+//!    CPU, then across CPUs: the kernel's context switch, for comparison.
+//!
+//! Each row runs an untimed warm-up, then R timed samples of n hand-offs.
+
+use std::time::Instant;
+
+use corosensei::{Coroutine, Yielder};
+use spindle::Runtime;
+
+use crate::rows::{Row, RowSet};
+use crate::stats::{measure, Summary};
+use crate::{pipes, progress};
+
+#[derive(Clone, Debug)]
+pub struct SwitchConfig {
+    /// Hand-offs per sample for coroutine rows.
+    pub n: u64,
+    /// Hand-offs per sample for OS-thread rows (each costs microseconds).
+    pub thread_n: u64,
+    pub repeat: usize,
+}
+
+fn warm(n: u64) -> u64 {
+    n.min(10_000)
+}
+
+/// A row run on a runtime: name, label, workers, one sample.
+type RuntimeRow = (&'static str, &'static str, usize, fn(u64) -> f64);
+
+/// Run every row.
+pub fn run(cfg: &SwitchConfig) -> Result<RowSet, String> {
+    let mut set = run_coroutine_rows(cfg)?;
+    set.rows.extend(thread_rows(cfg)?);
+    progress::clear();
+    Ok(set)
+}
+
+/// The four coroutine rows only (what `compare` puts next to Go).
+pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
+    let (n, r) = (cfg.n, cfg.repeat);
+    let mut rows = Vec::new();
+
+    progress::phase("switch: raw corosensei");
+    raw_resume_suspend(warm(n));
+    let s = measure(r, || Ok::<_, String>(raw_resume_suspend(n)))?;
+    rows.push(Row::measured(
+        "raw_resume_suspend",
+        "raw corosensei resume/suspend",
+        n,
+        s,
+    ));
+    let runtime_rows: [RuntimeRow; 3] = [
+        (
+            "yield_pingpong",
+            "yield_now ping-pong, 1 worker",
+            1,
+            yield_pingpong,
+        ),
+        (
+            "chan_pingpong_1worker",
+            "rendezvous channel ping-pong, 1 worker",
+            1,
+            chan_pingpong,
+        ),
+        (
+            "chan_pingpong_2workers",
+            "rendezvous channel ping-pong, 2 workers",
+            2,
+            chan_pingpong,
+        ),
+    ];
+    for (name, label, workers, sample) in runtime_rows {
+        progress::phase(&format!("switch: {label}"));
+        rows.push(Row::measured(
+            name,
+            label,
+            n,
+            on_runtime(workers, n, r, sample)?,
+        ));
+    }
+    progress::clear();
+    Ok(RowSet {
+        kind: "switch".into(),
+        unit: "one-way hand-off".into(),
+        repeat: r,
+        rows,
+    })
+}
+
+/// OS threads ping-ponging over pipes: same CPU, then across two CPUs.
+fn thread_rows(cfg: &SwitchConfig) -> Result<Vec<Row>, String> {
+    progress::phase("switch: OS threads over pipes");
+    let (tn, r) = (cfg.thread_n, cfg.repeat);
+    let mut rows = Vec::new();
+    let cpus = pipes::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
+    let same = ("thread_pipe_same_cpu", "OS threads, pipe, same CPU");
+    let cross = ("thread_pipe_cross_cpu", "OS threads, pipe, across CPUs");
+    let c0 = cpus
+        .first()
+        .copied()
+        .ok_or("no CPU in this process's affinity mask")?;
+    pipes::pingpong(warm(tn), (c0, c0))?;
+    let s = measure(r, || pipes::pingpong(tn, (c0, c0)))?;
+    rows.push(Row::measured(
+        same.0,
+        &format!("{} (cpu {c0})", same.1),
+        tn,
+        s,
+    ));
+    match cpus.get(1) {
+        Some(&c1) => {
+            pipes::pingpong(warm(tn), (c0, c1))?;
+            let s = measure(r, || pipes::pingpong(tn, (c0, c1)))?;
+            let label = format!("{} (cpu {c0} and {c1})", cross.1);
+            rows.push(Row::measured(cross.0, &label, tn, s));
+        }
+        None => rows.push(Row::skipped(
+            cross.0,
+            cross.1,
+            tn,
+            "only one CPU is available to this process (see taskset/cgroup cpuset)".into(),
+        )),
+    }
+    Ok(rows)
+}
+
+/// ns per one-way switch: one resume+suspend pair is two switches.
+fn raw_resume_suspend(n: u64) -> f64 {
+    let pairs = (n / 2).max(1);
+    let mut co = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
+        for _ in 0..pairs {
+            y.suspend(());
+        }
+    });
+    let t0 = Instant::now();
+    for _ in 0..pairs {
+        std::hint::black_box(co.resume(()));
+    }
+    let elapsed = t0.elapsed();
+    std::hint::black_box(co.resume(())); // let it return
+    elapsed.as_nanos() as f64 / (2 * pairs) as f64
+}
+
+/// Build a `workers`-worker runtime and, inside one `block_on`, run `sample`
+/// once untimed as a warm-up and then `repeat` times.
+fn on_runtime(
+    workers: usize,
+    n: u64,
+    repeat: usize,
+    sample: fn(u64) -> f64,
+) -> Result<Summary, String> {
+    let rt = Runtime::builder()
+        .workers(workers)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let samples = rt.block_on(move || {
+        sample(warm(n));
+        (0..repeat).map(|_| sample(n)).collect::<Vec<f64>>()
+    });
+    Ok(Summary::of(samples))
+}
+
+/// Two coroutines yield to each other; ns per yield.
+fn yield_pingpong(n: u64) -> f64 {
+    let each = (n / 2).max(1);
+    let body = move || {
+        for _ in 0..each {
+            spindle::yield_now();
+        }
+    };
+    let t0 = Instant::now();
+    let a = spindle::spawn(body);
+    let b = spindle::spawn(body);
+    let _ = a.join();
+    let _ = b.join();
+    t0.elapsed().as_nanos() as f64 / (2 * each) as f64
+}
+
+/// This coroutine sends, an echo coroutine sends back; ns per one-way.
+fn chan_pingpong(n: u64) -> f64 {
+    let rounds = (n / 2).max(1);
+    let (ping_tx, ping_rx) = spindle::chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = spindle::chan::bounded::<u64>(0);
+    let echo = spindle::spawn(move || {
+        while let Ok(v) = ping_rx.recv() {
+            if pong_tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    for i in 0..rounds {
+        if ping_tx.send(i).is_err() || pong_rx.recv().is_err() {
+            break;
+        }
+    }
+    let elapsed = t0.elapsed();
+    drop(ping_tx);
+    let _ = echo.join();
+    elapsed.as_nanos() as f64 / (2 * rounds) as f64
+}
