@@ -6,10 +6,16 @@
 //! --lib loom` explores every interleaving of those protocols (as tokio does).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{atomic::AtomicU8, Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicU8, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::{atomic::AtomicU8, Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicU8, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 
 /// Lock a mutex, ignoring poisoning: the runtime's critical sections never
 /// panic while holding a lock with broken invariants.

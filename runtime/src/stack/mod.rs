@@ -19,6 +19,15 @@
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The
 //!    [`Stack`] value itself only knows where the slot is.
 
+//!
+//! **Architecture differences** (x86_64, aarch64) stay out of this module:
+//! register saving, the initial frame and the red zone are corosensei's
+//! business behind its `Stack` trait; the page size comes from `sysconf`
+//! ([`page`]); the fault address comes from `siginfo_t::si_addr` on every
+//! architecture (`overflow.rs`). The one alignment rule we must keep is that
+//! the coroutine's stack base is [`STACK_ALIGNMENT`]-aligned, which the
+//! label size guarantees (checked at compile time below).
+
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;
@@ -29,7 +38,11 @@ pub mod slab;
 use std::io;
 use std::ptr::NonNull;
 
+use corosensei::stack::STACK_ALIGNMENT;
 use slab::{Label, LABEL_BYTES, LABEL_NAME_BYTES};
+
+// The stack base is the slot top (page-aligned) minus the label.
+const _: () = assert!(LABEL_BYTES % STACK_ALIGNMENT == 0);
 
 /// One stack slot, owned by exactly one coroutine or pool at a time.
 ///

@@ -1,23 +1,31 @@
 //! `WaitGroup`: wait until a counter of outstanding jobs reaches zero.
 //!
 //! Go's `sync.WaitGroup`: `add(n)` before starting jobs, `done()` as each one
-//! ends, `wait()` to block until the count is zero. One mutex guards the count
-//! and the list of parked waiters; the last `done` wakes them all (outside the
-//! lock). Clones share the same group.
+//! ends, `wait()` to block until the count is zero. Clones share one group.
+//!
+//! The count is an atomic, so `add` and `done` take no lock unless they
+//! bring it to zero. Waiters park on a list behind a mutex. The protocol:
+//! a waiter checks the count *under the lock* before enqueueing; the `done`
+//! that reaches zero takes the lock *after* its decrement and wakes the whole
+//! list. If the waiter's check came first, it is on the list the `done`
+//! takes; if the `done` came first, the waiter sees zero (the lock orders
+//! the two) and does not sleep.
 
-use crate::loom_shim::{lock, Arc, Mutex};
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use crate::loom_shim::{lock, Arc, AtomicUsize, Mutex};
 use crate::park::{outcome, Current, Waiter};
 
 /// A counter of outstanding jobs that coroutines and threads can wait on.
 #[derive(Clone, Default)]
 pub struct WaitGroup {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Default)]
 struct Inner {
-    count: usize,
-    waiters: Vec<Waiter>,
+    count: AtomicUsize,
+    waiters: Mutex<Vec<Waiter>>,
 }
 
 impl WaitGroup {
@@ -27,11 +35,11 @@ impl WaitGroup {
 
     /// Add `n` outstanding jobs.
     pub fn add(&self, n: usize) {
-        let mut inner = lock(&self.inner);
-        inner.count = inner
-            .count
-            .checked_add(n)
-            .expect("spindle: WaitGroup counter overflow");
+        let prev = self.inner.count.fetch_add(n, AcqRel);
+        assert!(
+            prev.checked_add(n).is_some(),
+            "spindle: WaitGroup counter overflow"
+        );
     }
 
     /// Mark one job done.
@@ -39,17 +47,15 @@ impl WaitGroup {
     /// # Panics
     /// If the count is already zero (as Go's "negative WaitGroup counter").
     pub fn done(&self) {
-        let mut inner = lock(&self.inner);
-        assert!(
-            inner.count > 0,
-            "spindle: WaitGroup::done called more times than add"
-        );
-        inner.count -= 1;
-        if inner.count > 0 {
+        let prev = self.inner.count.fetch_sub(1, AcqRel);
+        if prev != 1 {
+            assert!(
+                prev != 0,
+                "spindle: WaitGroup::done called more times than add"
+            );
             return;
         }
-        let waiters = std::mem::take(&mut inner.waiters);
-        drop(inner);
+        let waiters = std::mem::take(&mut *lock(&self.inner.waiters));
         for w in waiters {
             w.cell().finish(outcome::DONE);
             w.wake();
@@ -58,20 +64,23 @@ impl WaitGroup {
 
     /// Block until the count is zero.
     pub fn wait(&self) {
-        let mut inner = lock(&self.inner);
-        if inner.count == 0 {
+        if self.count() == 0 {
+            return;
+        }
+        let mut waiters = lock(&self.inner.waiters);
+        if self.count() == 0 {
             return;
         }
         let me = Current::get();
         me.cell().prepare();
-        inner.waiters.push(me.to_waiter());
-        drop(inner);
+        waiters.push(me.to_waiter());
+        drop(waiters);
         me.wait();
     }
 
     /// The current count (for tests and diagnostics; racy by nature).
     pub fn count(&self) -> usize {
-        lock(&self.inner).count
+        self.inner.count.load(Acquire)
     }
 }
 
@@ -108,5 +117,25 @@ mod tests {
     #[should_panic(expected = "more times than add")]
     fn done_below_zero_panics() {
         WaitGroup::new().done();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    /// The last `done` and a `wait` race: the waiter never sleeps forever.
+    #[test]
+    fn loom_last_done_wakes_waiter() {
+        loom::model(|| {
+            let wg = WaitGroup::new();
+            wg.add(2);
+            let a = wg.clone();
+            let t = loom::thread::spawn(move || a.done());
+            wg.done();
+            wg.wait();
+            t.join().unwrap();
+            assert_eq!(wg.count(), 0);
+        });
     }
 }
