@@ -49,7 +49,12 @@ pub fn run_json<T: serde::de::DeserializeOwned, S: AsRef<std::ffi::OsStr>>(
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let line = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        let line = line.unwrap_or("no message").trim();
+        let line = line
+            .unwrap_or(
+                "the child printed nothing (under qemu-user without binfmt, set \
+                 SPINDLE_CHILD_RUNNER, e.g. \"qemu-aarch64-static -L /usr/aarch64-linux-gnu\")",
+            )
+            .trim();
         let line = line.strip_prefix("spindle-bench: error: ").unwrap_or(line);
         return Err(format!("{line} (child {})", out.status));
     }

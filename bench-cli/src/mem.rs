@@ -97,7 +97,18 @@ pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let rt = Arc::new(rt);
     let (inner_rt, inner_cfg) = (rt.clone(), cfg.clone());
-    rt.block_on(move || park_all(&inner_rt, &inner_cfg))
+    // The driver (spawn loop, measurements, tables) gets a stack of its own
+    // size: --stack-max is for the parked coroutines, and may be too small
+    // for the driver's frames.
+    let driver = spindle::Builder::new()
+        .name("mem-driver")
+        .stack_max(spindle::DEFAULT_STACK_MAX.max(cfg.stack_max))
+        .spawn_on(&rt, move || park_all(&inner_rt, &inner_cfg))
+        .map_err(|e| format!("cannot spawn the driver coroutine: {e}"))?;
+    match driver.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// Measure in a fresh child process (`mem ... --json --repeat 1`).

@@ -56,9 +56,8 @@ pub(crate) struct StackPool {
     mode: GuardMode,
     default_size: usize,
     classes: Mutex<Vec<SizeClass>>,
-    /// VMA accounting for mprotect mode: maps counted at the last slab, plus
-    /// what we added since.
-    vmas: Mutex<(usize, usize)>,
+    /// VMA accounting for mprotect mode (see [`VmaBudget`]).
+    vmas: Mutex<VmaBudget>,
     pub stats: Arc<PoolStats>,
 }
 
@@ -94,7 +93,7 @@ impl StackPool {
             mode,
             default_size,
             classes: Mutex::new(Vec::new()),
-            vmas: Mutex::new((0, 0)),
+            vmas: Mutex::new(VmaBudget::default()),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -220,8 +219,7 @@ impl StackPool {
             let count = (SLAB_BYTES / class.slot_size).max(16);
             if self.mode == GuardMode::Mprotect {
                 let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-                *vmas = (guard::current_map_count(), 0);
-                guard::check_vma_budget(vmas.0, 1)?;
+                vmas.reserve(1)?;
             }
             let slab = Slab::reserve(class.slot_size, count)?;
             self.stats
@@ -233,8 +231,7 @@ impl StackPool {
         let slab = class.slabs.last().expect("a slab was just ensured");
         if self.mode == GuardMode::Mprotect {
             let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-            guard::check_vma_budget(vmas.0 + vmas.1, 2)?;
-            vmas.1 += 2;
+            vmas.reserve(2)?;
         }
         let base = slab.slot_base(class.next_fresh);
         // SAFETY: `base` is the first page of a never-used slot of our slab.
@@ -289,6 +286,40 @@ fn release_all(stacks: &mut Vec<Stack>) {
                 !failed.contains(&(i - 1))
             });
         }
+    }
+}
+
+/// How many VMAs the process has, for mprotect mode's budget check.
+///
+/// Counting them means reading `/proc/self/maps`, which near the limit has
+/// ~65k lines, so we count once and then add what we create ourselves. The
+/// estimate is refreshed from the kernel when it says we are close to the
+/// limit (it may be stale, in either direction) and every few thousand
+/// additions, so other code's maps are never far out of view.
+#[derive(Default)]
+struct VmaBudget {
+    counted: usize,
+    added: usize,
+}
+
+impl VmaBudget {
+    const RECOUNT_EVERY: usize = 4096;
+
+    fn reserve(&mut self, extra: usize) -> io::Result<()> {
+        if self.counted == 0 || self.added >= Self::RECOUNT_EVERY {
+            self.recount();
+        }
+        if guard::check_vma_budget(self.counted + self.added, extra).is_err() {
+            self.recount();
+            guard::check_vma_budget(self.counted, extra)?;
+        }
+        self.added += extra;
+        Ok(())
+    }
+
+    fn recount(&mut self) {
+        self.counted = guard::current_map_count();
+        self.added = 0;
     }
 }
 
