@@ -21,6 +21,7 @@
 //! `SPINDLE_GUARD=regions` insists on guard regions and fails if they do not work.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use super::page::page_size;
@@ -164,13 +165,27 @@ pub unsafe fn remove(mode: GuardMode, addr: *mut u8, len: usize) -> io::Result<(
     }
 }
 
-/// `vm.max_map_count`: the kernel's cap on VMAs per process.
+/// `vm.max_map_count`: the kernel's cap on VMAs per process. Read once and
+/// cached (the budget check runs for every fresh slot); see
+/// [`reread_max_map_count`].
 pub fn max_map_count() -> usize {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+    match MAX_MAP_COUNT.load(Ordering::Relaxed) {
+        0 => reread_max_map_count(),
+        cached => cached,
+    }
+}
+
+/// Read `vm.max_map_count` again (an administrator may have raised it).
+pub fn reread_max_map_count() -> usize {
+    let value = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(65530)
+        .unwrap_or(65530);
+    MAX_MAP_COUNT.store(value, Ordering::Relaxed);
+    value
 }
+
+static MAX_MAP_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// How many VMAs this process has right now (lines of `/proc/self/maps`).
 pub fn current_map_count() -> usize {

@@ -294,8 +294,9 @@ fn release_all(stacks: &mut Vec<Stack>) {
 /// Counting them means reading `/proc/self/maps`, which near the limit has
 /// ~65k lines, so we count once and then add what we create ourselves. The
 /// estimate is refreshed from the kernel when it says we are close to the
-/// limit (it may be stale, in either direction) and every few thousand
-/// additions, so other code's maps are never far out of view.
+/// limit (it may be stale, in either direction), and whenever our additions
+/// reach the last count (or 4096), so other code's maps never drift far out
+/// of view while the number of recounts stays logarithmic.
 #[derive(Default)]
 struct VmaBudget {
     counted: usize,
@@ -306,7 +307,7 @@ impl VmaBudget {
     const RECOUNT_EVERY: usize = 4096;
 
     fn reserve(&mut self, extra: usize) -> io::Result<()> {
-        if self.counted == 0 || self.added >= Self::RECOUNT_EVERY {
+        if self.counted == 0 || self.added >= Self::RECOUNT_EVERY.max(self.counted) {
             self.recount();
         }
         if guard::check_vma_budget(self.counted + self.added, extra).is_err() {
@@ -318,6 +319,7 @@ impl VmaBudget {
     }
 
     fn recount(&mut self) {
+        guard::reread_max_map_count();
         self.counted = guard::current_map_count();
         self.added = 0;
     }
