@@ -1,3 +1,7 @@
+//! The smallest end-to-end check: a runtime starts, a producer coroutine
+//! sends 1..=1000 over a rendezvous channel, the consumer sums them, and
+//! `block_on` hands the sum back to the test thread.
+
 use spindle::{chan, Runtime};
 
 #[test]

@@ -1,0 +1,130 @@
+//! The wait cell: where a parked party receives the outcome of its wait and,
+//! for channels, the value handed to it.
+//!
+//! Each party owns one cell in heap memory (in its task header, or in its
+//! thread's parker): an *outcome* byte and a *hand-off* slot of two words.
+//! Values that fit go in inline; bigger ones are boxed and the box pointer
+//! goes in. The protocol (see `park/mod.rs`): the waiter prepares its cell
+//! (`WAITING`) before it enqueues itself; only the waker that dequeues it may
+//! write the slot, and it publishes the outcome last, with `Release`; the
+//! waiter reads the outcome with `Acquire` before it touches the slot.
+
+use std::cell::UnsafeCell;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::sync::atomic::Ordering;
+
+use crate::loom_shim::AtomicU8;
+
+/// Outcomes stored in [`WaitCell::state`].
+pub(crate) mod outcome {
+    /// The waiter is enqueued and has not been served yet.
+    pub const WAITING: u8 = 1;
+    /// A value was written into the cell for the waiter to take.
+    pub const DELIVERED: u8 = 2;
+    /// The waiter's own value was taken out of its cell.
+    pub const TAKEN: u8 = 3;
+    /// The structure closed; the waiter gets an error (and its value back).
+    pub const CLOSED: u8 = 4;
+    /// Woken with no value (timer fired, wait group reached zero).
+    pub const DONE: u8 = 5;
+}
+
+/// Words of inline hand-off space; bigger values are boxed.
+const INLINE_WORDS: usize = 2;
+
+/// The storage behind a [`WaitCell`]: the outcome byte and the hand-off
+/// slot. Kept as two fields (not one struct) in the task header, so the
+/// outcome byte packs next to the other small fields there.
+pub(crate) type Outcome = AtomicU8;
+pub(crate) type HandOff = UnsafeCell<MaybeUninit<[usize; INLINE_WORDS]>>;
+
+pub(crate) fn new_hand_off() -> HandOff {
+    UnsafeCell::new(MaybeUninit::uninit())
+}
+
+/// A view of one party's outcome byte and hand-off slot.
+#[derive(Clone, Copy)]
+pub(crate) struct WaitCell<'a> {
+    state: &'a Outcome,
+    value: &'a HandOff,
+}
+
+const fn is_inline<T>() -> bool {
+    size_of::<T>() <= size_of::<[usize; INLINE_WORDS]>() && align_of::<T>() <= align_of::<usize>()
+}
+
+impl<'a> WaitCell<'a> {
+    pub fn new(state: &'a Outcome, value: &'a HandOff) -> WaitCell<'a> {
+        WaitCell { state, value }
+    }
+
+    /// Start a new wait. Called by the waiter before it enqueues itself.
+    pub fn prepare(self) {
+        self.state.store(outcome::WAITING, Ordering::Relaxed);
+    }
+
+    /// Publish the outcome of the wait (waker side).
+    pub fn finish(self, outcome: u8) {
+        self.state.store(outcome, Ordering::Release);
+    }
+
+    pub fn outcome(self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Move `v` into the slot.
+    ///
+    /// # Safety
+    /// The caller owns the cell's current wait (see module docs) and the slot
+    /// holds no value.
+    pub unsafe fn put<T>(self, v: T) {
+        let slot = self.value.get().cast::<T>();
+        if is_inline::<T>() {
+            // SAFETY: T fits the inline words and their alignment.
+            unsafe { slot.write(v) };
+        } else {
+            // SAFETY: a pointer always fits the inline words.
+            unsafe { slot.cast::<*mut T>().write(Box::into_raw(Box::new(v))) };
+        }
+    }
+
+    /// Move the value out of the slot.
+    ///
+    /// # Safety
+    /// The slot holds a `T` written by [`put`](Self::put), and the caller
+    /// owns the cell's current wait.
+    pub unsafe fn take<T>(self) -> T {
+        let slot = self.value.get().cast::<T>();
+        if is_inline::<T>() {
+            // SAFETY: a T was written inline by `put`.
+            unsafe { slot.read() }
+        } else {
+            // SAFETY: `put` stored a Box<T> pointer; we reclaim it once.
+            unsafe { *Box::from_raw(slot.cast::<*mut T>().read()) }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_moves_small_and_large_values() {
+        let (state, value) = (Outcome::new(0), new_hand_off());
+        let cell = WaitCell::new(&state, &value);
+        cell.prepare();
+        // SAFETY: single-threaded test owns the cell.
+        unsafe {
+            cell.put(7u64);
+            assert_eq!(cell.take::<u64>(), 7);
+            cell.put(String::from("boxed: 24 bytes do not fit inline"));
+            assert_eq!(cell.take::<String>(), "boxed: 24 bytes do not fit inline");
+            cell.put([1u64; 8]);
+            assert_eq!(cell.take::<[u64; 8]>(), [1; 8]);
+        }
+        assert_eq!(cell.outcome(), outcome::WAITING);
+        cell.finish(outcome::DONE);
+        assert_eq!(cell.outcome(), outcome::DONE);
+    }
+}

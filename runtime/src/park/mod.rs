@@ -1,0 +1,181 @@
+//! Parking: how a blocked party sleeps, is woken, and receives a value.
+//!
+//! Two kinds of party block in spindle: coroutines (a [`Task`](crate::task))
+//! and plain OS threads (a [`ThreadParker`]). A [`Waiter`] is either; channels,
+//! joins, timers and wait groups only ever see `Waiter`s.
+//!
+//! Every waiter owns one [`WaitCell`] (`cell.rs`) in *heap* memory: the task header, or
+//! the thread's parker. A waker that dequeues the waiter (holding the lock of
+//! the structure it waited on) may write a value into the cell, then stores
+//! the outcome in `state` with `Release`, and finally calls [`Waiter::wake`].
+//! The waiter loops on `state` with `Acquire` and sleeps between checks, so a
+//! spurious or late wake-up is harmless. Nothing ever points into the stack
+//! of a parked coroutine: hand-off values travel through the cell.
+
+mod cell;
+mod thread_parker;
+
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
+
+use crate::loom_shim::Arc;
+use crate::task::TaskRef;
+pub(crate) use cell::{new_hand_off, outcome, HandOff, Outcome, WaitCell};
+use thread_parker::thread_parker;
+pub(crate) use thread_parker::ThreadParker;
+
+/// Someone who can block: a coroutine or an OS thread. Owns one reference.
+///
+/// One tagged word, so that wait queues and the join slot stay small: the
+/// low bit says which kind it is (both pointees are at least 8-aligned).
+pub(crate) struct Waiter(NonNull<u8>);
+
+const THREAD_TAG: usize = 1;
+
+// SAFETY: both variants (TaskRef, Arc<ThreadParker>) are Send and Sync.
+unsafe impl Send for Waiter {}
+unsafe impl Sync for Waiter {}
+
+/// The two kinds a [`Waiter`] can be, borrowed.
+enum Kind<'a> {
+    Task(&'a TaskRef),
+    Thread(&'a ThreadParker),
+}
+
+impl Waiter {
+    pub fn task(task: TaskRef) -> Waiter {
+        Waiter(task.into_raw().cast())
+    }
+
+    fn thread(parker: Arc<ThreadParker>) -> Waiter {
+        let raw = Arc::into_raw(parker) as *mut u8;
+        Waiter(NonNull::new(raw.wrapping_add(THREAD_TAG)).expect("non-null"))
+    }
+
+    fn kind(&self) -> Kind<'_> {
+        let raw = self.0.as_ptr();
+        if raw as usize & THREAD_TAG == 0 {
+            // SAFETY: untagged words come from `TaskRef::into_raw`, and a
+            // TaskRef is a #[repr(transparent)] pointer.
+            Kind::Task(unsafe { &*(self as *const Waiter).cast::<TaskRef>() })
+        } else {
+            // SAFETY: tagged words come from `Arc::into_raw` plus the tag; we
+            // hold that reference.
+            Kind::Thread(unsafe { &*raw.wrapping_sub(THREAD_TAG).cast::<ThreadParker>() })
+        }
+    }
+
+    pub fn cell(&self) -> WaitCell<'_> {
+        match self.kind() {
+            Kind::Task(t) => t.cell(),
+            Kind::Thread(p) => p.cell(),
+        }
+    }
+
+    /// Make the waiter runnable again (it re-checks its condition).
+    pub fn wake(self) {
+        let this = ManuallyDrop::new(self);
+        let raw = this.0.as_ptr();
+        if raw as usize & THREAD_TAG == 0 {
+            // SAFETY: untagged: we own this TaskRef and pass it on.
+            crate::sched::wake(unsafe { TaskRef::from_raw(this.0.cast()) });
+        } else {
+            // SAFETY: tagged: we own this Arc reference and release it here.
+            let parker =
+                unsafe { Arc::from_raw(raw.wrapping_sub(THREAD_TAG).cast::<ThreadParker>()) };
+            parker.unpark();
+        }
+    }
+
+    /// Sleep once; may return spuriously.
+    pub fn park(&self) {
+        match self.kind() {
+            Kind::Task(_) => crate::sched::park_current(),
+            Kind::Thread(p) => p.park(),
+        }
+    }
+
+    /// Park until the cell's wait has an outcome, and return it.
+    pub fn wait(&self) -> u8 {
+        loop {
+            let outcome = self.cell().outcome();
+            if outcome != outcome::WAITING {
+                return outcome;
+            }
+            self.park();
+        }
+    }
+}
+
+impl Clone for Waiter {
+    fn clone(&self) -> Self {
+        match self.kind() {
+            Kind::Task(t) => Waiter::task(t.clone()),
+            Kind::Thread(_) => {
+                let raw = self
+                    .0
+                    .as_ptr()
+                    .wrapping_sub(THREAD_TAG)
+                    .cast::<ThreadParker>();
+                // SAFETY: we hold one reference, so the Arc is alive.
+                unsafe { Arc::increment_strong_count(raw) };
+                Waiter(self.0)
+            }
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let raw = self.0.as_ptr();
+        if raw as usize & THREAD_TAG == 0 {
+            // SAFETY: untagged: we own this TaskRef.
+            drop(unsafe { TaskRef::from_raw(self.0.cast()) });
+        } else {
+            // SAFETY: tagged: we own this Arc reference.
+            drop(unsafe { Arc::from_raw(raw.wrapping_sub(THREAD_TAG).cast::<ThreadParker>()) });
+        }
+    }
+}
+
+/// The calling party, borrowed for the length of one blocking operation:
+/// the running coroutine (its worker holds a reference while it runs, on
+/// whichever worker that is) or this thread's parker. Taking it costs no
+/// reference-count traffic; [`to_waiter`](Self::to_waiter) makes an owned
+/// [`Waiter`] for a wait queue.
+pub(crate) struct Current(ManuallyDrop<Waiter>);
+
+impl Current {
+    pub fn get() -> Current {
+        let w = match crate::sched::context::current_task_ptr() {
+            // SAFETY: the running task is alive while it runs (see above),
+            // and ManuallyDrop keeps us from releasing a reference we never took.
+            Some(task) => Waiter(task.cast()),
+            None => Waiter::thread(thread_parker()),
+        };
+        Current(ManuallyDrop::new(w))
+    }
+
+    /// An owned waiter for a queue (takes one reference).
+    pub fn to_waiter(&self) -> Waiter {
+        (*self.0).clone()
+    }
+}
+
+impl std::ops::Deref for Current {
+    type Target = Waiter;
+    fn deref(&self) -> &Waiter {
+        &self.0
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        // The thread variant did take a reference (thread_parker clones the
+        // Arc); the task variant did not.
+        if self.0 .0.as_ptr() as usize & THREAD_TAG != 0 {
+            // SAFETY: dropped exactly once, here.
+            unsafe { ManuallyDrop::drop(&mut self.0) };
+        }
+    }
+}
