@@ -226,6 +226,37 @@ mod tests {
         assert!(check_vma_budget(0, 10).is_ok());
     }
 
+    /// What a guard does, seen from a system call: `write(2)` from a guarded
+    /// page fails with EFAULT (no signal), and works again once removed.
+    /// spindle itself never needs `remove`: a slot keeps its layout for life
+    /// and guard markers survive the `MADV_DONTNEED` of a stack release.
+    #[test]
+    fn install_then_remove_a_guard() {
+        let page = page_size();
+        let mode = mode().unwrap();
+        let map = memmap2::MmapMut::map_anon(2 * page).unwrap();
+        let p = map.as_ptr() as *mut u8;
+        let write_from = |addr: *const u8| {
+            let mut fds = [0; 2];
+            // SAFETY: a fresh pipe; write(2) only reads `addr` (or fails).
+            unsafe {
+                assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+                let rc = libc::write(fds[1], addr.cast(), 1);
+                let errno = io::Error::last_os_error().raw_os_error();
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+                (rc, errno)
+            }
+        };
+        // SAFETY: the first page of our own mapping, holding nothing.
+        unsafe { install(mode, p, page).unwrap() };
+        assert_eq!(write_from(p), (-1, Some(libc::EFAULT)));
+        assert_eq!(write_from(p.wrapping_add(page)).0, 1);
+        // SAFETY: as above.
+        unsafe { remove(mode, p, page).unwrap() };
+        assert_eq!(write_from(p).0, 1);
+    }
+
     #[test]
     fn current_map_count_sees_our_maps() {
         assert!(current_map_count() > 5);
