@@ -7,13 +7,13 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicU8, AtomicUsize},
+    atomic::{AtomicBool, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicU8, AtomicUsize},
+    atomic::{AtomicBool, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 

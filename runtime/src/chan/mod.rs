@@ -6,8 +6,9 @@
 //! dropped (receivers drain the buffer, then get `RecvError`) or every
 //! `Receiver` is dropped (senders get their value back in `SendError`).
 //!
-//! The design is Go's `runtime/chan.go`: one lock around a ring buffer and two
-//! FIFO queues of parked parties, `recvq` and `sendq`.
+//! The design is Go's `runtime/chan.go`: one lock (a spin lock, `lock.rs`)
+//! around a ring buffer and two FIFO queues of parked parties, `recvq` and
+//! `sendq`.
 //!
 //! * A sender that finds a parked receiver writes the value straight into the
 //!   receiver's [`WaitCell`](crate::park) and wakes it; the buffer is skipped.
@@ -26,17 +27,19 @@
 //! The same code serves coroutines (they park) and OS threads (they block).
 
 mod error;
+mod lock;
 
 use std::collections::VecDeque;
 
-use crate::loom_shim::{lock, Arc, Mutex};
+use crate::loom_shim::Arc;
 use crate::park::{outcome, Current, Waiter};
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
+use lock::SpinLock;
 
 /// Create a channel with room for `cap` buffered values (0: rendezvous).
 pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
-        inner: Mutex::new(Inner {
+        inner: SpinLock::new(Inner {
             buf: VecDeque::with_capacity(cap.min(1024)),
             cap,
             recvq: VecDeque::new(),
@@ -49,7 +52,7 @@ pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 struct Chan<T> {
-    inner: Mutex<Inner<T>>,
+    inner: SpinLock<Inner<T>>,
 }
 
 struct Inner<T> {
@@ -76,7 +79,7 @@ impl<T> Sender<T> {
     /// channel, until a receiver takes it). Fails, returning the value, once
     /// every receiver is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         if inner.receivers == 0 {
             return Err(SendError(value));
         }
@@ -104,7 +107,7 @@ impl<T> Sender<T> {
 
     /// Send without waiting.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         if inner.receivers == 0 {
             return Err(TrySendError::Disconnected(value));
         }
@@ -134,7 +137,7 @@ impl<T> Receiver<T> {
     /// Receive a value, waiting while the channel is empty. Fails once the
     /// channel is empty and every sender is gone.
     pub fn recv(&self) -> Result<T, RecvError> {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         if let Some(taken) = inner.take_one() {
             drop(inner);
             return Ok(received(taken));
@@ -155,7 +158,7 @@ impl<T> Receiver<T> {
 
     /// Receive without waiting.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         match inner.take_one() {
             Some(taken) => {
                 drop(inner);
@@ -207,7 +210,7 @@ fn received<T>(taken: (T, Option<Waiter>)) -> T {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        lock(&self.chan.inner).senders += 1;
+        self.chan.inner.lock().senders += 1;
         Sender {
             chan: self.chan.clone(),
         }
@@ -216,7 +219,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        lock(&self.chan.inner).receivers += 1;
+        self.chan.inner.lock().receivers += 1;
         Receiver {
             chan: self.chan.clone(),
         }
@@ -225,7 +228,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         inner.senders -= 1;
         if inner.senders > 0 {
             return;
@@ -242,7 +245,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let mut inner = lock(&self.chan.inner);
+        let mut inner = self.chan.inner.lock();
         inner.receivers -= 1;
         if inner.receivers > 0 {
             return;

@@ -1,7 +1,15 @@
 //! Thread-local context: "which worker am I on, which task is running?"
 //!
-//! Each worker thread records three things in thread-locals: its [`Worker`],
-//! the task it is running, and that task's corosensei `Yielder`.
+//! Each worker thread records two things in thread-locals: its [`Worker`],
+//! and the coroutine it is running right now (its task header and its
+//! corosensei `Yielder`, kept together in one cell so that a switch costs
+//! one thread-local access on each side).
+//!
+//! The coroutine itself keeps the second one up to date: it publishes itself
+//! when it starts and every time it is resumed ([`enter_coroutine`]), and
+//! withdraws when it switches out ([`suspend`]) or returns
+//! ([`leave_coroutine`]). So while a worker runs its own loop, no task is
+//! "current" on that thread.
 //!
 //! **The migration hazard.** A coroutine can suspend on worker A and resume on
 //! worker B. The compiler assumes the thread never changes inside a function,
@@ -9,7 +17,7 @@
 //! that, for us, switched threads. Therefore every access in this file goes
 //! through a small `#[inline(never)]` function that computes the address
 //! afresh, and no caller holds what it got across a suspension point. In
-//! particular [`suspend`] re-reads the yielder from the *new* worker's
+//! particular [`suspend`] re-publishes the coroutine in the *new* worker's
 //! thread-local after it is resumed.
 
 use std::cell::Cell;
@@ -20,10 +28,22 @@ use crate::task::{Header, Suspend, TaskRef};
 
 type Yielder = corosensei::Yielder<(), Suspend>;
 
+/// The coroutine running on this thread: its task and its yielder, or two
+/// nulls.
+#[derive(Clone, Copy)]
+struct Running {
+    task: *const Header,
+    yielder: *const Yielder,
+}
+
+const NOBODY: Running = Running {
+    task: ptr::null(),
+    yielder: ptr::null(),
+};
+
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
-    static TASK: Cell<*const Header> = const { Cell::new(ptr::null()) };
-    static YIELDER: Cell<*const Yielder> = const { Cell::new(ptr::null()) };
+    static RUNNING: Cell<Running> = const { Cell::new(NOBODY) };
 }
 
 /// Mark the calling thread as `worker` (or as no worker, with null).
@@ -42,17 +62,11 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
     f(unsafe { w.as_ref() })
 }
 
-/// Record the task this worker is about to resume (null when none).
-#[inline(never)]
-pub(crate) fn set_current_task(task: *const Header) {
-    TASK.with(|t| t.set(task));
-}
-
 /// The running coroutine's task header, without taking a reference: valid
 /// for as long as the caller (that coroutine) runs.
 #[inline(never)]
 pub(crate) fn current_task_ptr() -> Option<std::ptr::NonNull<Header>> {
-    std::ptr::NonNull::new(TASK.with(|t| t.get()) as *mut Header)
+    std::ptr::NonNull::new(RUNNING.with(|r| r.get().task) as *mut Header)
 }
 
 /// The running coroutine's task (a new reference), if the caller is one.
@@ -68,18 +82,25 @@ pub(crate) fn current_task() -> Option<TaskRef> {
 /// Is the caller running inside a coroutine?
 #[inline(never)]
 pub(crate) fn in_coroutine() -> bool {
-    !TASK.with(|t| t.get()).is_null()
+    !RUNNING.with(|r| r.get().task).is_null()
 }
 
-/// First thing a coroutine does: tell its worker where its yielder is.
+/// What a coroutine does first, and after every resume: tell the thread it
+/// now runs on who is running and where its yielder is.
 #[inline(never)]
-pub(crate) fn enter_coroutine(yielder: &Yielder) {
-    YIELDER.with(|y| y.set(yielder));
+pub(crate) fn enter_coroutine(task: *const Header, yielder: &Yielder) {
+    RUNNING.with(|r| r.set(Running { task, yielder }));
+}
+
+/// What a coroutine does last, just before it returns to its worker.
+#[inline(never)]
+pub(crate) fn leave_coroutine() {
+    RUNNING.with(|r| r.set(NOBODY));
 }
 
 #[inline(never)]
-fn take_yielder() -> *const Yielder {
-    YIELDER.with(|y| y.replace(ptr::null()))
+fn take_running() -> Running {
+    RUNNING.with(|r| r.replace(NOBODY))
 }
 
 /// Switch from the running coroutine back to its worker, and return `true`
@@ -87,17 +108,18 @@ fn take_yielder() -> *const Yielder {
 /// if the caller is not a coroutine.
 #[inline(never)]
 pub(crate) fn suspend(reason: Suspend) -> bool {
-    let y = take_yielder();
-    if y.is_null() {
+    let me = take_running();
+    if me.yielder.is_null() {
         return false;
     }
     // SAFETY: the yielder lives at the base of this coroutine's own stack,
     // which is the stack we are running on, so it is valid right now.
-    unsafe { (*y).suspend(reason) };
+    unsafe { (*me.yielder).suspend(reason) };
     // We may be on another thread now: re-publish through a fresh access.
     enter_coroutine(
+        me.task,
         // SAFETY: as above; the yielder does not move with the coroutine.
-        unsafe { &*y },
+        unsafe { &*me.yielder },
     );
     true
 }

@@ -255,10 +255,11 @@ impl Worker {
     fn run_task(&self, task: TaskRef) {
         let header = task.header();
         header.state.start_running();
-        context::set_current_task(task.as_ptr());
-        // SAFETY: we moved the task to RUNNING above; no one else resumes it.
+        // (The coroutine publishes itself as this thread's running task when
+        // it is resumed, and withdraws when it switches out: context.rs.)
+        // SAFETY: the task came out of our run queue, so (state.rs, rule 1) no
+        // other worker holds it, and it is not parked: only we resume it.
         let result = unsafe { task.resume() };
-        context::set_current_task(ptr::null());
         self.shared.counters.worker(self.index).add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
@@ -275,7 +276,7 @@ impl Worker {
     }
 
     fn finish(&self, task: TaskRef, dropper: OutputDropper) {
-        // SAFETY: the coroutine returned while we held it RUNNING.
+        // SAFETY: the coroutine returned while we held it (see run_task).
         let stack = unsafe { task.take_stack() };
         self.shared
             .pool

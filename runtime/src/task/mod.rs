@@ -62,7 +62,7 @@ pub(crate) struct Header {
     shared: *const Shared,
     hand_off: HandOff,
     /// `Some` until the coroutine returns. Touched only by the worker that
-    /// holds the task in the `RUNNING` state.
+    /// holds the task (it took it from a run queue).
     coroutine: UnsafeCell<Option<Coroutine>>,
     /// Who waits in `join`. Written by the joiner before it sets
     /// `JOIN_WAITER`, read by the finisher after it sees that bit.
@@ -74,7 +74,7 @@ pub(crate) struct Header {
 pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: every field of Header is atomic, immutable, or accessed under the
-// protocol documented on it (coroutine: only by the RUNNING worker; hand-off
+// protocol documented on it (coroutine: only by the worker running it; hand-off
 // slot: see park.rs; joiner: ordered by the JOIN_WAITER bit). Moving the
 // coroutine between threads is the point of an M:N runtime; what that means
 // for thread-locals is documented in the crate docs.
@@ -96,10 +96,6 @@ impl TaskRef {
         self.header().shared
     }
 
-    pub fn as_ptr(&self) -> *const Header {
-        self.0.as_ptr()
-    }
-
     /// Give up the reference as a raw pointer (see [`from_raw`](Self::from_raw)).
     pub fn into_raw(self) -> NonNull<Header> {
         let ptr = self.0;
@@ -118,9 +114,9 @@ impl TaskRef {
     /// Resume the coroutine until it suspends or returns.
     ///
     /// # Safety
-    /// The caller is the worker that moved the task into `RUNNING`.
+    /// The caller is the worker that took the task from a run queue.
     pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, OutputDropper> {
-        // SAFETY: only the RUNNING worker touches the coroutine.
+        // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.header().coroutine.get() };
         co.as_mut().expect("resumed a finished task").resume(())
     }
@@ -130,7 +126,7 @@ impl TaskRef {
     /// # Safety
     /// As for [`resume`](Self::resume), and the coroutine has returned.
     pub unsafe fn take_stack(&self) -> Stack {
-        // SAFETY: only the RUNNING worker touches the coroutine.
+        // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.header().coroutine.get() };
         co.take()
             .expect("finished task still has its coroutine")
@@ -209,7 +205,7 @@ where
     stack.set_label(id, name);
     let raw = Box::into_raw(Box::new(Header {
         refs: AtomicU32::new(2),
-        state: SchedState::new_scheduled(),
+        state: SchedState::new_runnable(),
         join: JoinState::new(),
         outcome: Outcome::new(0),
         shared,
@@ -219,9 +215,10 @@ where
     }));
     let me = HeaderPtr(raw);
     let co = Coroutine::with_stack(stack, move |yielder, ()| {
-        crate::sched::context::enter_coroutine(yielder);
-        let result = panic::catch_unwind(AssertUnwindSafe(f));
         let me = me;
+        crate::sched::context::enter_coroutine(me.0, yielder);
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        crate::sched::context::leave_coroutine();
         // SAFETY: the task is alive (its worker holds a reference while it
         // runs), it is not waiting on anything, so its hand-off slot is free,
         // and nobody reads the result before COMPLETE is published.

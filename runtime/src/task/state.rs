@@ -3,33 +3,46 @@
 //! A task is in exactly one of these states:
 //!
 //! ```text
-//!             wake()                  worker picks it
-//!   PARKED ─────────────▶ SCHEDULED ─────────────────▶ RUNNING ──▶ DONE
-//!     ▲                                                 │   ▲ │
-//!     │ after_park() == true                            │   │ │ wake() while
-//!     └─────────────────────────────────────────────────┘   │ ▼ running
-//!                          requeued by its worker (yield,    NOTIFIED
-//!                          or a park overtaken by a wake)
+//!            wake()                          after_park() == true
+//!   PARKED ──────────▶ RUNNABLE ◀──────────────────────────────┐
+//!     ▲                 │    ▲ │                               │
+//!     │                 │    │ │ wake() while queued           │
+//!     │                 │    │ ▼ or running                    │
+//!     │                 │   NOTIFIED ──── start_running() ─────┘
+//!     │                 │                 (consumes it)
+//!     └── after_park() ─┘ (the worker parks it)       finish() ──▶ DONE
 //! ```
+//!
+//! `RUNNABLE` means "in a run queue, or running": the worker does not write
+//! the state to start a task, it only reads it. That keeps the hot path
+//! (a yield, a channel hand-off) one read-modify-write lighter; the last
+//! paragraph says why it is still safe.
 //!
 //! The two rules that make wake-ups impossible to lose *and* impossible to
 //! double:
 //!
 //! 1. Only two things put a task in a run queue: a waker's `PARKED →
-//!    SCHEDULED` transition, and its own worker requeueing it without it ever
-//!    leaving the running states (after `yield_now`, or after a park that a
-//!    wake overtook). The two exclude each other, so a task is in at most one
-//!    run queue.
+//!    RUNNABLE` transition, and its own worker requeueing it without it ever
+//!    leaving `RUNNABLE`/`NOTIFIED` (after `yield_now`, or after a park that
+//!    a wake overtook). The two exclude each other, so a task is in at most
+//!    one run queue.
 //! 2. A running task that decides to park does not change its state itself.
 //!    It switches back to its worker first, and the *worker* tries
-//!    `RUNNING → PARKED`. If a waker got in between (`NOTIFIED`), the worker
+//!    `RUNNABLE → PARKED`. If a waker got in between (`NOTIFIED`), the worker
 //!    requeues the task instead. No one can resume a coroutine whose stack is
 //!    still in use, because until the switch completes nobody else can
 //!    enqueue it.
 //!
-//! All transitions are read-modify-writes on one byte, so they form a single
-//! chain that carries each waker's writes to the next run of the task (see
-//! [`SchedState::wake`]).
+//! Every *decision* is a read-modify-write on one byte: the waker's (enqueue
+//! or not) and the worker's (park or requeue). All RMWs on one atomic form a
+//! single total order and each reads the latest value, so a waker's RMW is
+//! either before the worker's park attempt (which then fails, and the
+//! failed CAS acquires the waker's writes) or after it (the waker sees
+//! `PARKED` and enqueues). The worker's plain load in `start_running` makes
+//! no decision: if it reads a stale `RUNNABLE`, the task merely runs once
+//! without seeing a wake that the later park attempt will catch. See
+//! [`SchedState::wake`] for the race that a plain load on the *waker* side
+//! would allow.
 //!
 //! This file is model-checked with loom (`cargo test --lib loom` under
 //! `--cfg loom`).
@@ -38,35 +51,33 @@ use crate::loom_shim::AtomicU8;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 const PARKED: u8 = 0;
-const SCHEDULED: u8 = 1;
-const RUNNING: u8 = 2;
-const NOTIFIED: u8 = 3;
-const DONE: u8 = 4;
+const RUNNABLE: u8 = 1;
+const NOTIFIED: u8 = 2;
+const DONE: u8 = 3;
 
 pub(crate) struct SchedState(AtomicU8);
 
 impl SchedState {
-    /// A new task starts out scheduled: its spawner enqueues it.
-    pub fn new_scheduled() -> SchedState {
-        SchedState(AtomicU8::new(SCHEDULED))
+    /// A new task starts out runnable: its spawner enqueues it.
+    pub fn new_runnable() -> SchedState {
+        SchedState(AtomicU8::new(RUNNABLE))
     }
 
     /// Waker side. Returns `true` if the caller must enqueue the task.
     ///
-    /// Every outcome is a read-modify-write, even "already scheduled" (which
+    /// Every outcome is a read-modify-write, even "already notified" (which
     /// writes the same value back). That is what carries the waker's writes
     /// (the value it handed over, the outcome it stored) to the task: the
     /// worker's next RMW on this word reads from ours and synchronises with
     /// it. A plain load here would allow the store-buffering race in which
-    /// the waker sees `SCHEDULED`, and the task then runs without seeing the
+    /// the waker sees `NOTIFIED`, and the task then runs without seeing the
     /// outcome, parks again, and is never woken. (Loom finds that race.)
     pub fn wake(&self) -> bool {
         let mut cur = self.0.load(Relaxed);
         loop {
             let next = match cur {
-                PARKED => SCHEDULED,
-                RUNNING => NOTIFIED,
-                SCHEDULED | NOTIFIED => cur,
+                PARKED => RUNNABLE,
+                RUNNABLE | NOTIFIED => NOTIFIED,
                 _ => return false, // done
             };
             match self.0.compare_exchange_weak(cur, next, AcqRel, Relaxed) {
@@ -78,27 +89,28 @@ impl SchedState {
 
     /// Worker side, after dequeuing the task and before resuming it.
     ///
-    /// The task comes out of a run queue as `SCHEDULED` (spawned or woken),
-    /// or still `RUNNING`/`NOTIFIED` if it requeued itself (yield, or a park
-    /// that a wake overtook): those never left the running state, and a
-    /// pending `NOTIFIED` is consumed here because the task is about to
-    /// re-check its condition anyway.
+    /// Usually the task is `RUNNABLE` and nothing is written. A pending
+    /// `NOTIFIED` is consumed here, with an RMW that acquires the wakers'
+    /// writes, because the task is about to re-check its condition anyway.
     pub fn start_running(&self) {
-        let prev = self.0.swap(RUNNING, AcqRel);
+        let cur = self.0.load(Acquire);
         debug_assert!(
-            prev != PARKED && prev != DONE,
+            cur == RUNNABLE || cur == NOTIFIED,
             "cannot run a parked or finished task"
         );
+        if cur == NOTIFIED {
+            self.0.swap(RUNNABLE, AcqRel);
+        }
     }
 
     /// Worker side, after the task switched out asking to park. Returns
-    /// `true` if it is now parked; `false` if a wake arrived while it was
+    /// `true` if it is now parked; `false` if a wake arrived since it started
     /// running (`NOTIFIED`), in which case the worker must requeue it as it
     /// is (see [`start_running`](Self::start_running)).
     pub fn after_park(&self) -> bool {
         let parked = self
             .0
-            .compare_exchange(RUNNING, PARKED, AcqRel, Acquire)
+            .compare_exchange(RUNNABLE, PARKED, AcqRel, Acquire)
             .is_ok();
         debug_assert!(parked || self.0.load(Relaxed) == NOTIFIED);
         parked
@@ -123,7 +135,7 @@ mod loom_tests {
     #[test]
     fn loom_no_lost_or_double_wakeup() {
         loom::model(|| {
-            let state = Arc::new(SchedState::new_scheduled());
+            let state = Arc::new(SchedState::new_runnable());
             let ready = Arc::new(AtomicBool::new(false));
 
             let (s2, r2) = (state.clone(), ready.clone());
@@ -154,11 +166,51 @@ mod loom_tests {
         });
     }
 
+    /// The same race with the orderings the runtime really uses (a `Release`
+    /// store of the outcome, an `Acquire` load of it): if a wake overtakes
+    /// the park, the requeued task must see the waker's write on its next
+    /// run, and a task that did park must have been enqueued by the waker.
+    #[test]
+    fn loom_requeued_task_sees_the_wakers_write() {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        loom::model(|| {
+            let state = Arc::new(SchedState::new_runnable());
+            let ready = Arc::new(AtomicBool::new(false));
+            let (s2, r2) = (state.clone(), ready.clone());
+            let waker = loom::thread::spawn(move || {
+                r2.store(true, Release);
+                s2.wake()
+            });
+            // The worker runs the task until it sees `ready` or parks.
+            let mut runs = 0;
+            let parked = loop {
+                runs += 1;
+                state.start_running();
+                if ready.load(Acquire) {
+                    state.finish();
+                    break false;
+                }
+                if state.after_park() {
+                    break true;
+                }
+                // Overtaken by the wake: requeued as it is, runs again, and
+                // must now see `ready` (so a second requeue is a bug).
+                assert!(runs < 2, "requeued task did not see the waker's write");
+            };
+            let enqueued = waker.join().unwrap();
+            if parked {
+                assert!(enqueued, "wake-up lost: parked, and nobody enqueues it");
+            } else {
+                assert!(!enqueued, "a finished or running task was enqueued");
+            }
+        });
+    }
+
     /// Two wakers race to wake one parked task: exactly one enqueues it.
     #[test]
     fn loom_concurrent_wakers_enqueue_once() {
         loom::model(|| {
-            let state = Arc::new(SchedState::new_scheduled());
+            let state = Arc::new(SchedState::new_runnable());
             state.start_running();
             assert!(state.after_park());
             let s2 = state.clone();
