@@ -75,7 +75,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     progress::phase("compare: building the Go reference program");
     let go = goref::build(cfg.go.as_deref())?;
     let what = format!("compare --count {}", count(cfg.count));
-    preflight::coroutines(&what, cfg.count, cfg.stack_max)?;
+    preflight::coroutines(&what, cfg.count, cfg.stack_max, cfg.workers)?;
 
     progress::phase(&format!("compare: spindle mem at N = {}", count(cfg.count)));
     let spindle_mem = crate::mem::measure_isolated(&MemConfig {

@@ -9,9 +9,13 @@
 //! It also says when the numbers are *meaningless*: under qemu-user (how the
 //! aarch64 build is tested on an x86_64 machine) every instruction is
 //! translated, so timings measure the emulator. We detect that when
-//! `/proc/cpuinfo` (which qemu-user passes through from the host) describes a
-//! different architecture than the one this binary was compiled for, or when
-//! qemu's own environment variables (`QEMU_*`) are set.
+//! `/proc/cpuinfo` (which older qemu-user passes through from the host)
+//! describes a different architecture than the one this binary was compiled
+//! for; when guard regions do not work on a kernel that has them (qemu-user
+//! accepts `MADV_GUARD_INSTALL` and installs nothing, see
+//! `runtime/src/stack/guard.rs`), which still holds when qemu emulates
+//! `/proc/cpuinfo` (as it does for aarch64 since 8.2); or when qemu's own
+//! environment variables (`QEMU_*`) are set.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +57,8 @@ impl Header {
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into())
         };
+        let release = read("/proc/sys/kernel/osrelease");
+        let mode = spindle::stack::guard::mode();
         Header {
             date_utc: utc_now(),
             arch: std::env::consts::ARCH.into(),
@@ -62,13 +68,10 @@ impl Header {
                 .lines()
                 .filter(|l| l.starts_with("processor"))
                 .count(),
-            kernel: format!(
-                "{} {}",
-                read("/proc/sys/kernel/ostype"),
-                read("/proc/sys/kernel/osrelease")
-            ),
+            kernel: format!("{} {release}", read("/proc/sys/kernel/ostype")),
             page_size: spindle::stack::page::page_size(),
-            guard_mode: match spindle::stack::guard::mode() {
+            emulated: emulation(&cpuinfo, &release, guard_probe_failed(&mode)),
+            guard_mode: match mode {
                 Ok(m) => m.name().into(),
                 Err(e) => format!("unavailable: {e}"),
             },
@@ -78,7 +81,6 @@ impl Header {
             runtime: settings,
             rust_version: env!("SPINDLE_BENCH_RUSTC").into(),
             spindle_bench_version: env!("CARGO_PKG_VERSION").into(),
-            emulated: emulation(&cpuinfo),
         }
     }
 
@@ -151,8 +153,25 @@ fn cpu_model(cpuinfo: &str) -> String {
     }
 }
 
+/// Whether the runtime probed for guard regions and found they do not work
+/// (not merely told to use mprotect by `SPINDLE_GUARD=mprotect`).
+fn guard_probe_failed(mode: &std::io::Result<spindle::GuardMode>) -> bool {
+    match (std::env::var("SPINDLE_GUARD").as_deref(), mode) {
+        (Ok("mprotect"), _) => false,
+        (_, Ok(m)) => *m == spindle::GuardMode::Mprotect,
+        (Ok("regions"), Err(_)) => true,
+        _ => false,
+    }
+}
+
+/// `(major, minor)` of a kernel release such as "6.18.44-fc-v769".
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// Why we believe this process runs under qemu-user, if we do.
-fn emulation(cpuinfo: &str) -> Option<String> {
+fn emulation(cpuinfo: &str, kernel_release: &str, guard_probe_failed: bool) -> Option<String> {
     let arch = std::env::consts::ARCH;
     let x86_host = cpuinfo.contains("vendor_id") && cpuinfo.contains("flags");
     let arm_host = cpuinfo.contains("CPU implementer");
@@ -161,6 +180,17 @@ fn emulation(cpuinfo: &str) -> Option<String> {
         return Some(format!(
             "this {arch} binary sees a {} /proc/cpuinfo",
             if x86_host { "x86" } else { "arm" }
+        ));
+    }
+    // Second signal, independent of /proc/cpuinfo: Linux 6.13+ always has
+    // MADV_GUARD_INSTALL (no config option), and qemu-user passes the host's
+    // kernel release through but ignores the advice, so the runtime's probe
+    // fails there. A seccomp filter that rejects the advice would trip this
+    // too; that is rare, and the warning names what was seen.
+    if guard_probe_failed && kernel_version(kernel_release).is_some_and(|v| v >= (6, 13)) {
+        return Some(format!(
+            "MADV_GUARD_INSTALL has no effect on Linux {kernel_release}, which supports it; \
+             qemu-user ignores it"
         ));
     }
     let qemu_var = std::env::vars_os()
@@ -204,6 +234,28 @@ mod tests {
             "CPU implementer 0x41, part 0xd0c"
         );
         assert_eq!(cpu_model(""), "unknown");
+    }
+
+    #[test]
+    fn emulation_signals() {
+        let foreign = if cfg!(target_arch = "x86_64") {
+            "CPU implementer\t: 0x41\n"
+        } else {
+            "vendor_id\t: GenuineIntel\nflags\t: fpu\n"
+        };
+        assert!(emulation(foreign, "6.1.0", false).is_some_and(|w| w.contains("/proc/cpuinfo")));
+        // qemu emulating /proc/cpuinfo: the failed guard probe still shows.
+        let w = emulation("", "6.18.44-fc-v769", true).unwrap();
+        assert!(w.contains("6.18.44") && w.contains("qemu"), "{w}");
+        assert!(emulation("", "6.13.0", true).is_some());
+        // Before 6.13 the probe fails natively; and a working probe is no sign.
+        if std::env::vars_os().all(|(k, _)| !k.to_string_lossy().starts_with("QEMU_")) {
+            assert_eq!(emulation("", "6.12.9", true), None);
+            assert_eq!(emulation("", "5.15.0-91-generic", true), None);
+            assert_eq!(emulation("", "6.18.44", false), None);
+        }
+        assert_eq!(kernel_version("6.18.44-fc-v769"), Some((6, 18)));
+        assert_eq!(kernel_version("unknown"), None);
     }
 
     #[test]

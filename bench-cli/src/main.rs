@@ -77,13 +77,17 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("spindle-bench: error: {first}");
+            eprintln!(
+                "spindle-bench: error: {}",
+                one_line(&e.render().to_string())
+            );
             return ExitCode::from(2);
         }
     };
+    if let Some(msg) = unsupported_combination(&cli) {
+        eprintln!("spindle-bench: error: {msg}");
+        return ExitCode::from(2);
+    }
     let json = cli.json;
     match run(cli) {
         Ok(out) => {
@@ -106,6 +110,54 @@ fn main() -> ExitCode {
             eprintln!("spindle-bench: error: {}", msg.replace('\n', " "));
             ExitCode::from(1)
         }
+    }
+}
+
+/// clap's error as one line. clap puts the key facts on the lines after the
+/// first: the missing arguments ("the following required arguments were not
+/// provided:" then `  --out <DIR>`), the possible values (`  [possible
+/// values: ...]`) or a tip. Keep everything before the usage section: a list
+/// after a line ending in ':' is joined with ", ", other lines with "; ".
+fn one_line(rendered: &str) -> String {
+    let mut out = String::new();
+    let mut listing = false;
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            listing = false;
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        let line = line
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .unwrap_or(line);
+        if !out.is_empty() {
+            out.push_str(match (out.ends_with(':'), listing) {
+                (true, _) => " ",
+                (false, true) => ", ",
+                (false, false) => "; ",
+            });
+        }
+        out.push_str(line);
+        listing |= line.ends_with(':');
+    }
+    if out.is_empty() {
+        out.push_str("invalid arguments");
+    }
+    out
+}
+
+/// Flags that parse but make no sense together, refused like a bad argument.
+fn unsupported_combination(cli: &Cli) -> Option<String> {
+    match (&cli.command, cli.repeat) {
+        (Some(Command::Grow(a)), Some(r)) if a.overflow && r > 1 => Some(format!(
+            "--repeat {r} cannot be used with 'grow --overflow': the overflow demo runs \
+             once (its child aborts the same way every time); drop --repeat"
+        )),
+        _ => None,
     }
 }
 
@@ -269,4 +321,61 @@ fn run(cli: Cli) -> Result<Outcome, String> {
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(args: &[&str]) -> String {
+        let argv = std::iter::once("spindle-bench").chain(args.iter().copied());
+        one_line(&Cli::try_parse_from(argv).unwrap_err().render().to_string())
+    }
+
+    #[test]
+    fn clap_errors_keep_their_key_facts_on_one_line() {
+        let e = parse_error(&["report"]);
+        assert_eq!(
+            e,
+            "the following required arguments were not provided: --out <DIR>"
+        );
+        let e = parse_error(&["mem", "--count", "0"]);
+        assert!(e.contains("--count <N>") && e.contains("at least 1"), "{e}");
+        let e = parse_error(&["mem", "--no-such-flag"]);
+        assert!(e.contains("'--no-such-flag'"), "{e}");
+        let e = parse_error(&["frobnicate"]);
+        assert!(e.contains("'frobnicate'"), "{e}");
+        for e in [
+            e,
+            parse_error(&["--repeat"]),
+            parse_error(&["mem", "--count"]),
+        ] {
+            assert!(!e.contains('\n') && !e.contains("Usage"), "{e}");
+        }
+        assert_eq!(
+            one_line("error: a\n  b\n  c\n\n  tip: d\n\nUsage: x\n"),
+            "a; b; c; tip: d"
+        );
+        assert_eq!(
+            one_line("error: missing:\n  --a <A>\n  --b <B>\n\nUsage: x\n"),
+            "missing: --a <A>, --b <B>"
+        );
+        assert_eq!(
+            one_line("error: invalid value 'x' for '--f <F>'\n  [possible values: a, b]\n"),
+            "invalid value 'x' for '--f <F>'; possible values: a, b"
+        );
+    }
+
+    #[test]
+    fn grow_overflow_refuses_repeat() {
+        let cli = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("spindle-bench").chain(args.iter().copied()))
+                .unwrap()
+        };
+        let msg = unsupported_combination(&cli(&["grow", "--overflow", "--repeat", "2"]));
+        assert!(msg.is_some_and(|m| m.contains("--repeat") && m.contains("--overflow")));
+        assert!(unsupported_combination(&cli(&["--repeat", "3", "grow", "--overflow"])).is_some());
+        assert!(unsupported_combination(&cli(&["grow", "--overflow", "--repeat", "1"])).is_none());
+        assert!(unsupported_combination(&cli(&["grow", "--repeat", "2"])).is_none());
+    }
 }

@@ -50,11 +50,14 @@ pub struct PerUnit {
     pub heap_blocks: f64,
 }
 
-/// How many parked coroutines fit in `memory_gib` GiB at the measured total.
+/// How many parked tasks fit in `memory_gib` GiB at the measured total per
+/// task. Shared by `mem` (coroutines) and `threads` (OS threads), hence the
+/// neutral name; older result files called the field `coroutines`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fit {
     pub memory_gib: u64,
-    pub coroutines: u64,
+    #[serde(alias = "coroutines")]
+    pub tasks: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,7 +92,7 @@ pub enum MemRow {
 /// Measure in this process.
 pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
     let what = format!("mem --count {}", units::count(cfg.count));
-    preflight::coroutines(&what, cfg.count, cfg.stack_max)?;
+    preflight::coroutines(&what, cfg.count, cfg.stack_max, cfg.workers)?;
     let rt = Runtime::builder()
         .workers(cfg.workers)
         .stack_max(cfg.stack_max)
@@ -244,7 +247,7 @@ pub fn fits(per_unit: f64) -> Vec<Fit> {
         .into_iter()
         .map(|gib| Fit {
             memory_gib: gib,
-            coroutines: if per_unit > 0.0 {
+            tasks: if per_unit > 0.0 {
                 ((gib << 30) as f64 / per_unit) as u64
             } else {
                 0

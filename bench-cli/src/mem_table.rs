@@ -162,7 +162,7 @@ pub fn fits_caption(r: &MemResult) -> String {
 pub fn fits_table(r: &MemResult) -> Table {
     let mut t = Table::new(&["memory", "coroutines"]);
     for f in &r.fits {
-        t.row(vec![format!("{} GiB", f.memory_gib), group(f.coroutines)]);
+        t.row(vec![format!("{} GiB", f.memory_gib), group(f.tasks)]);
     }
     t
 }

@@ -28,8 +28,8 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
         return Err(io::Error::last_os_error());
     }
     let max = 8 * std::mem::size_of_val(&set);
-    // SAFETY: every index is below the set's capacity in bits.
     Ok((0..max)
+        // SAFETY: every index is below the set's capacity in bits.
         .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
         .collect())
 }

@@ -10,9 +10,13 @@
 //! * memory: a conservative estimate against `MemAvailable`;
 //! * in strict overcommit mode (`vm.overcommit_memory=2`) the reserved
 //!   address space counts too, even with `MAP_NORESERVE`;
-//! * in mprotect guard mode: the VMA budget (2 maps per stack);
+//! * address space: every stack slot is reserved up front, so count ×
+//!   stack_max (rounded up to whole slabs) must fit in the user virtual
+//!   address space and under `RLIMIT_AS` (`ulimit -v`) if one is set;
+//! * in mprotect guard mode: the VMA budget (2 maps per stack, 1 per slab,
+//!   and a margin for worker threads and the allocator);
 //! * for OS threads: maps, `kernel.pid_max`, `kernel.threads-max`,
-//!   `RLIMIT_NPROC` and the cgroup's `pids.max`.
+//!   `RLIMIT_NPROC`, the cgroup's `pids.max` and address space.
 
 use crate::{procfs, units};
 
@@ -68,23 +72,133 @@ pub fn address_space(what: &str, reserved: u64, fix: &str) -> Result<(), String>
     ))
 }
 
-/// Everything `count` coroutines with `stack_max`-byte slots need.
-pub fn coroutines(what: &str, count: u64, stack_max: usize) -> Result<(), String> {
+/// The runtime's slab size: each slab reserves 64 MiB of slots, and at least
+/// 16 (`SLAB_BYTES` in runtime/src/stack/pool.rs, which is private there).
+const SLAB_BYTES: u64 = 64 << 20;
+const MIN_SLOTS_PER_SLAB: u64 = 16;
+
+/// Fresh stacks a worker may hold ahead of its coroutines: its cache refills
+/// from the pool in batches of 32 slots (`BATCH` in runtime/src/stack/pool.rs).
+const STACKS_AHEAD_PER_WORKER: u64 = 32;
+
+/// Maps for the rest of a run in mprotect mode: the allocator's arenas and
+/// big allocations, the driver coroutine's own slab and stack, timers.
+const RUN_MAPS: u64 = 256;
+
+/// Slabs the pool reserves for `count` slots of `slot` bytes, plus one for a
+/// second size class (the `mem` driver's stack) or a partly used slab.
+fn slabs(count: u64, slot: u64) -> u64 {
+    let per_slab = (SLAB_BYTES / slot.max(1)).max(MIN_SLOTS_PER_SLAB);
+    count.div_ceil(per_slab) + 1
+}
+
+/// Bytes of address space the pool reserves for `count` stacks: whole slabs.
+pub fn stack_reservation(count: u64, stack_max: usize) -> u64 {
+    let slot = spindle::stack::page::round_up(stack_max) as u64;
+    let per_slab = (SLAB_BYTES / slot).max(MIN_SLOTS_PER_SLAB);
+    slabs(count, slot)
+        .saturating_mul(per_slab)
+        .saturating_mul(slot)
+}
+
+/// VMAs a run of `count` mprotect-guarded stacks adds to the process: 2 per
+/// stack (guard + stack; the runtime's own budget assumes no merging), one
+/// per slab, and for each worker its thread plus the stacks its cache carves
+/// ahead, and [`RUN_MAPS`] for everything else.
+pub fn mprotect_maps(count: u64, stack_max: usize, workers: usize) -> (u64, u64, u64) {
+    let slot = spindle::stack::page::round_up(stack_max) as u64;
+    let slabs = slabs(count, slot);
+    let margin = workers as u64 * (VMAS_PER_THREAD + 2 * STACKS_AHEAD_PER_WORKER) + RUN_MAPS;
+    (2 * count + slabs + margin, slabs, margin)
+}
+
+/// The user virtual address space, conservatively: x86_64 gives user space
+/// 2^47 bytes with 4-level page tables (and mmap stays below 2^47 even with
+/// 5-level ones unless asked); aarch64 2^48 at most, but 2^39 or 2^42 with
+/// kernels built for fewer VA bits. The main stack sits near the top of user
+/// space, so the highest mapping of this process, rounded up to a power of
+/// two, tells the size actually in use. Returns the size and its bits.
+pub fn user_address_space() -> (u64, u32) {
+    let arch_max: u64 = if cfg!(target_arch = "aarch64") {
+        1 << 48
+    } else {
+        1 << 47
+    };
+    let seen = procfs::highest_mapping_end(arch_max)
+        .map_or(arch_max, |end| end.next_power_of_two().min(arch_max));
+    (seen, seen.trailing_zeros())
+}
+
+/// `RLIMIT_AS` soft limit (`ulimit -v`), if finite.
+fn as_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
+/// `reserved` more bytes of address space against the user address space
+/// (less what is mapped and a 1/32 margin for layout gaps and randomisation)
+/// and against `RLIMIT_AS`.
+pub fn virtual_address_space(what: &str, reserved: u64, fix: &str) -> Result<(), String> {
+    let mapped = procfs::vm_size_bytes().unwrap_or(0);
+    let (space, bits) = user_address_space();
+    let usable = space - space / 32;
+    if mapped.saturating_add(reserved) > usable {
+        return Err(format!(
+            "{what} reserves {} of address space for stacks, but the user address space \
+             is {} ({bits}-bit virtual addresses on {}; {} already mapped, about {} usable); \
+             {fix}",
+            units::binary(reserved),
+            units::binary(space),
+            std::env::consts::ARCH,
+            units::binary(mapped),
+            units::binary(usable.saturating_sub(mapped)),
+        ));
+    }
+    if let Some(limit) = as_limit() {
+        let needed = mapped.saturating_add(reserved);
+        if needed > limit {
+            return Err(format!(
+                "{what} reserves {} of address space for stacks, but RLIMIT_AS is {} \
+                 ({} already mapped); raise it with `ulimit -v unlimited` (or at least \
+                 `ulimit -v {}`, in KiB), or {fix}",
+                units::binary(reserved),
+                units::binary(limit),
+                units::binary(mapped),
+                (needed + needed / 4).div_ceil(1024)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Everything `count` coroutines with `stack_max`-byte slots on `workers`
+/// worker threads need.
+pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> Result<(), String> {
     memory(
         what,
         count * coroutine_estimate(),
         "lower --count or free memory",
     )?;
-    address_space(
-        what,
-        count * stack_max as u64,
-        "lower --count or --stack-max",
-    )?;
+    let reserved = stack_reservation(count, stack_max);
+    virtual_address_space(what, reserved, "lower --count or --stack-max")?;
+    address_space(what, reserved, "lower --count or --stack-max")?;
     let mode = spindle::stack::guard::mode().map_err(|e| e.to_string())?;
     if mode == spindle::GuardMode::Mprotect {
         use spindle::stack::guard::{check_vma_budget, current_map_count};
-        let extra = usize::try_from(2 * count).unwrap_or(usize::MAX);
-        check_vma_budget(current_map_count(), extra).map_err(|e| format!("{what}: {e}"))?;
+        let (extra, slabs, margin) = mprotect_maps(count, stack_max, workers);
+        let extra = usize::try_from(extra).unwrap_or(usize::MAX);
+        check_vma_budget(current_map_count(), extra).map_err(|e| {
+            format!(
+                "{what}: {e}, or lower --count (the estimate counts 2 maps per stack, \
+                 {slabs} slabs and {margin} for {workers} worker{} and the allocator)",
+                if workers == 1 { "" } else { "s" }
+            )
+        })?;
     }
     Ok(())
 }
@@ -153,6 +267,10 @@ pub fn threads(count: u64, stack_size: u64) -> Result<(), String> {
         count * thread_estimate(),
         "lower --count or free memory",
     )?;
+    // A thread's stack is one mapping of its size plus a guard page.
+    let page = spindle::stack::page::page_size() as u64;
+    let reserved = count.saturating_mul(stack_size + page);
+    virtual_address_space(&what, reserved, "lower --count or --stack-size")?;
     address_space(&what, count * stack_size, "lower --count or --stack-size")
 }
 
@@ -162,11 +280,54 @@ mod tests {
 
     #[test]
     fn small_runs_pass_and_huge_ones_are_refused() {
-        assert!(coroutines("mem", 10, 256 << 10).is_ok());
-        let err = coroutines("mem --count 10^8", 100_000_000_000, 256 << 10).unwrap_err();
+        assert!(coroutines("mem", 10, 256 << 10, 2).is_ok());
+        let err = coroutines("mem --count 10^8", 100_000_000_000, 256 << 10, 2).unwrap_err();
         assert!(err.contains("MemAvailable"), "{err}");
         assert!(threads(10, 2 << 20).is_ok());
         let err = threads(1_000_000, 2 << 20).unwrap_err();
         assert!(err.contains("vm.max_map_count"), "{err}");
+    }
+
+    /// 3 × 10^5 slots of 1 GiB are 293 TiB: more than any user address space
+    /// (128 TiB on x86_64, 256 TiB at most on aarch64).
+    #[test]
+    fn address_space_is_checked_before_reserving() {
+        let (space, bits) = user_address_space();
+        assert!(
+            space.is_power_of_two() && (36..=48).contains(&bits),
+            "{space:#x}"
+        );
+        let err = coroutines("mem --count 3e5", 300_000, 1 << 30, 2).unwrap_err();
+        assert!(err.contains("address space"), "{err}");
+        assert!(err.contains("--stack-max"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = virtual_address_space("x", space, "lower it").unwrap_err();
+        assert!(err.contains(&format!("{bits}-bit")), "{err}");
+        assert!(virtual_address_space("x", 1 << 30, "lower it").is_ok());
+    }
+
+    #[test]
+    fn reservations_are_whole_slabs() {
+        // 256 slots of 256 KiB per 64 MiB slab; 16 slots of 1 GiB.
+        assert_eq!(stack_reservation(1, 256 << 10), 2 * (64 << 20));
+        assert_eq!(stack_reservation(256, 256 << 10), 2 * (64 << 20));
+        assert_eq!(stack_reservation(257, 256 << 10), 3 * (64 << 20));
+        assert_eq!(
+            stack_reservation(200_000, 1 << 30),
+            ((12_500 + 1) * 16) << 30
+        );
+    }
+
+    /// At the stock vm.max_map_count, 31,723 mprotect stacks fail part-way
+    /// (the runtime stops near 31,717): the estimate must refuse them up front.
+    #[test]
+    fn the_mprotect_estimate_covers_slabs_and_workers() {
+        let (extra, slabs, margin) = mprotect_maps(31_723, 256 << 10, 2);
+        assert_eq!(slabs, 125);
+        assert!(margin >= 2 * VMAS_PER_THREAD + RUN_MAPS);
+        // 36 maps in use and the runtime's 2,048 headroom, against 65,530.
+        assert!(36 + extra + 2048 > 65_530, "{extra}");
+        let (extra, _, _) = mprotect_maps(30_000, 256 << 10, 2);
+        assert!(36 + extra + 2048 <= 65_530, "{extra}");
     }
 }

@@ -11,7 +11,10 @@
 //!   kernel's own per-thread memory, `KernelStack` and `SUnreclaim`
 //!   (unreclaimable slab: task structs and friends). These two are
 //!   system-wide, so other processes add noise to their deltas;
-//! * `/proc/sys/...`: limits such as `vm.max_map_count`.
+//! * `/proc/sys/...`: limits such as `vm.max_map_count`;
+//! * `/proc/self/status` `VmSize` and `/proc/self/maps`: the address space
+//!   this process has mapped, and how high its mappings reach (for the
+//!   address-space preflight check).
 
 use std::io;
 
@@ -51,6 +54,26 @@ fn kb_field(text: &str, key: &str) -> Option<u64> {
 pub fn vm_pte_bytes() -> io::Result<u64> {
     kb_field(&read("/proc/self/status")?, "VmPTE")
         .ok_or_else(|| io::Error::other("no VmPTE line in /proc/self/status"))
+}
+
+/// Virtual address space this process has mapped now (`VmSize`).
+pub fn vm_size_bytes() -> io::Result<u64> {
+    kb_field(&read("/proc/self/status")?, "VmSize")
+        .ok_or_else(|| io::Error::other("no VmSize line in /proc/self/status"))
+}
+
+/// The highest end address of this process's mappings below `ceiling`
+/// (mappings above it, such as x86_64's `[vsyscall]` page in the kernel half,
+/// are not user address space).
+pub fn highest_mapping_end(ceiling: u64) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| {
+            let (_, end) = l.split_whitespace().next()?.split_once('-')?;
+            u64::from_str_radix(end, 16).ok()
+        })
+        .filter(|&end| end <= ceiling)
+        .max()
 }
 
 /// One `/proc/meminfo` field, in bytes.
@@ -121,6 +144,10 @@ mod tests {
         assert!(vm_pte_bytes().is_ok());
         assert!(meminfo("MemAvailable").unwrap() > 0);
         assert!(sysctl("vm/max_map_count").unwrap() > 0);
+        assert!(vm_size_bytes().unwrap() >= rss_bytes().unwrap());
+        let top = highest_mapping_end(1 << 47).unwrap();
+        assert!(top > 1 << 32, "{top:#x}");
+        assert!(highest_mapping_end(top - 1).unwrap() < top);
         assert_eq!(kb_field("VmPTE:\t  12 kB\n", "VmPTE"), Some(12 * 1024));
     }
 }

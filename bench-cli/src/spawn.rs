@@ -64,7 +64,7 @@ pub fn run(cfg: &SpawnConfig) -> Result<RowSet, String> {
         format!("spawn batch, cold: fresh slots ({} workers)", cfg.workers),
     );
     let what = format!("spawn batch of {}", units::count(n));
-    if let Err(why) = preflight::coroutines(&what, n, cfg.stack_max) {
+    if let Err(why) = preflight::coroutines(&what, n, cfg.stack_max, cfg.workers) {
         rows.push(Row::skipped(batch.0, &batch.1, n, why.clone()));
         rows.push(Row::skipped(cold.0, &cold.1, n, why));
     } else {

@@ -71,7 +71,7 @@ pub fn mem_series(counts: &[u64], workers: usize, stack_max: usize) -> Vec<MemRo
         .map(|&count| {
             progress::phase(&format!("mem: parking {} coroutines", units::count(count)));
             let what = format!("mem at N = {}", units::count(count));
-            let measured = preflight::coroutines(&what, count, stack_max).and_then(|()| {
+            let measured = preflight::coroutines(&what, count, stack_max, workers).and_then(|()| {
                 mem::measure_isolated(&MemConfig {
                     count,
                     workers,

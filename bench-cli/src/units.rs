@@ -30,9 +30,14 @@ pub fn bytes_kb(b: f64) -> String {
     format!("{} ({:.2} KB)", bytes(b), b / 1000.0)
 }
 
-/// A power-of-two size: "256 KiB", "2 MiB", "4 KiB", "1.5 MiB".
+/// A power-of-two size: "256 KiB", "2 MiB", "4 KiB", "1.5 MiB", "128 TiB".
 pub fn binary(b: u64) -> String {
-    let units = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    let units = [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
     for (scale, unit) in units {
         if b >= scale {
             let v = b as f64 / scale as f64;
@@ -108,6 +113,8 @@ mod tests {
         assert_eq!(bytes(-1234.0), "-1,234 B");
         assert_eq!(binary(256 << 10), "256 KiB");
         assert_eq!(binary(4096), "4 KiB");
+        assert_eq!(binary(1 << 47), "128 TiB");
+        assert_eq!(binary(3 << 39), "1.5 TiB");
         assert_eq!(count(1_000_000), "10^6");
         assert_eq!(count(1234), "1,234");
         assert_eq!(ns(35.24), "35.2 ns");

@@ -78,4 +78,12 @@ fn threads_baseline_at_100() {
         num(p, key);
     }
     assert!(num(t, "spawn_ns_per_thread") > 0.0);
+    // How many threads fit: a neutral field name, not `coroutines`.
+    let fits = t["fits"].as_array().expect("fits");
+    assert_eq!(fits.len(), 3, "{t}");
+    for f in fits {
+        num(f, "memory_gib");
+        num(f, "tasks");
+        assert!(f.get("coroutines").is_none(), "{f}");
+    }
 }

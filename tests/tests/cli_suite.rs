@@ -79,7 +79,8 @@ fn check_mem_row(row: &Value, count: u64) {
     assert!(num(row, "release_join_ns_total") > 0.0);
     let fits = row["fits"].as_array().expect("fits");
     assert_eq!(fits.len(), 3);
-    assert!(fits.iter().all(|f| num(f, "coroutines") > 0.0));
+    assert!(fits.iter().all(|f| num(f, "tasks") > 0.0), "{row}");
+    assert!(fits.iter().all(|f| f.get("coroutines").is_none()), "{row}");
 }
 
 #[test]

@@ -195,22 +195,43 @@ pub fn current_map_count() -> usize {
 }
 
 /// Check that `extra` more VMAs fit under `vm.max_map_count` with headroom
-/// for the rest of the process, given `in_use` VMAs now. The error names the
-/// limit, its value and the sysctl that raises it.
+/// for the rest of the process, given `in_use` VMAs now. The error (one line)
+/// names the limit, its value, the maps in use and needed, and the sysctl
+/// that raises it to a value that covers the request.
 pub fn check_vma_budget(in_use: usize, extra: usize) -> io::Result<()> {
     let limit = max_map_count();
-    if in_use + extra + VMA_HEADROOM <= limit {
+    let needed = in_use.saturating_add(extra).saturating_add(VMA_HEADROOM);
+    if needed <= limit {
         return Ok(());
     }
     Err(io::Error::new(
         io::ErrorKind::OutOfMemory,
         format!(
             "stack guard pages would exceed vm.max_map_count ({limit}): the process has \
-             {in_use} memory maps and mprotect guards need 2 per stack; raise it with \
-             `sysctl -w vm.max_map_count={}` or use a kernel with MADV_GUARD_INSTALL (6.13+)",
-            (limit * 4).max(262144)
+             {in_use} memory maps and needs {extra} more for mprotect-guarded stacks \
+             (2 per stack), {needed} with {VMA_HEADROOM} kept for the rest of the process; \
+             raise it with `sysctl -w vm.max_map_count={}` or use a kernel with \
+             MADV_GUARD_INSTALL (6.13+)",
+            suggested_max_map_count(needed, limit)
         ),
     ))
+}
+
+/// A `vm.max_map_count` to suggest when `needed` maps do not fit under
+/// `limit`. A caller that budgets a whole run at once (the benchmark's
+/// preflight) passes everything it will need, so `needed` suffices; the pool
+/// asks for one slot at a time, and then the process is at the wall with
+/// demand unknown, so suggest at least double the current limit. Rounded up
+/// to two significant digits, and capped at the sysctl's maximum (`INT_MAX`).
+fn suggested_max_map_count(needed: usize, limit: usize) -> usize {
+    let want = needed.max(limit.saturating_mul(2));
+    let mut unit = 1usize;
+    while want / unit >= 100 {
+        unit *= 10;
+    }
+    want.div_ceil(unit)
+        .saturating_mul(unit)
+        .min(i32::MAX as usize)
 }
 
 #[cfg(test)]
@@ -223,7 +244,38 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("vm.max_map_count"), "{msg}");
         assert!(msg.contains("sysctl -w"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
         assert!(check_vma_budget(0, 10).is_ok());
+    }
+
+    /// The suggested value covers the whole request, not a fixed multiple of
+    /// the current limit: 10^6 mprotect stacks need about 2 million maps.
+    #[test]
+    fn suggested_value_covers_the_request() {
+        assert_eq!(suggested_max_map_count(2_002_100, 65530), 2_100_000);
+        assert_eq!(suggested_max_map_count(65533, 65530), 140_000);
+        assert_eq!(suggested_max_map_count(99, 10), 99);
+        assert_eq!(
+            suggested_max_map_count(usize::MAX, 65530),
+            i32::MAX as usize
+        );
+        for needed in [65531, 70_000, 1_234_567, 2_002_100, 40_000_000] {
+            assert!(suggested_max_map_count(needed, 65530) >= needed);
+        }
+        let limit = max_map_count();
+        let extra = 2_000_000;
+        let needed = 100 + extra + VMA_HEADROOM;
+        if needed > limit {
+            let msg = check_vma_budget(100, extra).unwrap_err().to_string();
+            let suggested = suggested_max_map_count(needed, limit);
+            assert!(suggested >= needed);
+            assert!(
+                msg.contains(&format!("vm.max_map_count={suggested}`")),
+                "{msg}"
+            );
+            assert!(msg.contains(&format!("({limit})")), "{msg}");
+            assert!(msg.contains(&format!("{needed} with")), "{msg}");
+        }
     }
 
     /// What a guard does, seen from a system call: `write(2)` from a guarded
