@@ -125,11 +125,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = sched::context::with_worker(|w| w.map(|w| w.shared.clone()));
-        let shared = shared.expect(
-            "spindle::spawn called outside a spindle runtime; use Runtime::spawn or Runtime::block_on",
-        );
-        shared.spawn(self.options(), f)
+        sched::spawn_here(self.options(), f)
     }
 
     /// Spawn on `rt`, from any thread.

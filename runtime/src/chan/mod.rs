@@ -78,6 +78,7 @@ impl<T> Sender<T> {
     /// Send `value`, waiting while the channel is full (or, for a rendezvous
     /// channel, until a receiver takes it). Fails, returning the value, once
     /// every receiver is gone.
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         let mut inner = self.chan.inner.lock();
         if inner.receivers == 0 {
@@ -136,6 +137,7 @@ fn deliver<T>(receiver: Waiter, value: T) {
 impl<T> Receiver<T> {
     /// Receive a value, waiting while the channel is empty. Fails once the
     /// channel is empty and every sender is gone.
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         let mut inner = self.chan.inner.lock();
         if let Some(taken) = inner.take_one() {

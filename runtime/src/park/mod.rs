@@ -32,8 +32,9 @@ pub(crate) struct Waiter(NonNull<u8>);
 
 const THREAD_TAG: usize = 1;
 
-// SAFETY: both variants (TaskRef, Arc<ThreadParker>) are Send and Sync.
+// SAFETY: both variants (TaskRef, Arc<ThreadParker>) are Send.
 unsafe impl Send for Waiter {}
+// SAFETY: both variants are Sync, and a Waiter is only a tagged pointer to one.
 unsafe impl Sync for Waiter {}
 
 /// The two kinds a [`Waiter`] can be, borrowed.
@@ -80,14 +81,15 @@ impl Waiter {
             // SAFETY: untagged: we own this TaskRef and pass it on.
             crate::sched::wake(unsafe { TaskRef::from_raw(this.0.cast()) });
         } else {
-            // SAFETY: tagged: we own this Arc reference and release it here.
             let parker =
+                // SAFETY: tagged: we own this Arc reference and release it here.
                 unsafe { Arc::from_raw(raw.wrapping_sub(THREAD_TAG).cast::<ThreadParker>()) };
             parker.unpark();
         }
     }
 
     /// Sleep once; may return spuriously.
+    #[inline(always)]
     pub fn park(&self) {
         match self.kind() {
             Kind::Task(_) => crate::sched::park_current(),
@@ -96,6 +98,7 @@ impl Waiter {
     }
 
     /// Park until the cell's wait has an outcome, and return it.
+    #[inline(always)]
     pub fn wait(&self) -> u8 {
         loop {
             let outcome = self.cell().outcome();
@@ -156,9 +159,14 @@ impl Current {
         Current(ManuallyDrop::new(w))
     }
 
-    /// An owned waiter for a queue (takes one reference).
+    /// An owned waiter for a queue. For a task this is its spare reference
+    /// if it has one (`TaskRef::try_park`), so that a steady park/wake cycle
+    /// costs no reference-count traffic; otherwise a new reference.
     pub fn to_waiter(&self) -> Waiter {
-        (*self.0).clone()
+        match self.kind() {
+            Kind::Task(t) => Waiter::task(t.take_spare().unwrap_or_else(|| t.clone())),
+            Kind::Thread(_) => (*self.0).clone(),
+        }
     }
 }
 

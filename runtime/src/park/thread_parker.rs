@@ -19,6 +19,8 @@ pub(crate) struct ThreadParker {
 
 // SAFETY: `hand_off` is accessed only under the wait-cell protocol (module docs).
 unsafe impl Sync for ThreadParker {}
+// SAFETY: every other field is Send; `hand_off` holds a value only while a
+// waker owns the wait, and that value is Send (channels require `T: Send`).
 unsafe impl Send for ThreadParker {}
 
 impl ThreadParker {

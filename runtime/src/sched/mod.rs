@@ -93,6 +93,24 @@ impl Shared {
     }
 }
 
+/// Spawn on the runtime of the calling worker (`spindle::spawn`).
+///
+/// # Panics
+/// If the caller is not on a spindle worker.
+pub(crate) fn spawn_here<F, T>(opts: SpawnOptions<'_>, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    context::with_worker(|w| {
+        let w = w.expect(
+            "spindle::spawn called outside a spindle runtime; use Runtime::spawn or Runtime::block_on",
+        );
+        // Borrowing the worker's Arc (no clone) is fine: spawn does not suspend.
+        w.shared.spawn(opts, f)
+    })
+}
+
 /// Make a parked task runnable. On one of its runtime's workers it runs next
 /// on that worker; from anywhere else it goes through the injector.
 pub(crate) fn wake(task: TaskRef) {
@@ -113,6 +131,7 @@ pub(crate) fn wake(task: TaskRef) {
 }
 
 /// Park the calling coroutine until someone wakes it (may return spuriously).
+#[inline(always)]
 pub(crate) fn park_current() {
     let suspended = context::suspend(Suspend::Park);
     debug_assert!(suspended, "park_current called outside a coroutine");
@@ -120,6 +139,7 @@ pub(crate) fn park_current() {
 
 /// Let other coroutines run; the caller goes to the back of its worker's
 /// queue. Outside a coroutine this is `std::thread::yield_now`.
+#[inline]
 pub fn yield_now() {
     if !context::suspend(Suspend::Yield) {
         std::thread::yield_now();

@@ -263,19 +263,18 @@ impl Worker {
         self.shared.counters.worker(self.index).add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
-            CoroutineResult::Yield(Suspend::Park) => {
-                if header.state.after_park() {
-                    self.shared.counters.worker(self.index).add_park();
-                } else {
-                    self.push_runnext(task);
-                }
-                // Otherwise it is parked: whoever will wake it holds a reference.
-            }
+            // Parked, unless a wake overtook it: then requeue it as it is.
+            // (Once parked, whoever will wake it holds a reference.)
+            CoroutineResult::Yield(Suspend::Park) => match task.try_park() {
+                None => self.shared.counters.worker(self.index).add_park(),
+                Some(task) => self.push_runnext(task),
+            },
             CoroutineResult::Return(dropper) => self.finish(task, dropper),
         }
     }
 
     fn finish(&self, task: TaskRef, dropper: OutputDropper) {
+        drop(task.take_spare());
         // SAFETY: the coroutine returned while we held it (see run_task).
         let stack = unsafe { task.take_stack() };
         self.shared

@@ -63,8 +63,9 @@ thread_local! {
 /// memory is deliberately kept for the life of the process, because a signal
 /// can arrive while the thread is exiting.
 pub(crate) fn ensure_altstack() {
-    // SAFETY: sigaltstack with a null new stack only reads the current one.
+    // SAFETY: stack_t is plain data; all-zero is a valid value.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaltstack with a null new stack only reads the current one.
     unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
     if current.ss_flags & libc::SS_DISABLE == 0 || ALTSTACK.with(|a| a.get()) != 0 {
         return;
@@ -150,8 +151,8 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         // SAFETY: signal(2) is async-signal-safe.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous owner installed this as an SA_SIGINFO handler.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            // SAFETY: the previous owner installed this as an SA_SIGINFO handler.
             unsafe { std::mem::transmute(handler) };
         f(sig, info, ctx);
     } else {

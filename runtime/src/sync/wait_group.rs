@@ -34,25 +34,29 @@ impl WaitGroup {
     }
 
     /// Add `n` outstanding jobs.
+    ///
+    /// # Panics
+    /// If the count would overflow; the count is left as it was.
     pub fn add(&self, n: usize) {
-        let prev = self.inner.count.fetch_add(n, AcqRel);
-        assert!(
-            prev.checked_add(n).is_some(),
-            "spindle: WaitGroup counter overflow"
-        );
+        let added = self
+            .inner
+            .count
+            .fetch_update(AcqRel, Acquire, |c| c.checked_add(n));
+        assert!(added.is_ok(), "spindle: WaitGroup counter overflow");
     }
 
     /// Mark one job done.
     ///
     /// # Panics
-    /// If the count is already zero (as Go's "negative WaitGroup counter").
+    /// If the count is already zero (as Go's "negative WaitGroup counter");
+    /// the count stays zero, so the group remains usable.
     pub fn done(&self) {
-        let prev = self.inner.count.fetch_sub(1, AcqRel);
+        let prev = self
+            .inner
+            .count
+            .fetch_update(AcqRel, Acquire, |c| c.checked_sub(1))
+            .unwrap_or_else(|_| panic!("spindle: WaitGroup::done called more times than add"));
         if prev != 1 {
-            assert!(
-                prev != 0,
-                "spindle: WaitGroup::done called more times than add"
-            );
             return;
         }
         let waiters = std::mem::take(&mut *lock(&self.inner.waiters));
@@ -117,6 +121,19 @@ mod tests {
     #[should_panic(expected = "more times than add")]
     fn done_below_zero_panics() {
         WaitGroup::new().done();
+    }
+
+    #[test]
+    fn misuse_leaves_the_count_intact() {
+        let wg = WaitGroup::new();
+        let extra_done = std::panic::catch_unwind(|| wg.done());
+        assert!(extra_done.is_err());
+        assert_eq!(wg.count(), 0, "done below zero must not wrap the count");
+        wg.wait(); // returns at once: zero means nothing outstanding
+        wg.add(usize::MAX);
+        let overflow = std::panic::catch_unwind(|| wg.add(1));
+        assert!(overflow.is_err());
+        assert_eq!(wg.count(), usize::MAX, "an overflowing add must not wrap");
     }
 }
 

@@ -77,6 +77,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     ///
     /// From a coroutine this parks only the coroutine; from a plain thread it
     /// blocks the thread.
+    #[inline]
     pub fn join(self) -> std::thread::Result<T> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; we own its reference.

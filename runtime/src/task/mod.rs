@@ -11,7 +11,8 @@
 //!   where its result waits for `join`;
 //! * the `corosensei` coroutine, which owns the [`Stack`] and the saved stack
 //!   pointer;
-//! * the waiter parked in `join`, if any.
+//! * the waiter parked in `join`, if any;
+//! * a *spare reference* flag (see [`TaskRef::try_park`]).
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
 //! and costs no heap. Invariant: no field points into the coroutine's stack.
@@ -30,7 +31,7 @@ pub(crate) mod state;
 use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::park::{new_hand_off, HandOff, Outcome, WaitCell, Waiter};
 use crate::sched::Shared;
@@ -57,6 +58,13 @@ pub(crate) struct Header {
     pub state: SchedState,
     pub join: JoinState,
     outcome: Outcome,
+    /// Set while the task holds one reference to itself: the one its worker
+    /// had when the task last parked, kept for the task's next wait to put in
+    /// a wait queue ([`TaskRef::take_spare`]). Touched only by the task while
+    /// it runs and by its worker between a switch-out and the park attempt,
+    /// so plain (relaxed) loads and stores suffice: the run queues and the
+    /// state word order those accesses.
+    spare: AtomicBool,
     /// The runtime this task belongs to. Valid while the task can be woken:
     /// a runtime with unfinished tasks is never freed (see `Runtime::drop`).
     shared: *const Shared,
@@ -75,10 +83,12 @@ pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: every field of Header is atomic, immutable, or accessed under the
 // protocol documented on it (coroutine: only by the worker running it; hand-off
-// slot: see park.rs; joiner: ordered by the JOIN_WAITER bit). Moving the
+// slot: see park/cell.rs; joiner: ordered by the JOIN_WAITER bit). Moving the
 // coroutine between threads is the point of an M:N runtime; what that means
 // for thread-locals is documented in the crate docs.
 unsafe impl Send for TaskRef {}
+// SAFETY: as for Send: shared access to a Header goes through atomics or the
+// protocols above, never through an unsynchronised `&mut`.
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
@@ -119,6 +129,55 @@ impl TaskRef {
         // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.header().coroutine.get() };
         co.as_mut().expect("resumed a finished task").resume(())
+    }
+
+    /// Worker side, after the task switched out asking to park: try to park
+    /// it ([`state::SchedState::after_park`]). Returns the task if a wake
+    /// overtook the park, for the worker to requeue.
+    ///
+    /// A parked task is woken through a wait queue's reference, so this one,
+    /// the worker's, is not needed until the task waits again, and then a
+    /// wait queue needs a new one. Instead of dropping it now and cloning
+    /// one later (two locked instructions per park), the task keeps it as
+    /// its *spare*, and its next wait takes it ([`take_spare`](Self::take_spare)).
+    pub fn try_park(self) -> Option<TaskRef> {
+        let h = self.header();
+        if h.spare.load(Ordering::Relaxed) {
+            // Already has a spare (it parked again without a new wait):
+            // ours is dropped as usual.
+            return if h.state.after_park() {
+                None
+            } else {
+                Some(self)
+            };
+        }
+        h.spare.store(true, Ordering::Relaxed);
+        let raw = self.into_raw();
+        // SAFETY: the reference just stashed keeps the header alive, and
+        // only this worker can take it back before `after_park` publishes
+        // PARKED (the task is switched out and in no run queue).
+        let h = unsafe { raw.as_ref() };
+        if h.state.after_park() {
+            // Parked. From here on a waker may run the task anywhere: do not
+            // touch it.
+            return None;
+        }
+        // Overtaken by a wake: still ours. Take the stashed reference back.
+        h.spare.store(false, Ordering::Relaxed);
+        // SAFETY: it is the reference given up by `into_raw` above.
+        Some(unsafe { TaskRef::from_raw(raw) })
+    }
+
+    /// Take the task's spare reference, if it has one. Called by the task
+    /// itself while it runs (`Current::to_waiter`), or by its worker once it
+    /// has returned.
+    pub fn take_spare(&self) -> Option<TaskRef> {
+        let h = self.header();
+        if !h.spare.load(Ordering::Relaxed) {
+            return None;
+        }
+        h.spare.store(false, Ordering::Relaxed);
+        Some(TaskRef(self.0))
     }
 
     /// Take the stack back from a coroutine that has returned.
@@ -208,6 +267,7 @@ where
         state: SchedState::new_runnable(),
         join: JoinState::new(),
         outcome: Outcome::new(0),
+        spare: AtomicBool::new(false),
         shared,
         hand_off: new_hand_off(),
         coroutine: UnsafeCell::new(None),
