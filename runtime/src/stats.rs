@@ -122,6 +122,11 @@ pub struct Stats {
     pub slots: usize,
     /// Stacks waiting in the pools for reuse.
     pub pooled_stacks: usize,
+    /// Finished stacks whose deep pages were released with `MADV_DONTNEED`.
+    pub stacks_released: usize,
+    /// Finished stacks found clean without a system call: no page fault in
+    /// the process since they were handed out (`stack/release.rs`).
+    pub stacks_verified_clean: usize,
     /// How guard pages are made in this process.
     pub guard_mode: GuardMode,
     /// Default slot size (`stack_max`), guard page included.

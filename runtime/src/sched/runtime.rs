@@ -187,6 +187,8 @@ impl Runtime {
             worker_sleeps: c.sleeps(),
             slots: pool.stats.slots.load(Ordering::Relaxed),
             pooled_stacks: pool.stats.pooled.load(Ordering::Relaxed),
+            stacks_released: pool.stats.released.load(Ordering::Relaxed),
+            stacks_verified_clean: pool.stats.verified_clean.load(Ordering::Relaxed),
             guard_mode: pool.mode(),
             stack_max: pool.default_size(),
             reserved_bytes: pool.stats.reserved_bytes.load(Ordering::Relaxed),

@@ -68,7 +68,10 @@ impl Stack {
         let stack = Stack { top };
         // SAFETY: the label lies in the slot's top bytes, which are writable
         // and aligned; the slot is ours.
-        unsafe { (*stack.label()).slot_size = size as u64 };
+        unsafe {
+            (*stack.label()).slot_size = size as u64;
+            (*stack.label()).fault_mark = u64::MAX;
+        }
         stack
     }
 
@@ -89,6 +92,17 @@ impl Stack {
 
     fn slot_base(&self) -> usize {
         self.top() - self.size()
+    }
+
+    /// Record the process's page-fault count at hand-out (`release.rs`).
+    pub(crate) fn set_fault_mark(&mut self, mark: u64) {
+        // SAFETY: as for `set_label`: the label is ours, writable and aligned.
+        unsafe { (*self.label()).fault_mark = mark };
+    }
+
+    pub(crate) fn fault_mark(&self) -> u64 {
+        // SAFETY: as for `size`: the label stays in the never-released top page.
+        unsafe { (*self.label()).fault_mark }
     }
 
     /// Write the owner's id and name where the overflow handler looks.

@@ -20,6 +20,9 @@
 //! [`DIRTY_MAX`] stacks, when its clean list runs dry, when the dirty list is
 //! full, and before it goes to sleep. Dirty stacks are never handed out, so
 //! the invariant holds; a worker pins at most `DIRTY_MAX` unreleased stacks.
+//! A batch skips the system call for every stack whose coroutine provably
+//! touched no new page: the process's page-fault count has not moved since
+//! the stack was handed out (`release.rs`).
 //!
 //! Slabs are never unmapped while the pool lives; a stack leaked by a coroutine
 //! that never finished therefore stays valid memory.
@@ -49,6 +52,10 @@ const SLAB_BYTES: usize = 64 << 20;
 pub(crate) struct PoolStats {
     pub slots: AtomicUsize,
     pub pooled: AtomicUsize,
+    /// Finished stacks whose deep pages were released with a system call.
+    pub released: AtomicUsize,
+    /// Finished stacks found clean by the page-fault count, with no call.
+    pub verified_clean: AtomicUsize,
     pub reserved_bytes: AtomicUsize,
 }
 
@@ -76,6 +83,9 @@ pub(crate) struct LocalStacks {
     clean: Vec<Stack>,
     /// Finished stacks whose deep pages are not released yet.
     dirty: Vec<Stack>,
+    /// The process's page-fault count when `dirty` was last released:
+    /// the mark of every stack handed out since (`u64::MAX`: unknown).
+    fault_mark: u64,
 }
 
 impl LocalStacks {
@@ -83,6 +93,7 @@ impl LocalStacks {
         LocalStacks {
             clean: Vec::with_capacity(LOCAL_MAX + 1),
             dirty: Vec::with_capacity(DIRTY_MAX),
+            fault_mark: u64::MAX,
         }
     }
 }
@@ -113,20 +124,26 @@ impl StackPool {
                 if local.clean.is_empty() {
                     self.release_dirty(local);
                 }
-                if let Some(stack) = local.clean.pop() {
-                    self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
-                    return Ok(stack);
-                }
-                let mut batch = self.take_batch(size, BATCH)?;
-                let stack = batch.pop().expect("take_batch returns at least one");
-                local.clean.append(&mut batch);
+                let mut stack = match local.clean.pop() {
+                    Some(stack) => stack,
+                    None => {
+                        let mut batch = self.take_batch(size, BATCH)?;
+                        let stack = batch.pop().expect("take_batch returns at least one");
+                        local.clean.append(&mut batch);
+                        stack
+                    }
+                };
+                stack.set_fault_mark(local.fault_mark);
                 self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
                 Ok(stack)
             }
             _ => {
                 let mut one = self.take_batch(size, 1)?;
                 self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
-                Ok(one.pop().expect("take_batch returns at least one"))
+                let mut stack = one.pop().expect("take_batch returns at least one");
+                // Released one by one (`put` without a cache): no mark needed.
+                stack.set_fault_mark(u64::MAX);
+                Ok(stack)
             }
         }
     }
@@ -143,7 +160,7 @@ impl StackPool {
             }
             _ => {
                 let mut one = vec![stack];
-                release_all(&mut one);
+                self.release_all(&mut one, None);
                 self.stats.pooled.fetch_add(one.len(), Ordering::Relaxed);
                 self.give_back(one);
             }
@@ -157,7 +174,11 @@ impl StackPool {
             return;
         }
         let before = local.dirty.len();
-        release_all(&mut local.dirty);
+        // Read the count *before* the decision: any fault after this moment
+        // is seen by the next batch, whose stacks are marked with it.
+        let now = super::release::process_faults();
+        self.release_all(&mut local.dirty, now);
+        local.fault_mark = now.unwrap_or(u64::MAX);
         // Stacks that could not be released were dropped from the list and
         // are forgotten: their slots keep their pages but are never reused.
         self.stats
@@ -274,12 +295,24 @@ impl StackPool {
     }
 }
 
-/// Release the deep pages of all `stacks`, keeping only those that succeeded.
-fn release_all(stacks: &mut Vec<Stack>) {
-    let ranges: Vec<(usize, usize)> = stacks.iter().map(Stack::deep_range).collect();
-    match super::release::release_ranges(&ranges) {
-        Ok(()) => {}
-        Err(failed) => {
+impl StackPool {
+    /// Release the deep pages of `stacks`, keeping only those that are clean
+    /// afterwards. A stack marked with `faults_now` (the fault count has not
+    /// moved since it was handed out) is clean already and costs no call.
+    fn release_all(&self, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
+        let needs_call: Vec<usize> = (0..stacks.len())
+            .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
+            .collect();
+        self.stats
+            .verified_clean
+            .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
+        self.stats
+            .released
+            .fetch_add(needs_call.len(), Ordering::Relaxed);
+        let ranges: Vec<(usize, usize)> =
+            needs_call.iter().map(|&i| stacks[i].deep_range()).collect();
+        if let Err(failed) = super::release::release_ranges(&ranges) {
+            let failed: Vec<usize> = failed.into_iter().map(|k| needs_call[k]).collect();
             let mut i = 0;
             stacks.retain(|_| {
                 i += 1;
@@ -374,6 +407,59 @@ mod tests {
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
         assert!(again.resident_bytes().unwrap() <= start_window());
+    }
+
+    /// The fault-count shortcut must not hide pages touched by a coroutine
+    /// that ran on another thread: the count is process-wide.
+    #[test]
+    fn deep_pages_touched_on_another_thread_are_released() {
+        let pool = pool();
+        let page = page_size();
+        let mut local = LocalStacks::new();
+        // One warm round so that the cache has a fault mark.
+        let s = pool.get(Some(&mut local), pool.default_size()).unwrap();
+        pool.put(Some(&mut local), s);
+        pool.release_dirty(&mut local);
+        let stack = pool.get(Some(&mut local), pool.default_size()).unwrap();
+        let top = stack.top();
+        let stack = std::thread::spawn(move || {
+            for i in 3..=20 {
+                // SAFETY: inside the slot, above the guard (slot has 64 pages).
+                unsafe { ((top - i * page) as *mut u8).write_volatile(1) };
+            }
+            stack
+        })
+        .join()
+        .unwrap();
+        assert!(stack.resident_bytes().unwrap() > start_window());
+        pool.put(Some(&mut local), stack);
+        pool.release_dirty(&mut local);
+        let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
+        assert_eq!(again.top(), top, "warm reuse is LIFO");
+        assert!(again.resident_bytes().unwrap() <= start_window());
+    }
+
+    /// A stack whose user touched no new page comes back clean without a
+    /// system call (retried: any stray fault in the test process, such as
+    /// the test harness allocating, makes one round take the slow path).
+    #[test]
+    fn untouched_stacks_skip_the_release_call() {
+        let pool = pool();
+        let mut local = LocalStacks::new();
+        let mut stacks: Vec<Stack> = Vec::with_capacity(4);
+        for _ in 0..20 {
+            for _ in 0..4 {
+                stacks.push(pool.get(Some(&mut local), pool.default_size()).unwrap());
+            }
+            for s in stacks.drain(..) {
+                pool.put(Some(&mut local), s);
+            }
+            pool.release_dirty(&mut local);
+            if pool.stats.verified_clean.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+        }
+        panic!("no release was ever skipped");
     }
 
     #[test]

@@ -10,6 +10,26 @@
 //! recent kernels, and `PIDFD_SELF` (naming the caller without opening a
 //! pidfd, which would go stale across `fork`) only since Linux 6.14. The
 //! first failure switches the process to one `madvise` per range for good.
+//!
+//! **Skipping releases that cannot matter.** Even batched, a release costs
+//! about 100 ns per stack here (the kernel looks up the range and scans its
+//! page-table entries), and most coroutines never leave their start window,
+//! so most releases find nothing to drop. Userspace cannot ask cheaply
+//! whether a page is resident (`mincore` is a system call per range), but
+//! it can ask whether *any* page became resident: every page a process
+//! touches for the first time arrives through a page fault, and the kernel
+//! counts them (`getrusage(RUSAGE_SELF)`: minor plus major faults, summed
+//! over all threads, also the faults taken by system calls that write into
+//! user memory). So the pool marks each stack with that count when it hands
+//! it out ([`process_faults`], the label's `fault_mark`), and when the count
+//! is unchanged at release time, nothing in the whole process, that stack's
+//! coroutine included, has touched a new page since: its deep pages are
+//! still not resident, and the stack is clean without a system call. Any
+//! fault anywhere (a heap growing in another thread) only makes the check
+//! fail, never wrongly succeed, so the invariant of `pool.rs` holds either
+//! way. This rests on every population of a stack page being a counted
+//! fault; the slab's `MADV_NOHUGEPAGE` (`slab.rs`) rules out a huge page
+//! populating many pages at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,6 +100,18 @@ fn batch(chunk: &[(usize, usize)]) -> usize {
     0
 }
 
+/// Page faults this process has taken so far (minor and major, all threads,
+/// the exited ones included), or `None` if the kernel will not say.
+pub(crate) fn process_faults() -> Option<u64> {
+    // SAFETY: rusage is plain data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    Some(usage.ru_minflt as u64 + usage.ru_majflt as u64)
+}
+
 fn release_one(addr: usize, len: usize) -> bool {
     // SAFETY: the caller guarantees the range is ours and holds no live data.
     unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
@@ -90,6 +122,26 @@ mod tests {
     use super::*;
     use crate::stack::page::page_size;
     use crate::stack::resident_bytes;
+
+    #[test]
+    fn touching_a_new_page_moves_the_fault_count() {
+        let page = page_size();
+        let map = memmap2::MmapMut::map_anon(4 * page).unwrap();
+        let addr = map.as_ptr() as usize + 2 * page;
+        // Another thread touches the page: the count is process-wide. The
+        // thread is started before the first reading, so that its own start
+        // (stack, TLS) is not what moves the count.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let toucher = std::thread::spawn(move || {
+            wait.recv().unwrap();
+            // SAFETY: inside our private mapping, which outlives the thread.
+            unsafe { (addr as *mut u8).write_volatile(1) }
+        });
+        let before = process_faults().expect("getrusage works here");
+        go.send(()).unwrap();
+        toucher.join().unwrap();
+        assert!(process_faults().unwrap() > before);
+    }
 
     #[test]
     fn released_ranges_are_no_longer_resident() {

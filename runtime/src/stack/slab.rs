@@ -11,8 +11,9 @@
 //!  |<page >|<------------- stack_max - page - label ---------------->|
 //! ```
 //!
-//! The *label* is the top 64 bytes of the slot: the slot size, and the id and
-//! name of the coroutine that owns it. The overflow handler reads it after
+//! The *label* is the top 64 bytes of the slot: the slot size, the page-fault
+//! mark of its last hand-out (`release.rs`), and the id and name of the
+//! coroutine that owns it. The overflow handler reads it after
 //! finding the slot from the fault address (see `overflow.rs`), and the
 //! [`Stack`](super::Stack) handle reads its size from it, which keeps the
 //! handle one word.
@@ -32,7 +33,7 @@ use super::page::page_size;
 /// Bytes at the top of every slot reserved for its [`Label`].
 pub const LABEL_BYTES: usize = 64;
 /// Longest coroutine name kept in a label (longer names are cut).
-pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 24;
+pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 32;
 
 /// What a slot is and who owns it, in a form the signal handler can read:
 /// plain bytes at a computable address, the top [`LABEL_BYTES`] of the slot.
@@ -40,6 +41,9 @@ pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 24;
 pub struct Label {
     /// The slot's size, written once when the slot is carved.
     pub slot_size: u64,
+    /// The process's page-fault count when the slot was last handed out
+    /// (see `release.rs`); `u64::MAX` when unknown.
+    pub fault_mark: u64,
     /// The owning coroutine's id and name, rewritten at every hand-out.
     pub id: u64,
     pub name_len: u64,
