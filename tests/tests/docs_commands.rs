@@ -152,15 +152,18 @@ fn quoted_commands(name: &str, text: &str) -> Result<Vec<Quoted>, String> {
     Ok(out)
 }
 
-/// Every command quoted anywhere in docs/.
+/// Every command quoted anywhere in docs/, and in the two READMEs.
 fn all_quoted() -> Vec<Quoted> {
     let dir = docs_dir();
-    let files = markdown_files(&dir);
+    let mut files = markdown_files(&dir);
     assert!(
         !files.is_empty(),
         "no Markdown files under {}",
         dir.display()
     );
+    let root = dir.join("..");
+    files.push(root.join("README.md"));
+    files.push(root.join("bench-cli/README.md"));
     let mut all = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
