@@ -152,7 +152,7 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     // Allocated before the baseline, so it is not counted as runtime heap.
     let mut senders: Vec<Sender<()>> = Vec::with_capacity(if per { n } else { 0 });
 
-    let stack_before = rt.stats().resident_stack_bytes as i64;
+    let stack_before = resident_stacks(rt)? as i64;
     let before = ProcMem::now().map_err(|e| e.to_string())?;
     alloc::start();
     let mut progress = Progress::new("spawning", cfg.count);
@@ -195,8 +195,8 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
             spindle::sleep(Duration::from_millis(50));
             let heap = alloc::stop();
             ProcMem::now()
-                .map(|after| (heap, after, rt.stats()))
                 .map_err(|e| e.to_string())
+                .and_then(|after| Ok((heap, after, rt.stats(), resident_stacks(rt)?)))
         }
     };
     alloc::stop();
@@ -207,11 +207,11 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     finished.wait();
     let release = t1.elapsed().as_nanos() as f64;
 
-    let (heap, after, stats) = measured?;
+    let (heap, after, stats, stack_after) = measured?;
     let nf = n as f64;
     let rss = after.rss as i64 - before.rss as i64;
     let pte = after.pte as i64 - before.pte as i64;
-    let stack = stats.resident_stack_bytes as i64 - stack_before;
+    let stack = stack_after as i64 - stack_before;
     let total = (rss + pte) as f64 / nf;
     Ok(MemResult {
         count: cfg.count,
@@ -254,4 +254,10 @@ pub fn fits(per_unit: f64) -> Vec<Fit> {
             },
         })
         .collect()
+}
+
+/// Resident stack bytes by `mincore`, or the reason it cannot be measured.
+fn resident_stacks(rt: &spindle::Runtime) -> Result<usize, String> {
+    rt.resident_stack_bytes()
+        .map_err(|e| format!("cannot measure resident stack pages (mincore): {e}"))
 }

@@ -133,6 +133,7 @@ pub struct Stats {
     pub stack_max: usize,
     /// Address space reserved for stacks.
     pub reserved_bytes: usize,
-    /// Stack memory actually resident (by `mincore`), over all slots.
+    /// Stack memory actually resident (by `mincore`), over all slots; 0 if
+    /// `mincore` failed (`Runtime::resident_stack_bytes` gives the error).
     pub resident_stack_bytes: usize,
 }

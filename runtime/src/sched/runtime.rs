@@ -169,8 +169,16 @@ impl Runtime {
         &self.shared
     }
 
+    /// Stack memory actually resident, over every slot ever carved, by
+    /// `mincore(2)`: milliseconds for 10^6 stacks, and holds the pool's lock
+    /// meanwhile. [`stats`](Self::stats) includes it, as 0 if this fails.
+    pub fn resident_stack_bytes(&self) -> io::Result<usize> {
+        self.shared.pool.resident_bytes()
+    }
+
     /// A snapshot of the counters, plus resident stack memory by `mincore`
-    /// (which walks every slot: milliseconds for 10^6 stacks).
+    /// (see [`resident_stack_bytes`](Self::resident_stack_bytes), which also
+    /// reports the error that makes this field 0).
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
         let pool = &self.shared.pool;
