@@ -274,6 +274,8 @@ impl Worker {
     }
 
     fn finish(&self, task: TaskRef, dropper: OutputDropper) {
+        // The reference the task kept for its next wait (TaskRef::try_park)
+        // has no wait left to serve.
         drop(task.take_spare());
         // SAFETY: the coroutine returned while we held it (see run_task).
         let stack = unsafe { task.take_stack() };
