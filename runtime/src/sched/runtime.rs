@@ -194,7 +194,7 @@ impl Runtime {
             parks: c.parks(),
             worker_sleeps: c.sleeps(),
             slots: pool.stats.slots.load(Ordering::Relaxed),
-            pooled_stacks: pool.stats.pooled.load(Ordering::Relaxed),
+            pooled_stacks: pool.pooled(),
             stacks_released: pool.stats.released.load(Ordering::Relaxed),
             stacks_verified_clean: pool.stats.verified_clean.load(Ordering::Relaxed),
             guard_mode: pool.mode(),

@@ -74,11 +74,12 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub fn new(index: usize, shared: Arc<Shared>, queue: RunQueue) -> Worker {
+        let stacks = shared.pool.new_local();
         Worker {
             index,
             shared,
             queue,
-            stacks: RefCell::new(LocalStacks::new()),
+            stacks: RefCell::new(stacks),
             tick: Cell::new(0),
             spinning: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),

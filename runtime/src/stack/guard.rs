@@ -208,8 +208,9 @@ pub fn check_vma_budget(in_use: usize, extra: usize) -> io::Result<()> {
         io::ErrorKind::OutOfMemory,
         format!(
             "stack guard pages would exceed vm.max_map_count ({limit}): the process has \
-             {in_use} memory maps and needs {extra} more for mprotect-guarded stacks \
-             (2 per stack), {needed} with {VMA_HEADROOM} kept for the rest of the process; \
+             {in_use} memory maps and needs {extra} more for stack slabs and their \
+             mprotect guards (2 maps per stack), {needed} with {VMA_HEADROOM} kept for the \
+             rest of the process; \
              raise it with `sysctl -w vm.max_map_count={}` or use a kernel with \
              MADV_GUARD_INSTALL (6.13+)",
             suggested_max_map_count(needed, limit)

@@ -51,7 +51,6 @@ const SLAB_BYTES: usize = 64 << 20;
 #[derive(Default)]
 pub(crate) struct PoolStats {
     pub slots: AtomicUsize,
-    pub pooled: AtomicUsize,
     /// Finished stacks whose deep pages were released with a system call.
     pub released: AtomicUsize,
     /// Finished stacks found clean by the page-fault count, with no call.
@@ -63,6 +62,10 @@ pub(crate) struct StackPool {
     mode: GuardMode,
     default_size: usize,
     classes: Mutex<Vec<SizeClass>>,
+    /// How many stacks each worker's cache holds, published by its owner
+    /// with a plain store (no locked instruction on the spawn path), for
+    /// [`pooled`](Self::pooled).
+    locals: Mutex<Vec<Arc<AtomicUsize>>>,
     /// VMA accounting for mprotect mode (see [`VmaBudget`]).
     vmas: Mutex<VmaBudget>,
     pub stats: Arc<PoolStats>,
@@ -86,15 +89,15 @@ pub(crate) struct LocalStacks {
     /// The process's page-fault count when `dirty` was last released:
     /// the mark of every stack handed out since (`u64::MAX`: unknown).
     fault_mark: u64,
+    /// `clean.len() + dirty.len()`, for `Runtime::stats` on other threads.
+    held: Arc<AtomicUsize>,
 }
 
 impl LocalStacks {
-    pub fn new() -> Self {
-        LocalStacks {
-            clean: Vec::with_capacity(LOCAL_MAX + 1),
-            dirty: Vec::with_capacity(DIRTY_MAX),
-            fault_mark: u64::MAX,
-        }
+    /// Publish how many stacks this cache holds (single writer: a store).
+    fn publish(&self) {
+        self.held
+            .store(self.clean.len() + self.dirty.len(), Ordering::Relaxed);
     }
 }
 
@@ -104,9 +107,40 @@ impl StackPool {
             mode,
             default_size,
             classes: Mutex::new(Vec::new()),
+            locals: Mutex::new(Vec::new()),
             vmas: Mutex::new(VmaBudget::default()),
             stats: Arc::new(PoolStats::default()),
         }
+    }
+
+    /// A new per-worker cache, counted in [`pooled`](Self::pooled).
+    pub fn new_local(&self) -> LocalStacks {
+        let held = Arc::new(AtomicUsize::new(0));
+        self.locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(held.clone());
+        LocalStacks {
+            clean: Vec::with_capacity(LOCAL_MAX + 1),
+            dirty: Vec::with_capacity(DIRTY_MAX),
+            fault_mark: u64::MAX,
+            held,
+        }
+    }
+
+    /// Stacks waiting for reuse: in the global free lists and in every
+    /// worker's cache (as last published, so approximate while it runs).
+    pub fn pooled(&self) -> usize {
+        let global: usize = {
+            let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+            classes.iter().map(|c| c.free.len()).sum()
+        };
+        let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
+        global
+            + locals
+                .iter()
+                .map(|h| h.load(Ordering::Relaxed))
+                .sum::<usize>()
     }
 
     pub fn mode(&self) -> GuardMode {
@@ -134,12 +168,11 @@ impl StackPool {
                     }
                 };
                 stack.set_fault_mark(local.fault_mark);
-                self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
+                local.publish();
                 Ok(stack)
             }
             _ => {
                 let mut one = self.take_batch(size, 1)?;
-                self.stats.pooled.fetch_sub(1, Ordering::Relaxed);
                 let mut stack = one.pop().expect("take_batch returns at least one");
                 // Released one by one (`put` without a cache): no mark needed.
                 stack.set_fault_mark(u64::MAX);
@@ -152,16 +185,15 @@ impl StackPool {
     pub fn put(&self, local: Option<&mut LocalStacks>, stack: Stack) {
         match local {
             Some(local) if stack.size() == self.default_size => {
-                self.stats.pooled.fetch_add(1, Ordering::Relaxed);
                 local.dirty.push(stack);
                 if local.dirty.len() >= DIRTY_MAX {
                     self.release_dirty(local);
                 }
+                local.publish();
             }
             _ => {
                 let mut one = vec![stack];
                 self.release_all(&mut one, None);
-                self.stats.pooled.fetch_add(one.len(), Ordering::Relaxed);
                 self.give_back(one);
             }
         }
@@ -173,7 +205,6 @@ impl StackPool {
         if local.dirty.is_empty() {
             return;
         }
-        let before = local.dirty.len();
         // Read the count *before* the decision: any fault after this moment
         // is seen by the next batch, whose stacks are marked with it.
         let now = super::release::process_faults();
@@ -181,20 +212,19 @@ impl StackPool {
         local.fault_mark = now.unwrap_or(u64::MAX);
         // Stacks that could not be released were dropped from the list and
         // are forgotten: their slots keep their pages but are never reused.
-        self.stats
-            .pooled
-            .fetch_sub(before - local.dirty.len(), Ordering::Relaxed);
         local.clean.append(&mut local.dirty);
         if local.clean.len() > LOCAL_MAX {
             let spill = local.clean.split_off(LOCAL_MAX - BATCH);
             self.give_back(spill);
         }
+        local.publish();
     }
 
     /// Move a worker's cache back to the global pool (worker shutdown).
     pub fn drain_local(&self, local: &mut LocalStacks) {
         self.release_dirty(local);
         let all = std::mem::take(&mut local.clean);
+        local.publish();
         self.give_back(all);
     }
 
@@ -209,7 +239,6 @@ impl StackPool {
     }
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
-    /// Each returned stack is already counted in `stats.pooled`.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
         let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
         let class = class_for(&mut classes, size);
@@ -225,7 +254,6 @@ impl StackPool {
                 Err(_) => break,
             }
         }
-        self.stats.pooled.fetch_add(out.len(), Ordering::Relaxed);
         Ok(out)
     }
 
@@ -387,7 +415,7 @@ mod tests {
     fn returned_stack_keeps_only_its_start_window() {
         let pool = pool();
         let page = page_size();
-        let mut local = LocalStacks::new();
+        let mut local = pool.new_local();
         let stack = pool.get(Some(&mut local), pool.default_size()).unwrap();
         // Only the top page (the label) of a fresh slot has been written.
         assert_eq!(stack.resident_bytes().unwrap(), page, "fresh slot");
@@ -415,7 +443,7 @@ mod tests {
     fn deep_pages_touched_on_another_thread_are_released() {
         let pool = pool();
         let page = page_size();
-        let mut local = LocalStacks::new();
+        let mut local = pool.new_local();
         // One warm round so that the cache has a fault mark.
         let s = pool.get(Some(&mut local), pool.default_size()).unwrap();
         pool.put(Some(&mut local), s);
@@ -445,7 +473,7 @@ mod tests {
     #[test]
     fn untouched_stacks_skip_the_release_call() {
         let pool = pool();
-        let mut local = LocalStacks::new();
+        let mut local = pool.new_local();
         let mut stacks: Vec<Stack> = Vec::with_capacity(4);
         for _ in 0..20 {
             for _ in 0..4 {
@@ -468,10 +496,10 @@ mod tests {
         let a = pool.get(None, pool.default_size()).unwrap();
         let b = pool.get(None, 2 * pool.default_size()).unwrap();
         assert_eq!(pool.stats.slots.load(Ordering::Relaxed), 2);
-        assert_eq!(pool.stats.pooled.load(Ordering::Relaxed), 0);
+        assert_eq!(pool.pooled(), 0);
         pool.put(None, a);
         pool.put(None, b);
-        assert_eq!(pool.stats.pooled.load(Ordering::Relaxed), 2);
+        assert_eq!(pool.pooled(), 2);
         assert!(pool.stats.reserved_bytes.load(Ordering::Relaxed) >= 3 * pool.default_size());
     }
 }

@@ -27,9 +27,13 @@
 //! still not resident, and the stack is clean without a system call. Any
 //! fault anywhere (a heap growing in another thread) only makes the check
 //! fail, never wrongly succeed, so the invariant of `pool.rs` holds either
-//! way. This rests on every population of a stack page being a counted
-//! fault; the slab's `MADV_NOHUGEPAGE` (`slab.rs`) rules out a huge page
-//! populating many pages at once.
+//! way. This rests on every population of a stack page being a fault counted
+//! to *this* process: the slab's `MADV_NOHUGEPAGE` (`slab.rs`) rules out a
+//! huge page populating many pages at once. The one exception is another
+//! process writing into ours (`process_vm_writev`, a debugger): its faults
+//! count to it, and a stack it wrote below the window would keep those
+//! pages until a later batch sees some fault of ours. That costs memory,
+//! never correctness.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
