@@ -34,6 +34,7 @@ pub mod page;
 pub(crate) mod pool;
 mod release;
 pub mod slab;
+mod vma_budget;
 
 use std::io;
 use std::ptr::NonNull;

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use super::guard::{self, GuardMode};
 use super::page::page_size;
 use super::slab::Slab;
+use super::vma_budget::VmaBudget;
 use super::Stack;
 
 /// Most clean stacks a worker keeps before handing half to the global pool.
@@ -347,42 +348,6 @@ impl StackPool {
                 !failed.contains(&(i - 1))
             });
         }
-    }
-}
-
-/// How many VMAs the process has, for mprotect mode's budget check.
-///
-/// Counting them means reading `/proc/self/maps`, which near the limit has
-/// ~65k lines, so we count once and then add what we create ourselves. The
-/// estimate is refreshed from the kernel when it says we are close to the
-/// limit (it may be stale, in either direction), and whenever our additions
-/// reach the last count (or 4096), so other code's maps never drift far out
-/// of view while the number of recounts stays logarithmic.
-#[derive(Default)]
-struct VmaBudget {
-    counted: usize,
-    added: usize,
-}
-
-impl VmaBudget {
-    const RECOUNT_EVERY: usize = 4096;
-
-    fn reserve(&mut self, extra: usize) -> io::Result<()> {
-        if self.counted == 0 || self.added >= Self::RECOUNT_EVERY.max(self.counted) {
-            self.recount();
-        }
-        if guard::check_vma_budget(self.counted + self.added, extra).is_err() {
-            self.recount();
-            guard::check_vma_budget(self.counted, extra)?;
-        }
-        self.added += extra;
-        Ok(())
-    }
-
-    fn recount(&mut self) {
-        guard::reread_max_map_count();
-        self.counted = guard::current_map_count();
-        self.added = 0;
     }
 }
 
