@@ -296,3 +296,29 @@ fn stack_info_is_none_on_a_thread_stack() {
     let rt = Runtime::builder().workers(1).build().unwrap();
     assert!(rt.block_on(StackInfo::current).is_some());
 }
+
+/// Once nothing is live, every slot is pooled: `pooled_stacks == slots`,
+/// read right after the joins, while the workers are still moving stacks
+/// between their caches and the global free list (a stack in transit must be
+/// counted exactly once; an earlier version got this wrong now and then).
+#[test]
+fn pooled_count_is_exact_whenever_nothing_is_live() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let mut bad = Vec::new();
+    for round in 0..3000 {
+        let handles: Vec<_> = (0..100).map(|_| rt.spawn(spindle::yield_now)).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let s = rt.stats();
+        if s.live == 0 && s.pooled_stacks != s.slots {
+            bad.push((round, s.pooled_stacks, s.slots));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches (round, pooled, slots), first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+}

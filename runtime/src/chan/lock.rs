@@ -22,6 +22,7 @@
 //! channel protocol built on it.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -56,7 +57,10 @@ impl<T> SpinLock<T> {
         {
             self.lock_contended();
         }
-        SpinGuard { lock: self }
+        SpinGuard {
+            lock: self,
+            _access: PhantomData,
+        }
     }
 
     #[cold]
@@ -91,8 +95,14 @@ fn relax(_: &crossbeam_utils::Backoff) {
 }
 
 /// Access to the locked value; unlocks when dropped.
+///
+/// The marker makes the guard `Send` only if `T: Send` and `Sync` only if
+/// `T: Sync`, as for `std::sync::MutexGuard`'s access to the value (without
+/// it, the guard would inherit `Sync` from `&SpinLock<T>`, which only needs
+/// `T: Send`, and a shared guard could hand out `&T` on two threads).
 pub(crate) struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
+    _access: PhantomData<&'a mut T>,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {

@@ -131,11 +131,12 @@ impl StackPool {
 
     /// Stacks waiting for reuse: in the global free lists and in every
     /// worker's cache (as last published, so approximate while it runs).
+    /// Moves between a cache and the free lists publish the cache's count
+    /// under the `classes` lock, which this holds, so a stack in transit is
+    /// never counted twice or missed.
     pub fn pooled(&self) -> usize {
-        let global: usize = {
-            let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
-            classes.iter().map(|c| c.free.len()).sum()
-        };
+        let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let global: usize = classes.iter().map(|c| c.free.len()).sum();
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
         global
             + locals
@@ -162,10 +163,8 @@ impl StackPool {
                 let mut stack = match local.clean.pop() {
                     Some(stack) => stack,
                     None => {
-                        let mut batch = self.take_batch(size, BATCH)?;
-                        let stack = batch.pop().expect("take_batch returns at least one");
-                        local.clean.append(&mut batch);
-                        stack
+                        self.refill(local, size)?;
+                        local.clean.pop().expect("refill adds at least one stack")
                     }
                 };
                 stack.set_fault_mark(local.fault_mark);
@@ -195,7 +194,7 @@ impl StackPool {
             _ => {
                 let mut one = vec![stack];
                 self.release_all(&mut one, None);
-                self.give_back(one);
+                self.give_back(one, None);
             }
         }
     }
@@ -216,7 +215,7 @@ impl StackPool {
         local.clean.append(&mut local.dirty);
         if local.clean.len() > LOCAL_MAX {
             let spill = local.clean.split_off(LOCAL_MAX - BATCH);
-            self.give_back(spill);
+            self.give_back(spill, Some(local));
         }
         local.publish();
     }
@@ -225,24 +224,43 @@ impl StackPool {
     pub fn drain_local(&self, local: &mut LocalStacks) {
         self.release_dirty(local);
         let all = std::mem::take(&mut local.clean);
-        local.publish();
-        self.give_back(all);
+        self.give_back(all, Some(local));
     }
 
-    fn give_back(&self, stacks: Vec<Stack>) {
-        if stacks.is_empty() {
-            return;
-        }
+    /// Put `stacks` on the global free list. When they come from a worker's
+    /// cache, `local` (already without them) publishes its count before the
+    /// lock is released (see [`pooled`](Self::pooled)).
+    fn give_back(&self, stacks: Vec<Stack>, local: Option<&LocalStacks>) {
         let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
-        let size = stacks[0].size();
+        if let Some(first) = stacks.first() {
+            let class = class_for(&mut classes, first.size());
+            class.free.extend(stacks);
+        }
+        if let Some(local) = local {
+            local.publish();
+        }
+    }
+
+    /// Fill a worker's empty cache with a batch of stacks (fresh slots if the
+    /// free list is empty), publishing its count under the lock.
+    fn refill(&self, local: &mut LocalStacks, size: usize) -> io::Result<()> {
+        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
         let class = class_for(&mut classes, size);
-        class.free.extend(stacks);
+        let mut batch = self.take_locked(class, BATCH)?;
+        local.clean.append(&mut batch);
+        local.publish();
+        Ok(())
     }
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
         let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
         let class = class_for(&mut classes, size);
+        self.take_locked(class, want)
+    }
+
+    /// [`take_batch`](Self::take_batch) with the `classes` lock held.
+    fn take_locked(&self, class: &mut SizeClass, want: usize) -> io::Result<Vec<Stack>> {
         if !class.free.is_empty() {
             let at = class.free.len().saturating_sub(want);
             return Ok(class.free.split_off(at));

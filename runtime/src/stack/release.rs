@@ -28,12 +28,19 @@
 //! fault anywhere (a heap growing in another thread) only makes the check
 //! fail, never wrongly succeed, so the invariant of `pool.rs` holds either
 //! way. This rests on every population of a stack page being a fault counted
-//! to *this* process: the slab's `MADV_NOHUGEPAGE` (`slab.rs`) rules out a
-//! huge page populating many pages at once. The one exception is another
-//! process writing into ours (`process_vm_writev`, a debugger): its faults
-//! count to it, and a stack it wrote below the window would keep those
-//! pages until a later batch sees some fault of ours. That costs memory,
-//! never correctness.
+//! to *this* process. A huge-page fault is still one counted fault, but
+//! khugepaged can *collapse* small pages into a huge one, filling the
+//! untouched ones with no fault at all; the slab's `MADV_NOHUGEPAGE`
+//! (`slab.rs`) rules that out, and if the kernel refuses that advice the
+//! shortcut is off ([`distrust_fault_count`]). What remains outside the
+//! count are pages filled *for* us by someone else: another process
+//! (`process_vm_writev`, a debugger), a task sharing our memory without
+//! being one of our threads (a `vfork` child), a kernel worker borrowing our
+//! address space, or a `userfaultfd` copy into a registered range. None of
+//! these write into a coroutine stack's unused depths in a sane program, and
+//! if one did, that stack would keep those pages until a later batch sees a
+//! fault of ours: memory, never correctness, since a stack's unused pages
+//! are never read before they are written.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -43,6 +50,14 @@ const PIDFD_SELF: libc::c_int = -10000;
 const MAX_BATCH: usize = 64;
 
 static BATCHING_WORKS: AtomicBool = AtomicBool::new(true);
+/// Cleared if a slab could not be kept off transparent huge pages.
+static FAULT_COUNT_TRUSTED: AtomicBool = AtomicBool::new(true);
+
+/// Stop trusting the page-fault count: every finished stack is released
+/// with a system call from now on.
+pub(crate) fn distrust_fault_count() {
+    FAULT_COUNT_TRUSTED.store(false, Ordering::Relaxed);
+}
 
 /// Release every `(address, length)` range. On failure, returns the indices
 /// of the ranges that could not be released (their pages stay resident).
@@ -105,8 +120,12 @@ fn batch(chunk: &[(usize, usize)]) -> usize {
 }
 
 /// Page faults this process has taken so far (minor and major, all threads,
-/// the exited ones included), or `None` if the kernel will not say.
+/// the exited ones included), or `None` if the kernel will not say or the
+/// count cannot be trusted (see the module docs).
 pub(crate) fn process_faults() -> Option<u64> {
+    if !FAULT_COUNT_TRUSTED.load(Ordering::Relaxed) {
+        return None;
+    }
     // SAFETY: rusage is plain data; all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes one rusage into the struct we own.

@@ -76,8 +76,13 @@ impl Slab {
                 )
             })?;
         // Stacks must be backed by small pages: with transparent huge pages a
-        // single touch could commit 2 MiB. Failure here only costs memory.
-        let _ = map.advise(Advice::NoHugePage);
+        // single touch could commit 2 MiB, and khugepaged could fill a slot's
+        // pages without a fault of ours, which the release shortcut of
+        // `release.rs` relies on. If the kernel refuses, that shortcut is
+        // turned off for the process; stacks then only cost more memory.
+        if map.advise(Advice::NoHugePage).is_err() {
+            super::release::distrust_fault_count();
+        }
         let base = map.as_ptr() as usize;
         let registry_index = registry::register(base, len, slot_size).ok_or_else(|| {
             io::Error::new(
