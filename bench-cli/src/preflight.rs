@@ -54,7 +54,7 @@ pub fn memory(what: &str, needed: u64, fix: &str) -> Result<(), String> {
 }
 
 /// Under `vm.overcommit_memory=2` reservations count against CommitLimit.
-pub fn address_space(what: &str, reserved: u64, fix: &str) -> Result<(), String> {
+pub fn commit_limit(what: &str, reserved: u64, fix: &str) -> Result<(), String> {
     if procfs::sysctl("vm/overcommit_memory") != Some(2) {
         return Ok(());
     }
@@ -72,15 +72,6 @@ pub fn address_space(what: &str, reserved: u64, fix: &str) -> Result<(), String>
     ))
 }
 
-/// The runtime's slab size: each slab reserves 64 MiB of slots, and at least
-/// 16 (`SLAB_BYTES` in runtime/src/stack/pool.rs, which is private there).
-const SLAB_BYTES: u64 = 64 << 20;
-const MIN_SLOTS_PER_SLAB: u64 = 16;
-
-/// Fresh stacks a worker may hold ahead of its coroutines: its cache refills
-/// from the pool in batches of 32 slots (`BATCH` in runtime/src/stack/pool.rs).
-const STACKS_AHEAD_PER_WORKER: u64 = 32;
-
 /// Maps for the rest of a run in mprotect mode: the allocator's arenas and
 /// big allocations, the driver coroutine's own slab and stack, timers.
 const RUN_MAPS: u64 = 256;
@@ -88,16 +79,19 @@ const RUN_MAPS: u64 = 256;
 /// Slabs the pool reserves for `count` slots of `slot` bytes, plus one for a
 /// second size class (the `mem` driver's stack) or a partly used slab.
 fn slabs(count: u64, slot: u64) -> u64 {
-    let per_slab = (SLAB_BYTES / slot.max(1)).max(MIN_SLOTS_PER_SLAB);
-    count.div_ceil(per_slab) + 1
+    count.div_ceil(per_slab(slot)) + 1
+}
+
+/// Slots per slab, as the runtime's pool carves them.
+fn per_slab(slot: u64) -> u64 {
+    spindle::stack::slots_per_slab(usize::try_from(slot).unwrap_or(usize::MAX)) as u64
 }
 
 /// Bytes of address space the pool reserves for `count` stacks: whole slabs.
 pub fn stack_reservation(count: u64, stack_max: usize) -> u64 {
     let slot = spindle::stack::page::round_up(stack_max) as u64;
-    let per_slab = (SLAB_BYTES / slot).max(MIN_SLOTS_PER_SLAB);
     slabs(count, slot)
-        .saturating_mul(per_slab)
+        .saturating_mul(per_slab(slot))
         .saturating_mul(slot)
 }
 
@@ -108,7 +102,8 @@ pub fn stack_reservation(count: u64, stack_max: usize) -> u64 {
 pub fn mprotect_maps(count: u64, stack_max: usize, workers: usize) -> (u64, u64, u64) {
     let slot = spindle::stack::page::round_up(stack_max) as u64;
     let slabs = slabs(count, slot);
-    let margin = workers as u64 * (VMAS_PER_THREAD + 2 * STACKS_AHEAD_PER_WORKER) + RUN_MAPS;
+    let margin =
+        workers as u64 * (VMAS_PER_THREAD + 2 * spindle::stack::CACHE_BATCH as u64) + RUN_MAPS;
     (2 * count + slabs + margin, slabs, margin)
 }
 
@@ -129,14 +124,14 @@ pub fn user_address_space() -> (u64, u32) {
     (seen, seen.trailing_zeros())
 }
 
-/// `RLIMIT_AS` soft limit (`ulimit -v`), if finite.
-fn as_limit() -> Option<u64> {
+/// The soft limit of `resource` (`RLIMIT_AS` is `ulimit -v`), if finite.
+fn soft_rlimit(resource: libc::__rlimit_resource_t) -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    let rc = unsafe { libc::getrlimit(resource, &mut lim) };
     (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
@@ -159,7 +154,7 @@ pub fn virtual_address_space(what: &str, reserved: u64, fix: &str) -> Result<(),
             units::binary(usable.saturating_sub(mapped)),
         ));
     }
-    if let Some(limit) = as_limit() {
+    if let Some(limit) = soft_rlimit(libc::RLIMIT_AS) {
         let needed = mapped.saturating_add(reserved);
         if needed > limit {
             return Err(format!(
@@ -186,7 +181,7 @@ pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> R
     )?;
     let reserved = stack_reservation(count, stack_max);
     virtual_address_space(what, reserved, "lower --count or --stack-max")?;
-    address_space(what, reserved, "lower --count or --stack-max")?;
+    commit_limit(what, reserved, "lower --count or --stack-max")?;
     let mode = spindle::stack::guard::mode().map_err(|e| e.to_string())?;
     if mode == spindle::GuardMode::Mprotect {
         use spindle::stack::guard::{check_vma_budget, current_map_count};
@@ -201,17 +196,6 @@ pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> R
         })?;
     }
     Ok(())
-}
-
-/// `RLIMIT_NPROC` soft limit, if finite.
-fn nproc_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut lim) };
-    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 /// Everything `count` more OS threads need.
@@ -245,7 +229,7 @@ pub fn threads(count: u64, stack_size: u64) -> Result<(), String> {
     }
     // SAFETY: geteuid has no preconditions. Root is exempt from RLIMIT_NPROC.
     let root = unsafe { libc::geteuid() } == 0;
-    if let (false, Some(limit)) = (root, nproc_limit()) {
+    if let (false, Some(limit)) = (root, soft_rlimit(libc::RLIMIT_NPROC)) {
         if count + 64 > limit {
             return Err(format!(
                 "{what} would exceed RLIMIT_NPROC ({limit}); raise it with `ulimit -u {}` \
@@ -271,7 +255,7 @@ pub fn threads(count: u64, stack_size: u64) -> Result<(), String> {
     let page = spindle::stack::page::page_size() as u64;
     let reserved = count.saturating_mul(stack_size + page);
     virtual_address_space(&what, reserved, "lower --count or --stack-size")?;
-    address_space(&what, count * stack_size, "lower --count or --stack-size")
+    commit_limit(&what, count * stack_size, "lower --count or --stack-size")
 }
 
 #[cfg(test)]

@@ -9,6 +9,15 @@ mod cli_common;
 
 use cli_common::{run, stderr, stdout};
 
+/// This machine's `vm.max_map_count` (`u64::MAX` if it cannot be read, which
+/// makes the tests that need the stock limit skip themselves).
+fn max_map_count() -> u64 {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// Assert one clean error line and the exit code.
 fn refused(args: &[&str], code: i32) -> String {
     let out = run(args);
@@ -113,10 +122,7 @@ fn preflight_refuses_what_does_not_fit() {
     assert!(line.contains("--count"), "{line}");
 
     // 10^5 threads need 4 maps each: far over the stock vm.max_map_count.
-    let max_maps: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u64::MAX);
+    let max_maps = max_map_count();
     if max_maps < 400_000 {
         let line = refused(&["threads", "--count", "1e5"], 1);
         assert!(line.contains("vm.max_map_count"), "{line}");
@@ -175,10 +181,7 @@ fn preflight_refuses_more_than_rlimit_as() {
 /// them before spawning anything.
 #[test]
 fn mprotect_preflight_counts_slabs_and_workers() {
-    let max_maps: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u64::MAX);
+    let max_maps = max_map_count();
     if max_maps > 65530 {
         eprintln!("note: vm.max_map_count is {max_maps}, not the stock 65530; nothing to refuse");
         return;
@@ -208,10 +211,7 @@ fn mprotect_preflight_counts_slabs_and_workers() {
 
 #[test]
 fn mprotect_mode_checks_the_map_budget() {
-    let max_maps: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u64::MAX);
+    let max_maps = max_map_count();
     if max_maps >= 200_000 {
         eprintln!(
             "note: vm.max_map_count is {max_maps}; 10^5 mprotect stacks fit, nothing to refuse"

@@ -52,10 +52,28 @@ pub(crate) struct SpawnOptions<'a> {
 }
 
 impl Shared {
-    /// Create a task and queue it. From one of this runtime's workers the new
-    /// task goes to `runnext` (as Go's `newproc` does); from anywhere else it
-    /// goes to the injector and an idle worker is woken.
+    /// Create a task and queue it, from whichever thread calls.
     pub fn spawn<F, T>(self: &Arc<Self>, opts: SpawnOptions<'_>, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        context::with_worker(|w| {
+            let local = w.filter(|w| Arc::ptr_eq(&w.shared, self));
+            self.spawn_from(local, opts, f)
+        })
+    }
+
+    /// Create a task and queue it. From `local`, one of this runtime's
+    /// workers, the new task goes to `runnext` (as Go's `newproc` does);
+    /// from anywhere else (`None`) it goes to the injector and an idle
+    /// worker is woken.
+    fn spawn_from<F, T>(
+        self: &Arc<Self>,
+        local: Option<&worker::Worker>,
+        opts: SpawnOptions<'_>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
@@ -64,32 +82,29 @@ impl Shared {
             Some(bytes) => crate::stack_size_for(bytes)?,
             None => self.pool.default_size(),
         };
-        context::with_worker(|w| {
-            let local = w.filter(|w| Arc::ptr_eq(&w.shared, self));
-            let (stack, id) = match local {
-                Some(w) => (
-                    self.pool.get(Some(&mut w.stacks.borrow_mut()), size)?,
-                    w.next_id(),
-                ),
-                None => (
-                    self.pool.get(None, size)?,
-                    self.next_id.fetch_add(1, Ordering::Relaxed),
-                ),
-            };
-            let (run, handle) = new_task(self, stack, id, opts.name, f);
-            match local {
-                Some(w) => {
-                    self.counters.worker(w.index).add_spawned();
-                    w.push_runnext(run);
-                }
-                None => {
-                    self.counters.external_spawned();
-                    self.injector.push(run);
-                    self.idle.notify_one();
-                }
+        let (stack, id) = match local {
+            Some(w) => (
+                self.pool.get(Some(&mut w.stacks.borrow_mut()), size)?,
+                w.next_id(),
+            ),
+            None => (
+                self.pool.get(None, size)?,
+                self.next_id.fetch_add(1, Ordering::Relaxed),
+            ),
+        };
+        let (run, handle) = new_task(self, stack, id, opts.name, f);
+        match local {
+            Some(w) => {
+                self.counters.worker(w.index).add_spawned();
+                w.push_runnext(run);
             }
-            Ok(JoinHandle::new(handle))
-        })
+            None => {
+                self.counters.external_spawned();
+                self.injector.push(run);
+                self.idle.notify_one();
+            }
+        }
+        Ok(JoinHandle::new(handle))
     }
 }
 
@@ -107,7 +122,7 @@ where
             "spindle::spawn called outside a spindle runtime; use Runtime::spawn or Runtime::block_on",
         );
         // Borrowing the worker's Arc (no clone) is fine: spawn does not suspend.
-        w.shared.spawn(opts, f)
+        w.shared.spawn_from(Some(w), opts, f)
     })
 }
 

@@ -34,6 +34,8 @@ pub mod page;
 pub(crate) mod pool;
 mod release;
 pub mod slab;
+
+pub use pool::{slots_per_slab, BATCH as CACHE_BATCH};
 mod vma_budget;
 
 use std::io;

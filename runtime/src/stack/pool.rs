@@ -42,11 +42,20 @@ use super::Stack;
 const LOCAL_MAX: usize = 64;
 /// Most finished stacks a worker holds before releasing them in one batch.
 pub(crate) const DIRTY_MAX: usize = 32;
-/// How many stacks move between the levels at once.
-const BATCH: usize = LOCAL_MAX / 2;
+/// How many stacks move between the levels at once: also how many fresh
+/// slots a worker's cache carves ahead of its coroutines.
+pub const BATCH: usize = LOCAL_MAX / 2;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
 const SLAB_BYTES: usize = 64 << 20;
+/// Fewest slots in a slab (for `stack_max` beyond `SLAB_BYTES / 16`).
+const MIN_SLOTS_PER_SLAB: usize = 16;
+
+/// How many slots of `slot_size` bytes one slab holds (each slab is one
+/// mapping, which mprotect mode's VMA budget counts).
+pub fn slots_per_slab(slot_size: usize) -> usize {
+    (SLAB_BYTES / slot_size.max(1)).max(MIN_SLOTS_PER_SLAB)
+}
 
 /// Counters read by `Runtime::stats`.
 #[derive(Default)]
@@ -174,7 +183,8 @@ impl StackPool {
             _ => {
                 let mut one = self.take_batch(size, 1)?;
                 let mut stack = one.pop().expect("take_batch returns at least one");
-                // Released one by one (`put` without a cache): no mark needed.
+                // Not from a worker cache, so no fault count is at hand: the
+                // cache that takes it back will release it with a call.
                 stack.set_fault_mark(u64::MAX);
                 Ok(stack)
             }
@@ -284,7 +294,7 @@ impl StackPool {
             .last()
             .is_none_or(|s| class.next_fresh == s.count());
         if need_slab {
-            let count = (SLAB_BYTES / class.slot_size).max(16);
+            let count = slots_per_slab(class.slot_size);
             if self.mode == GuardMode::Mprotect {
                 let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
                 vmas.reserve(1)?;
@@ -340,9 +350,7 @@ impl StackPool {
         }
         Ok(total)
     }
-}
 
-impl StackPool {
     /// Release the deep pages of `stacks`, keeping only those that are clean
     /// afterwards. A stack marked with `faults_now` (the fault count has not
     /// moved since it was handed out) is clean already and costs no call.
