@@ -23,7 +23,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("missing subcommand (want one of: mem, switch, spawn)")
+		fail("missing subcommand (want one of: mem, switch, spawn, fanout)")
 	}
 	sub, args := os.Args[1], os.Args[2:]
 	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
@@ -33,9 +33,24 @@ func main() {
 	switch sub {
 	case "mem":
 		count := fs.Int("count", 0, "number of parked goroutines (required)")
+		procs := fs.Int("procs", runtime.GOMAXPROCS(0), "GOMAXPROCS")
+		touch := fs.Int("touch", 0, "0, or 12288: a warm-up round of goroutines touches that much stack")
 		parse(fs, args)
 		checkRange("-count", *count, 1, maxCount)
-		result = runMem(*count)
+		checkRange("-procs", *procs, 1, 1024)
+		if *touch != 0 && *touch != warmTouch {
+			fail(fmt.Sprintf("-touch must be 0 or %d (got %d)", warmTouch, *touch))
+		}
+		runtime.GOMAXPROCS(*procs)
+		result = runMem(*count, *touch)
+	case "fanout":
+		count := fs.Int("count", 1_000_000, "goroutines per round")
+		procs := fs.Int("procs", runtime.GOMAXPROCS(0), "GOMAXPROCS")
+		parse(fs, args)
+		checkRange("-count", *count, 1, maxCount)
+		checkRange("-procs", *procs, 1, 1024)
+		runtime.GOMAXPROCS(*procs)
+		result = runFanout(*count)
 	case "switch":
 		n := fs.Int("n", 1_000_000, "one-way hand-offs per sample")
 		repeat := fs.Int("repeat", 5, "samples per row")
@@ -51,7 +66,7 @@ func main() {
 		checkRange("-repeat", *repeat, 1, maxRepeat)
 		result = runSpawn(*count, *repeat)
 	default:
-		fail(fmt.Sprintf("unknown subcommand %q (want one of: mem, switch, spawn)", sub))
+		fail(fmt.Sprintf("unknown subcommand %q (want one of: mem, switch, spawn, fanout)", sub))
 	}
 
 	out, err := json.Marshal(result)

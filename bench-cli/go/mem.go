@@ -3,6 +3,11 @@
 // process's memory before and after. The kernel's view (RSS + page tables)
 // is the honest number; Go's MemStats.Sys delta is also reported because
 // that is the method older benchmarks used.
+//
+// With -touch B, a warm-up round first runs N goroutines that each touch B
+// bytes of stack and exit (all started, then waited for), and only then are
+// N parked: the slots are reused, as in a long-running program. The baseline
+// is taken before the warm-up, so what the warm-up leaves behind counts.
 package main
 
 import (
@@ -35,6 +40,7 @@ type memResult struct {
 	Count                     int     `json:"count"`
 	GoVersion                 string  `json:"go_version"`
 	Gomaxprocs                int     `json:"gomaxprocs"`
+	TouchBytes                int     `json:"touch_bytes"`
 	PageSize                  int     `json:"page_size"`
 	RSSDeltaBytes             int64   `json:"rss_delta_bytes"`
 	PTEDeltaBytes             int64   `json:"pte_delta_bytes"`
@@ -48,8 +54,44 @@ type memResult struct {
 	ReleaseJoinNsPerGoroutine float64 `json:"release_join_ns_per_goroutine"`
 }
 
-func runMem(count int) memResult {
+// warmTouch is the one -touch the program knows: 12 KiB, as spindle-bench's
+// warm-up. The array is sized exactly, so the stack grows as far as a
+// goroutine touching 12 KiB needs and no further.
+const warmTouch = 12 << 10
+
+// sink keeps touchStack's array alive, so the compiler must write it.
+var sink byte
+
+// touchStack writes a warmTouch-byte array on this goroutine's stack.
+//
+//go:noinline
+func touchStack() {
+	var frame [warmTouch]byte
+	for i := 0; i < warmTouch; i += 64 {
+		frame[i] = byte(i)
+	}
+	sink += frame[warmTouch/2]
+}
+
+// warmUp runs count goroutines that touch warmTouch bytes of stack and exit.
+func warmUp(count int) {
+	var wg sync.WaitGroup
+	wg.Add(count)
+	for i := 0; i < count; i++ {
+		go func() {
+			touchStack()
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	time.Sleep(50 * time.Millisecond)
+}
+
+func runMem(count, touch int) memResult {
 	before := snapshot()
+	if touch > 0 {
+		warmUp(count)
+	}
 
 	ch := make(chan struct{}) // unbuffered: every receiver blocks
 	var started, done sync.WaitGroup
@@ -81,6 +123,7 @@ func runMem(count int) memResult {
 		Count:                     count,
 		GoVersion:                 runtime.Version(),
 		Gomaxprocs:                runtime.GOMAXPROCS(0),
+		TouchBytes:                touch,
 		PageSize:                  os.Getpagesize(),
 		RSSDeltaBytes:             after.rss - before.rss,
 		PTEDeltaBytes:             after.pte - before.pte,

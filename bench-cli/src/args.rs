@@ -59,6 +59,9 @@ pub fn parse_number(text: &str) -> Result<u64, NumError> {
 }
 
 fn whole(text: &str) -> Result<u64, String> {
+    if text.trim_start().starts_with('-') {
+        return Err("must not be negative".into());
+    }
     parse_number(text).map_err(|e| match e {
         NumError::Invalid => "expected a whole number such as 10000, 1e4, 10^4 or 10_000".into(),
         NumError::TooLarge => "number too large".into(),

@@ -16,9 +16,12 @@ use std::time::Instant;
 use spindle::sync::WaitGroup;
 use spindle::Runtime;
 
-use crate::rows::{Row, RowSet};
-use crate::stats::{measure, Summary};
-use crate::{preflight, progress, units};
+use super::{Global, Measurement};
+use crate::cli::SpawnArgs;
+use crate::measure::preflight;
+use crate::measure::row::{Op, RowSet, Timed};
+use crate::measure::stats::{measure, Summary};
+use crate::present::{self, progress, units};
 
 #[derive(Clone, Debug)]
 pub struct SpawnConfig {
@@ -26,6 +29,34 @@ pub struct SpawnConfig {
     pub workers: usize,
     pub stack_max: usize,
     pub repeat: usize,
+}
+
+impl SpawnConfig {
+    pub fn new(a: &SpawnArgs, g: &Global) -> SpawnConfig {
+        SpawnConfig {
+            count: a.count,
+            workers: a.workers,
+            stack_max: a.stack_max.unwrap_or(g.stack_max),
+            repeat: g.repeat.unwrap_or(5),
+        }
+    }
+}
+
+impl Measurement for SpawnConfig {
+    type Data = RowSet;
+    const KEY: &'static str = "spawn";
+
+    fn runtime(&self) -> (usize, usize) {
+        (self.workers, self.stack_max)
+    }
+
+    fn run(&self) -> Result<RowSet, String> {
+        run(self)
+    }
+
+    fn render(set: &RowSet) -> String {
+        present::timed::render(set)
+    }
 }
 
 fn runtime(cfg: &SpawnConfig) -> Result<Runtime, String> {
@@ -48,32 +79,33 @@ pub fn run(cfg: &SpawnConfig) -> Result<RowSet, String> {
         spawn_join(10_000)?;
         (0..r).map(|_| spawn_join(n)).collect()
     })?;
-    rows.push(Row::measured(
-        "spawn_join_warm",
-        &format!("spawn+join, warm ({} workers)", cfg.workers),
-        n,
-        Summary::of(samples),
+    let label = format!("spawn+join, warm ({} workers)", cfg.workers);
+    rows.push(Timed::timed(
+        Op::new("spawn_join_warm", &label, n),
+        Ok(Summary::of(samples)),
     ));
 
-    let batch = (
+    let batch = Op::new(
         "spawn_batch_warm",
-        format!("spawn batch, warm ({} workers)", cfg.workers),
+        &format!("spawn batch, warm ({} workers)", cfg.workers),
+        n,
     );
-    let cold = (
+    let cold = Op::new(
         "spawn_batch_cold",
-        format!("spawn batch, cold: fresh slots ({} workers)", cfg.workers),
+        &format!("spawn batch, cold: fresh slots ({} workers)", cfg.workers),
+        n,
     );
     let what = format!("spawn batch of {}", units::count(n));
     if let Err(why) = preflight::coroutines(&what, n, cfg.stack_max, cfg.workers) {
-        rows.push(Row::skipped(batch.0, &batch.1, n, why.clone()));
-        rows.push(Row::skipped(cold.0, &cold.1, n, why));
+        rows.push(Timed::timed(batch, Err(why.clone())));
+        rows.push(Timed::timed(cold, Err(why)));
     } else {
         progress::phase("spawn: batch, warm");
         let samples = rt.block_on(move || -> Result<Vec<f64>, String> {
             spawn_batch(n)?;
             (0..r).map(|_| spawn_batch(n)).collect()
         })?;
-        rows.push(Row::measured(batch.0, &batch.1, n, Summary::of(samples)));
+        rows.push(Timed::timed(batch, Ok(Summary::of(samples))));
         drop(rt);
 
         progress::phase("spawn: batch, cold");
@@ -81,18 +113,13 @@ pub fn run(cfg: &SpawnConfig) -> Result<RowSet, String> {
             let fresh = runtime(cfg)?;
             fresh.block_on(move || spawn_batch(n))
         })?;
-        rows.push(Row::measured(cold.0, &cold.1, n, s));
+        rows.push(Timed::timed(cold, Ok(s)));
     }
     progress::clear();
-    Ok(RowSet {
-        kind: "spawn".into(),
-        unit: "coroutine".into(),
-        repeat: r,
-        rows,
-    })
+    Ok(RowSet::new("spawn", "coroutine", r, rows))
 }
 
-fn spawn_error(e: std::io::Error) -> String {
+pub fn spawn_error(e: std::io::Error) -> String {
     format!("spawn failed: {e}")
 }
 
@@ -107,7 +134,7 @@ fn spawn_join(n: u64) -> Result<f64, String> {
 }
 
 /// ns per coroutine when all n are spawned before any is waited for.
-fn spawn_batch(n: u64) -> Result<f64, String> {
+pub fn spawn_batch(n: u64) -> Result<f64, String> {
     let wg = WaitGroup::new();
     wg.add(n as usize);
     let t0 = Instant::now();

@@ -8,10 +8,19 @@
 //! * a stack overflow aborts the whole process (that is the point), so
 //!   `grow --overflow` lets a child do it and reports what the child said.
 //!
+//! A child must not outlive its parent: a `mem --count 1e6` child holds
+//! gigabytes, and `timeout(1)` or a CI runner ends a run with SIGTERM to the
+//! process it started, which is the parent. So every child asks the kernel
+//! (`PR_SET_PDEATHSIG`) for SIGKILL when the parent dies, and checks that
+//! the parent is still there after asking, which closes the race of a
+//! parent dying between `fork` and `prctl`. The signal follows the *thread*
+//! that forked, so children are started from the main thread only.
+//!
 //! Under qemu-user without binfmt the binary cannot start itself directly;
 //! `SPINDLE_CHILD_RUNNER` (say `qemu-aarch64-static -L /usr/aarch64-linux-gnu`)
 //! is then put in front of the command, split at whitespace.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 
 /// A command that runs this binary with `args`.
@@ -29,7 +38,29 @@ pub fn command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Command, String>
         None => Command::new(&exe),
     };
     cmd.args(args);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (prctl, getppid); it allocates
+    // nothing (`from_raw_os_error` builds no heap value).
+    unsafe {
+        cmd.pre_exec(move || die_with_parent(parent));
+    }
     Ok(cmd)
+}
+
+/// In the forked child: SIGKILL when `parent` dies, and fail the spawn if
+/// it already has (then our parent is a reaper, not `parent`).
+fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no memory is passed.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
 }
 
 /// Run this binary with `args`, capturing stdout and stderr.

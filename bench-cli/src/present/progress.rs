@@ -44,8 +44,8 @@ impl Progress {
             std::io::stderr(),
             "\r{}: {}/{} ({pct:.0}%)\x1b[K",
             self.label,
-            crate::units::group(done),
-            crate::units::group(self.total)
+            super::units::group(done),
+            super::units::group(self.total)
         );
     }
 

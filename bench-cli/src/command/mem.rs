@@ -14,6 +14,17 @@
 //!   all slots) and runtime heap (task control blocks, channel waiter
 //!   records), counted by the [`alloc`](crate::alloc) wrapper.
 //!
+//! With `--reused`, the slots are not fresh: a warm-up round first runs N
+//! coroutines that each touch 12 KiB of stack and end (spawn all, wait for
+//! all), and only then are N parked. The baseline is taken before the
+//! warm-up, so whatever the warm-up leaves resident (pooled stacks' pages,
+//! cached task blocks) is part of the bill, as it is in a long-running
+//! program. The Go reference does the same with goroutines.
+//!
+//! Preflight runs once per `mem` command, in the process that decides to
+//! measure: a child started for a fresh heap (`--measuring-child`) trusts its
+//! parent's check.
+//!
 //! The spawn loop is timed (until every coroutine has started), and so is
 //! release-and-join: dropping the senders closes the channel(s), and a
 //! `WaitGroup` counts the coroutines out. Join handles are dropped at spawn
@@ -27,9 +38,16 @@ use spindle::chan::{self, Sender};
 use spindle::sync::WaitGroup;
 use spindle::Runtime;
 
-use crate::procfs::ProcMem;
-use crate::progress::Progress;
-use crate::{alloc, preflight, units};
+use super::{Global, Measurement};
+use crate::cli::MemArgs;
+use crate::measure::procfs::ProcMem;
+use crate::measure::row::{Count, Row};
+use crate::measure::{alloc, child, preflight, stats};
+use crate::present::progress::Progress;
+use crate::present::{self, units};
+
+/// Bytes of stack each coroutine of the `--reused` warm-up round touches.
+pub const WARM_TOUCH: usize = 12 << 10;
 
 #[derive(Clone, Debug)]
 pub struct MemConfig {
@@ -37,6 +55,12 @@ pub struct MemConfig {
     pub workers: usize,
     pub stack_max: usize,
     pub per_coroutine_channel: bool,
+    /// Park in slots reused after a warm-up round (see the module docs).
+    pub reused: bool,
+    /// R runs; above 1, each in a fresh child process.
+    pub repeat: usize,
+    /// This process is a child its parent started: preflight was done.
+    pub measuring_child: bool,
 }
 
 /// Bytes per coroutine, by source.
@@ -66,6 +90,10 @@ pub struct MemResult {
     pub workers: usize,
     pub stack_max: usize,
     pub channel: String,
+    /// 0: fresh slots; else every slot was first used by a coroutine that
+    /// touched this many bytes of stack (`--reused`).
+    #[serde(default)]
+    pub warmup_touch_bytes: usize,
     pub guard_mode: String,
     pub rss_delta_bytes: i64,
     pub pte_delta_bytes: i64,
@@ -81,18 +109,105 @@ pub struct MemResult {
     pub fits: Vec<Fit>,
 }
 
-/// One row of a `mem` table: measured, or skipped with the reason.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum MemRow {
-    Measured(MemResult),
-    Skipped { count: u64, skipped: String },
+/// One row of a `mem` table.
+pub type MemRow = Row<MemResult>;
+
+impl MemConfig {
+    pub fn new(a: &MemArgs, g: &Global) -> MemConfig {
+        MemConfig {
+            count: a.count,
+            workers: a.workers.unwrap_or(g.workers),
+            stack_max: a.stack_max.unwrap_or(g.stack_max),
+            per_coroutine_channel: a.per_coroutine_channel,
+            reused: a.reused,
+            repeat: g.repeat.unwrap_or(1),
+            measuring_child: a.measuring_child,
+        }
+    }
+
+    /// `mem` at `count` for the default suite, `compare` and `report`.
+    pub fn at(count: u64, reused: bool, workers: usize, stack_max: usize) -> MemConfig {
+        MemConfig {
+            count,
+            workers,
+            stack_max,
+            per_coroutine_channel: false,
+            reused,
+            repeat: 1,
+            measuring_child: false,
+        }
+    }
+
+    /// What preflight calls this run in its messages.
+    fn what(&self) -> String {
+        format!("mem --count {}", units::count(self.count))
+    }
+
+    /// Memory the run needs: the parked coroutines, and with `--reused` the
+    /// warm-up round's touched stacks (all N may be alive at once).
+    pub fn preflight(&self) -> Result<(), String> {
+        preflight::coroutines(&self.what(), self.count, self.stack_max, self.workers)?;
+        if self.reused {
+            let touched = self.count * (WARM_TOUCH as u64 + preflight::coroutine_estimate());
+            preflight::memory(&self.what(), touched, "lower --count or drop --reused")?;
+        }
+        Ok(())
+    }
 }
 
-/// Measure in this process.
+impl Measurement for MemConfig {
+    type Data = Vec<MemRow>;
+    const KEY: &'static str = "mem";
+
+    fn runtime(&self) -> (usize, usize) {
+        (self.workers, self.stack_max)
+    }
+
+    /// Preflight once, then one run here, or R runs in fresh children.
+    fn run(&self) -> Result<Vec<MemRow>, String> {
+        if !self.measuring_child {
+            self.preflight()?;
+        }
+        let one = || {
+            if self.repeat == 1 {
+                measure(self)
+            } else {
+                measure_isolated(self)
+            }
+        };
+        Ok(stats::runs(self.repeat, one)?
+            .into_iter()
+            .map(Row::Measured)
+            .collect())
+    }
+
+    fn render(rows: &Vec<MemRow>) -> String {
+        match &rows[..] {
+            [Row::Measured(r)] => present::mem::single(r),
+            _ => present::mem::repeated(rows),
+        }
+    }
+}
+
+/// `mem` at one N in a fresh child, preflight first; a refusal or failure
+/// becomes a skipped row (the default suite and `report` go on).
+pub fn row(cfg: &MemConfig) -> MemRow {
+    let label = if cfg.reused {
+        "mem, reused slots"
+    } else {
+        "mem"
+    };
+    present::progress::phase(&format!(
+        "{label}: parking {} coroutines",
+        units::count(cfg.count)
+    ));
+    let measured = cfg.preflight().and_then(|()| measure_isolated(cfg));
+    present::progress::clear();
+    Row::of(Count { count: cfg.count }, measured)
+}
+
+/// Measure in this process (preflight is the caller's).
 pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
-    let what = format!("mem --count {}", units::count(cfg.count));
-    preflight::coroutines(&what, cfg.count, cfg.stack_max, cfg.workers)?;
     let rt = Runtime::builder()
         .workers(cfg.workers)
         .stack_max(cfg.stack_max)
@@ -114,7 +229,8 @@ pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
     }
 }
 
-/// Measure in a fresh child process (`mem ... --json --repeat 1`).
+/// Measure in a fresh child process (`mem ... --json --repeat 1`), which
+/// skips preflight: the caller has done it.
 pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
     let mut args = vec![
         "mem".to_string(),
@@ -127,11 +243,15 @@ pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
         "--json".into(),
         "--repeat".into(),
         "1".into(),
+        "--measuring-child".into(),
     ];
     if cfg.per_coroutine_channel {
         args.push("--per-coroutine-channel".into());
     }
-    let doc: serde_json::Value = crate::child::run_json(&args)?;
+    if cfg.reused {
+        args.push("--reused".into());
+    }
+    let doc: serde_json::Value = child::run_json(&args)?;
     let row = doc
         .get("mem")
         .and_then(|m| m.get(0))
@@ -155,6 +275,12 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     let stack_before = resident_stacks(rt)? as i64;
     let before = ProcMem::now().map_err(|e| e.to_string())?;
     alloc::start();
+    if cfg.reused {
+        if let Err(e) = warm_up(n) {
+            alloc::stop();
+            return Err(e);
+        }
+    }
     let mut progress = Progress::new("spawning", cfg.count);
     let t0 = Instant::now();
     let mut failure = None;
@@ -218,6 +344,7 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
         workers: stats.workers,
         stack_max: stats.stack_max,
         channel: if per { "per-coroutine" } else { "shared" }.into(),
+        warmup_touch_bytes: if cfg.reused { WARM_TOUCH } else { 0 },
         guard_mode: stats.guard_mode.name().into(),
         rss_delta_bytes: rss,
         pte_delta_bytes: pte,
@@ -254,6 +381,46 @@ pub fn fits(per_unit: f64) -> Vec<Fit> {
             },
         })
         .collect()
+}
+
+/// The `--reused` warm-up round: `n` coroutines touch [`WARM_TOUCH`] bytes
+/// of stack and end, all spawned before any is waited for; then a pause in
+/// which idle workers release what they release between bursts.
+fn warm_up(n: usize) -> Result<(), String> {
+    let done = WaitGroup::new();
+    done.add(n);
+    let mut progress = Progress::new("warm-up round", n as u64);
+    for i in 0..n {
+        let d = done.clone();
+        let spawned = spindle::Builder::new().spawn(move || {
+            touch_stack();
+            d.done();
+        });
+        if let Err(e) = spawned {
+            for _ in i..n {
+                done.done();
+            }
+            done.wait();
+            return Err(format!(
+                "warm-up: spawning coroutine {} of {n} failed: {e}",
+                i + 1
+            ));
+        }
+        if i % 4096 == 0 {
+            progress.tick(i as u64);
+        }
+    }
+    done.wait();
+    progress.finish();
+    spindle::sleep(Duration::from_millis(50));
+    Ok(())
+}
+
+/// Write [`WARM_TOUCH`] bytes of this coroutine's stack.
+#[inline(never)]
+fn touch_stack() {
+    let frame = std::hint::black_box([1u8; WARM_TOUCH]);
+    std::hint::black_box(&frame);
 }
 
 /// Resident stack bytes by `mincore`, or the reason it cannot be measured.

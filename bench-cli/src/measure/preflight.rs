@@ -18,7 +18,8 @@
 //! * for OS threads: maps, `kernel.pid_max`, `kernel.threads-max`,
 //!   `RLIMIT_NPROC`, the cgroup's `pids.max` and address space.
 
-use crate::{procfs, units};
+use super::procfs;
+use crate::present::units;
 
 /// VMAs a Rust std thread costs: stack + guard, plus (on glibc) a share of
 /// malloc arenas and the thread's TLS block. Measured on glibc x86_64.

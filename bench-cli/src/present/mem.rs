@@ -5,9 +5,11 @@
 //! per-coroutine cost settle as fixed costs are spread over more coroutines.
 //! Both end with the seeds' capacity table computed from the measured total.
 
-use crate::mem::{MemResult, MemRow};
-use crate::table::Table;
-use crate::units::{binary, bytes, bytes_kb, count, group, ns};
+use crate::command::mem::{MemResult, MemRow};
+use crate::measure::row::{measured, Row};
+use crate::measure::stats::median_of;
+use crate::present::table::Table;
+use crate::present::units::{binary, bytes, bytes_kb, count, group, ns};
 
 /// The detailed breakdown of one run.
 pub fn single(r: &MemResult) -> String {
@@ -79,7 +81,7 @@ pub fn series_table(rows: &[MemRow]) -> Table {
     ]);
     for row in rows {
         match row {
-            MemRow::Measured(r) => {
+            Row::Measured(r) => {
                 let p = &r.per_coroutine;
                 t.row(vec![
                     count(r.count),
@@ -92,8 +94,8 @@ pub fn series_table(rows: &[MemRow]) -> Table {
                     ns(r.release_join_ns_total),
                 ]);
             }
-            MemRow::Skipped { count: n, skipped } => {
-                t.skipped(format!("N = {}", count(*n)), skipped);
+            Row::Skipped { what, skipped } => {
+                t.skipped(what.to_string(), skipped);
             }
         }
     }
@@ -102,10 +104,7 @@ pub fn series_table(rows: &[MemRow]) -> Table {
 
 /// The largest N that was measured.
 pub fn largest(rows: &[MemRow]) -> Option<&MemResult> {
-    rows.iter().rev().find_map(|r| match r {
-        MemRow::Measured(r) => Some(r),
-        MemRow::Skipped { .. } => None,
-    })
+    measured(rows).next_back()
 }
 
 /// What the columns mean.
@@ -134,19 +133,36 @@ pub fn series(rows: &[MemRow]) -> String {
 
 /// R runs at the same N: one line each, then the median total.
 pub fn repeated(rows: &[MemRow]) -> String {
-    let totals: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| match r {
-            MemRow::Measured(r) => Some(r.per_coroutine.total_bytes),
-            MemRow::Skipped { .. } => None,
-        })
+    let totals: Vec<f64> = measured(rows)
+        .map(|r| r.per_coroutine.total_bytes)
         .collect();
     format!(
         "{}median TOTAL over {} runs (each in a fresh process): {}\n",
         series(rows),
         totals.len(),
-        bytes_kb(crate::stats::median_of(&totals))
+        bytes_kb(median_of(&totals))
     )
+}
+
+/// The reused-slot row: one line saying what it is and what it costs.
+pub fn reused(row: &MemRow) -> String {
+    match row {
+        Row::Measured(r) => format!(
+            "mem, reused slots: {} coroutines parked in slots first used by a round of {} \
+             coroutines that touched {} of stack each: {} per coroutine (stack pages {}, \
+             page tables {}, heap {})\n",
+            count(r.count),
+            count(r.count),
+            binary(r.warmup_touch_bytes as u64),
+            bytes_kb(r.per_coroutine.total_bytes),
+            bytes(r.per_coroutine.stack_resident_bytes),
+            bytes(r.per_coroutine.pte_bytes),
+            bytes(r.per_coroutine.heap_bytes),
+        ),
+        Row::Skipped { what, skipped } => {
+            format!("mem, reused slots at {what}: skipped: {skipped}\n")
+        }
+    }
 }
 
 /// The capacity caption for one run.

@@ -23,11 +23,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use spindle::sync::WaitGroup;
 
-use crate::procfs::{self, ProcMem};
-use crate::progress::Progress;
-use crate::table::Table;
-use crate::units::{bytes, bytes_kb, count, ns};
-use crate::{mem, preflight};
+use super::{mem, Global, Measurement};
+use crate::cli::ThreadsArgs;
+use crate::measure::procfs::{self, ProcMem};
+use crate::measure::row::{Count, Row};
+use crate::measure::{preflight, stats};
+use crate::present::progress::{self, Progress};
+use crate::present::{self, units};
 
 /// std's default thread stack (when `RUST_MIN_STACK` is not set).
 pub const STD_DEFAULT_STACK: usize = 2 << 20;
@@ -54,6 +56,59 @@ pub struct ThreadsResult {
     pub spawn_ns_per_thread: f64,
     pub release_join_ns_total: f64,
     pub fits: Vec<mem::Fit>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ThreadsConfig {
+    pub count: u64,
+    /// `None`: std's default.
+    pub stack_size: Option<usize>,
+    pub repeat: usize,
+}
+
+impl ThreadsConfig {
+    pub fn new(a: &ThreadsArgs, g: &Global) -> ThreadsConfig {
+        ThreadsConfig {
+            count: a.count,
+            stack_size: a.stack_size,
+            repeat: g.repeat.unwrap_or(1),
+        }
+    }
+}
+
+impl Measurement for ThreadsConfig {
+    type Data = Vec<ThreadsResult>;
+    const KEY: &'static str = "threads";
+
+    /// No runtime: the header shows the defaults.
+    fn runtime(&self) -> (usize, usize) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores, spindle::DEFAULT_STACK_MAX)
+    }
+
+    fn run(&self) -> Result<Vec<ThreadsResult>, String> {
+        stats::runs(self.repeat, || measure(self.count, self.stack_size))
+    }
+
+    fn render(results: &Vec<ThreadsResult>) -> String {
+        present::threads::render(results)
+    }
+}
+
+/// One row of the OS-thread baseline.
+pub type ThreadsRow = Row<ThreadsResult>;
+
+/// The baseline at each N (std's default stack); failures become skipped rows.
+pub fn series(counts: &[u64]) -> Vec<ThreadsRow> {
+    counts
+        .iter()
+        .map(|&n| {
+            progress::phase(&format!("threads: starting {} threads", units::count(n)));
+            let r = measure(n, None);
+            progress::clear();
+            Row::of(Count { count: n }, r)
+        })
+        .collect()
 }
 
 fn kernel() -> Result<(i64, i64), String> {
@@ -143,48 +198,4 @@ pub fn measure(count_: u64, stack_size: Option<usize>) -> Result<ThreadsResult, 
         release_join_ns_total: release,
         fits: mem::fits(total),
     })
-}
-
-/// What the columns mean.
-pub fn caption(results: &[ThreadsResult]) -> String {
-    let stack = match results.first().and_then(|r| r.stack_size) {
-        Some(s) => crate::units::binary(s as u64),
-        None => "std default, 2 MiB".into(),
-    };
-    format!(
-        "threads: N OS threads parked in recv on one channel (stack {stack}); bytes per \
-         thread. KernelStack and SUnreclaim are system-wide deltas\n"
-    )
-}
-
-pub fn table(results: &[ThreadsResult]) -> Table {
-    let mut t = Table::new(&[
-        "N",
-        "TOTAL/thread",
-        "RSS",
-        "page tables",
-        "kernel stack",
-        "unreclaimable slab",
-        "start",
-        "release+join",
-    ]);
-    for r in results {
-        let p = &r.per_thread;
-        t.row(vec![
-            count(r.count),
-            bytes_kb(p.total_bytes),
-            bytes(p.rss_bytes),
-            bytes(p.pte_bytes),
-            bytes(p.kernel_stack_bytes),
-            bytes(p.slab_unreclaimable_bytes),
-            ns(r.spawn_ns_per_thread),
-            ns(r.release_join_ns_total),
-        ]);
-    }
-    t
-}
-
-/// The human table for one or more runs.
-pub fn render(results: &[ThreadsResult]) -> String {
-    caption(results) + &table(results).render()
 }

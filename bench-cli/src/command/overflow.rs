@@ -17,8 +17,37 @@ use std::os::unix::process::ExitStatusExt;
 use serde::{Deserialize, Serialize};
 use spindle::Runtime;
 
-use crate::child;
-use crate::units::binary;
+use super::Measurement;
+use crate::measure::child;
+use crate::present;
+
+/// `grow --overflow`: the slot size of the overflowing coroutine.
+#[derive(Clone, Debug)]
+pub struct OverflowConfig {
+    pub stack_max: usize,
+}
+
+impl Measurement for OverflowConfig {
+    type Data = OverflowResult;
+    const KEY: &'static str = "overflow";
+
+    fn runtime(&self) -> (usize, usize) {
+        (1, self.stack_max)
+    }
+
+    fn run(&self) -> Result<OverflowResult, String> {
+        run(self.stack_max)
+    }
+
+    fn render(r: &OverflowResult) -> String {
+        present::grow::overflow(r)
+    }
+
+    /// Exit 1 unless the child reported the overflow and aborted.
+    fn success(r: &OverflowResult) -> bool {
+        r.expected
+    }
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OverflowResult {
@@ -92,32 +121,4 @@ pub fn child(stack_max: usize) -> Result<(), String> {
         .map_err(|e| format!("cannot spawn: {e}"))?;
     let _ = h.join();
     Err("the bottomless recursion returned: no overflow was detected".into())
-}
-
-pub fn render(r: &OverflowResult) -> String {
-    let mut out = format!(
-        "grow --overflow: a child process recursed without bound in coroutine \
-         \"overflow-demo\" (stack_max {})\n",
-        binary(r.stack_max as u64)
-    );
-    out.push_str(&format!(
-        "  child stderr: {}\n",
-        r.report_line
-            .as_deref()
-            .unwrap_or("(no overflow report line)")
-    ));
-    let status = match (&r.signal_name, r.exit_code) {
-        (Some(name), _) => format!("killed by {name}"),
-        (None, Some(code)) => format!("exited with code {code}"),
-        _ => "unknown".into(),
-    };
-    out.push_str(&format!(
-        "  child status: {status} ({})\n",
-        if r.expected {
-            "as expected: reported, then aborted"
-        } else {
-            "NOT the expected report and SIGABRT"
-        }
-    ));
-    out
 }

@@ -19,7 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{procfs, units};
+use super::procfs;
+use crate::present::units;
 
 /// Runtime settings used by the measurements.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -34,8 +34,8 @@ impl Summary {
     pub fn spread(&self) -> String {
         format!(
             "{}–{}",
-            crate::units::ns(self.min_ns),
-            crate::units::ns(self.max_ns)
+            crate::present::units::ns(self.min_ns),
+            crate::present::units::ns(self.max_ns)
         )
     }
 }
@@ -60,14 +60,17 @@ pub fn median_of(values: &[f64]) -> f64 {
     median(&v)
 }
 
+/// `--repeat R`, the one way: run `sample` R times, stopping at the first
+/// error. Results that are one figure each (`mem`, `threads`, `grow`) are
+/// listed; timed rows are summarised with [`measure`].
+pub fn runs<T, E>(repeat: usize, mut sample: impl FnMut() -> Result<T, E>) -> Result<Vec<T>, E> {
+    (0..repeat).map(|_| sample()).collect()
+}
+
 /// Run `sample` R times and summarise; `sample` returns ns per operation or
 /// an error that stops the row.
-pub fn measure<E>(repeat: usize, mut sample: impl FnMut() -> Result<f64, E>) -> Result<Summary, E> {
-    let mut samples = Vec::with_capacity(repeat);
-    for _ in 0..repeat {
-        samples.push(sample()?);
-    }
-    Ok(Summary::of(samples))
+pub fn measure<E>(repeat: usize, sample: impl FnMut() -> Result<f64, E>) -> Result<Summary, E> {
+    runs(repeat, sample).map(Summary::of)
 }
 
 #[cfg(test)]

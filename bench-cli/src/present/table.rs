@@ -111,6 +111,51 @@ impl Table {
         }
         out
     }
+
+    /// Render as an HTML `<table>` (for index.html); notes follow as `<p>`.
+    pub fn html(&self) -> String {
+        let cell = |tag: &str, i: usize, text: &str| {
+            let class = if self.left.get(i).copied().unwrap_or(true) {
+                ""
+            } else {
+                " class=\"num\""
+            };
+            format!("<{tag}{class}>{}</{tag}>", escape(text))
+        };
+        let mut out = String::from("<table>\n<thead><tr>");
+        for (i, h) in self.headers.iter().enumerate() {
+            out.push_str(&cell("th", i, h));
+        }
+        out.push_str("</tr></thead>\n<tbody>\n");
+        for row in &self.rows {
+            out.push_str("<tr>");
+            for i in 0..self.headers.len() {
+                out.push_str(&cell("td", i, row.get(i).map(String::as_str).unwrap_or("")));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</tbody>\n</table>\n");
+        for note in &self.notes {
+            out.push_str(&format!("<p class=\"note\">{}</p>\n", escape(note)));
+        }
+        out
+    }
+}
+
+/// Text made safe inside HTML or SVG: `&`, `<`, `>` and quotes escaped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -127,5 +172,11 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert!(lines[2].ends_with("     1.0"), "{s}");
         assert!(t.markdown().starts_with("| what | ns |\n|---|---:|\n"));
+        let html = t.html();
+        assert!(
+            html.contains("<th>what</th><th class=\"num\">ns</th>"),
+            "{html}"
+        );
+        assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
     }
 }

@@ -1,0 +1,121 @@
+//! `fanout`: spawn N coroutines, then wait for all of them, as a user
+//! writes it.
+//!
+//! ```text
+//! wg.add(n); for _ in 0..n { spawn(move || wg.done()) }; wg.wait()
+//! ```
+//!
+//! A server fanning out a burst of requests does this, and so does a
+//! parallel loop. Unlike `spawn`'s rows, which measure a pool warmed on
+//! purpose, each sample here starts a *fresh* runtime and times two rounds
+//! of N = 10^6 on it:
+//!
+//! * **first round**: every stack comes from a fresh slot unless an
+//!   earlier coroutine of the same round has already finished and handed
+//!   its stack back: what a program's first burst costs;
+//! * **warm round**: the second round on the same runtime, with the pool
+//!   holding whatever the first round left there.
+//!
+//! The Go reference does the same (`go f(); wg.Wait()`, a fresh process per
+//! sample, GOMAXPROCS = workers), so the two are compared like for like.
+
+use spindle::Runtime;
+
+use super::spawn::spawn_batch;
+use super::{Global, Measurement};
+use crate::cli::FanoutArgs;
+use crate::measure::preflight;
+use crate::measure::row::{Op, RowSet, Timed};
+use crate::measure::stats::{runs, Summary};
+use crate::present::{self, progress, units};
+
+#[derive(Clone, Debug)]
+pub struct FanoutConfig {
+    pub count: u64,
+    pub workers: usize,
+    pub stack_max: usize,
+    pub repeat: usize,
+}
+
+impl FanoutConfig {
+    pub fn new(a: &FanoutArgs, g: &Global) -> FanoutConfig {
+        FanoutConfig {
+            count: a.count,
+            workers: a.workers,
+            stack_max: a.stack_max.unwrap_or(g.stack_max),
+            repeat: g.repeat.unwrap_or(3),
+        }
+    }
+
+    /// The two rows, as `compare` names them for Go too.
+    fn ops(&self) -> (Op, Op) {
+        let w = self.workers;
+        (
+            Op::new(
+                "fanout_fresh",
+                &format!("fan-out, first round on a fresh runtime ({w} workers)"),
+                self.count,
+            ),
+            Op::new(
+                "fanout_warm",
+                &format!("fan-out, second round, pool warm ({w} workers)"),
+                self.count,
+            ),
+        )
+    }
+}
+
+impl Measurement for FanoutConfig {
+    type Data = RowSet;
+    const KEY: &'static str = "fanout";
+
+    fn runtime(&self) -> (usize, usize) {
+        (self.workers, self.stack_max)
+    }
+
+    /// R fresh runtimes, two rounds each. If N stacks at once do not fit,
+    /// both rows are skipped with the reason.
+    fn run(&self) -> Result<RowSet, String> {
+        let n = self.count;
+        let (fresh, warm) = self.ops();
+        let what = format!("fan-out of {}", units::count(n));
+        let samples =
+            preflight::coroutines(&what, n, self.stack_max, self.workers).and_then(|()| {
+                progress::phase(&format!(
+                    "fanout: {} coroutines, two rounds",
+                    units::count(n)
+                ));
+                runs(self.repeat, || two_rounds(self))
+            });
+        progress::clear();
+        let rows = match samples {
+            Ok(pairs) => {
+                let (a, b): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+                vec![
+                    Timed::timed(fresh, Ok(Summary::of(a))),
+                    Timed::timed(warm, Ok(Summary::of(b))),
+                ]
+            }
+            Err(why) => vec![
+                Timed::timed(fresh, Err(why.clone())),
+                Timed::timed(warm, Err(why)),
+            ],
+        };
+        Ok(RowSet::new("fanout", "coroutine", self.repeat, rows))
+    }
+
+    fn render(set: &RowSet) -> String {
+        present::timed::render(set)
+    }
+}
+
+/// One fresh runtime: ns per coroutine of its first and second round.
+fn two_rounds(cfg: &FanoutConfig) -> Result<(f64, f64), String> {
+    let rt = Runtime::builder()
+        .workers(cfg.workers)
+        .stack_max(cfg.stack_max)
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let n = cfg.count;
+    rt.block_on(move || Ok((spawn_batch(n)?, spawn_batch(n)?)))
+}

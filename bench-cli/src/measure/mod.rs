@@ -1,0 +1,26 @@
+//! How things are measured: the tools every subcommand shares.
+//!
+//! * [`procfs`]: what the kernel says about memory (RSS, page tables,
+//!   MemAvailable, limits);
+//! * [`alloc`]: the counting allocator that splits RSS into "runtime heap"
+//!   and the rest;
+//! * [`child`]: running this binary as a child process (a fresh heap for
+//!   each memory sample; an overflow that may abort);
+//! * [`preflight`]: refusing a run that cannot fit, before it starts;
+//! * [`stats`]: R samples into median, min and max;
+//! * [`header`]: the machine a number was measured on;
+//! * [`pipes`]: OS threads ping-ponging over pipes, the kernel's switch;
+//! * [`goref`]: the Go reference program, built and run;
+//! * [`row`]: one result row, measured or skipped.
+//!
+//! Nothing here prints: presenting is [`present`](crate::present)'s job.
+
+pub mod alloc;
+pub mod child;
+pub mod goref;
+pub mod header;
+pub mod pipes;
+pub mod preflight;
+pub mod procfs;
+pub mod row;
+pub mod stats;

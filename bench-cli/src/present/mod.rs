@@ -1,0 +1,25 @@
+//! How results are shown: text tables, units, progress, charts and pages.
+//!
+//! * [`units`]: bytes, times and counts with honest units;
+//! * [`table`]: aligned text tables (and their Markdown and HTML forms);
+//! * [`progress`]: the progress line on a terminal's stderr;
+//! * one module per kind of result ([`mem`], [`timed`], [`threads`],
+//!   [`grow`], [`compare`]) that turns it into tables and captions;
+//! * [`report`]: `results.md` and the summary `report` prints;
+//! * [`svg`] and [`charts`]: the report's charts, as plain SVG text;
+//! * [`html`]: `index.html`, one self-contained page with everything.
+//!
+//! Nothing here measures: every function takes results and returns text.
+
+pub mod charts;
+pub mod compare;
+pub mod grow;
+pub mod html;
+pub mod mem;
+pub mod progress;
+pub mod report;
+pub mod svg;
+pub mod table;
+pub mod threads;
+pub mod timed;
+pub mod units;

@@ -1,0 +1,220 @@
+//! Presenting the default suite and `report`: the suite's text, the
+//! sections of `results.md` (shared with `index.html`), and the summary
+//! `report` prints.
+
+use crate::command::compare::GoMemRow;
+use crate::command::report::{ReportSummary, Results};
+use crate::command::suite::SuiteResult;
+use crate::measure::row::Row;
+use crate::present::table::Table;
+use crate::present::units::{bytes, bytes_kb, count};
+use crate::present::{compare, mem, threads, timed};
+
+/// The default suite as text.
+pub fn suite(r: &SuiteResult) -> String {
+    format!(
+        "{}\n{}{}\n{}\n{}\n{}",
+        r.header.render(),
+        mem::series(&r.mem),
+        mem::reused(&r.mem_reused),
+        timed::render(&r.switch),
+        timed::render(&r.spawn),
+        timed::render(&r.fanout)
+    )
+}
+
+/// What `report` prints about itself.
+pub fn summary(s: &ReportSummary) -> String {
+    let mut out = format!(
+        "report: wrote {} files to {} in {:.1} s (Go: {})\n",
+        s.files.len(),
+        s.out,
+        s.wall_seconds,
+        s.go
+    );
+    for f in &s.files {
+        out.push_str(&format!("  {f}\n"));
+    }
+    out
+}
+
+/// Go's parked goroutines, one line per N.
+pub fn go_mem_table(rows: &[&GoMemRow]) -> Table {
+    let mut t = Table::new(&[
+        "N",
+        "RSS + page tables/goroutine",
+        "MemStats.Sys/goroutine",
+        "MemStats.StackInuse/goroutine",
+    ]);
+    for r in rows {
+        match r {
+            Row::Measured(m) => t.row(vec![
+                count(m.count),
+                bytes_kb(m.per_goroutine_bytes),
+                bytes(m.sys_per_goroutine_bytes),
+                bytes(m.stack_inuse_delta_bytes as f64 / m.count as f64),
+            ]),
+            Row::Skipped { what, skipped } => t.skipped(what.to_string(), skipped),
+        };
+    }
+    t
+}
+
+/// The report's two charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chart {
+    Memory,
+    Switch,
+}
+
+impl Chart {
+    /// The file `report` writes the chart to.
+    pub fn file(self) -> &'static str {
+        match self {
+            Chart::Memory => "mem_per_unit.svg",
+            Chart::Switch => "switch_cost.svg",
+        }
+    }
+}
+
+/// One part of the report: a heading level, title, text and tables.
+pub struct Section {
+    pub level: usize,
+    pub title: String,
+    /// Paragraphs (plain text) before the tables.
+    pub text: Vec<String>,
+    pub tables: Vec<Table>,
+    /// The chart shown under the heading, if any.
+    pub chart: Option<Chart>,
+}
+
+fn section(level: usize, title: &str, text: Vec<String>, tables: Vec<Table>) -> Section {
+    Section {
+        level,
+        title: title.into(),
+        text,
+        tables,
+        chart: None,
+    }
+}
+
+/// The report's sections, in order; `results.md` and `index.html` both
+/// render these.
+pub fn sections(r: &Results) -> Vec<Section> {
+    let s = &r.suite;
+    let mut out = Vec::new();
+    let mut memory = section(2, "Memory per parked task", Vec::new(), Vec::new());
+    memory.chart = Some(Chart::Memory);
+    out.push(memory);
+    let mut tables = vec![mem::series_table(&s.mem)];
+    let mut text = vec![mem::series_caption(&s.mem)];
+    if let Some(big) = mem::largest(&s.mem) {
+        text.push(mem::fits_caption(big));
+        tables.push(mem::fits_table(big));
+    }
+    out.push(section(3, "spindle coroutines", text, tables));
+    out.push(section(
+        3,
+        "spindle coroutines in reused slots",
+        vec![mem::reused(&s.mem_reused)],
+        vec![mem::series_table(std::slice::from_ref(&s.mem_reused))],
+    ));
+    let (caption, table) = threads::series(&r.threads);
+    out.push(section(3, "OS threads", vec![caption], vec![table]));
+    match (&r.go, &r.go_skipped) {
+        (Some(g), _) => {
+            let mut rows: Vec<&GoMemRow> = g.mem.iter().collect();
+            rows.push(&g.mem_reused);
+            out.push(section(
+                3,
+                &format!("Go goroutines ({})", g.version),
+                vec![format!(
+                    "The last line is N goroutines parked after a warm-up round that touched \
+                     12 KiB of stack each (N = {}).",
+                    match &g.mem_reused {
+                        Row::Measured(m) => count(m.count),
+                        Row::Skipped { what, .. } => count(what.count),
+                    }
+                )],
+                vec![go_mem_table(&rows)],
+            ));
+        }
+        (None, why) => out.push(section(
+            3,
+            "Go goroutines",
+            vec![format!("skipped: {}", why.as_deref().unwrap_or("?"))],
+            Vec::new(),
+        )),
+    }
+    let mut switch = section(
+        2,
+        "Switch cost",
+        vec![timed::caption(&s.switch)],
+        vec![timed::table(&s.switch)],
+    );
+    switch.chart = Some(Chart::Switch);
+    out.push(switch);
+    out.push(section(
+        2,
+        "Spawn",
+        vec![timed::caption(&s.spawn)],
+        vec![timed::table(&s.spawn)],
+    ));
+    out.push(section(
+        2,
+        "Fan-out",
+        vec![
+            "Spawn N, then wait for all on a WaitGroup; each sample is a fresh runtime \
+             (first round) and its second round (warm)."
+                .into(),
+            timed::caption(&s.fanout),
+        ],
+        vec![timed::table(&s.fanout)],
+    ));
+    if let Some(c) = r.go.as_ref().and_then(|g| g.comparison.as_ref()) {
+        out.push(section(
+            2,
+            "spindle vs Go",
+            vec![
+                "Ratio = Go / spindle: above 1× spindle is cheaper, below 1× Go is (the last \
+                 column names the cheaper side)."
+                    .into(),
+            ],
+            vec![compare::table(c), compare::targets_table(c)],
+        ));
+    }
+    out
+}
+
+/// `results.md`.
+pub fn markdown(r: &Results) -> String {
+    let mut md = format!(
+        "# spindle-bench results\n\nCommand: `{}`  \nDate: {} UTC  \nWall time: {:.1} s\n\n\
+         ## Machine\n\n```text\n{}```\n",
+        r.command,
+        r.suite.header.date_utc,
+        r.wall_seconds,
+        r.suite.header.render()
+    );
+    for s in sections(r) {
+        md.push_str(&format!("\n{} {}\n\n", "#".repeat(s.level), s.title));
+        if let Some(chart) = s.chart {
+            md.push_str(&format!(
+                "![{}]({})\n\n",
+                s.title.to_lowercase(),
+                chart.file()
+            ));
+        }
+        for t in &s.text {
+            md.push_str(t.trim_end());
+            md.push_str("\n\n");
+        }
+        for (i, t) in s.tables.iter().enumerate() {
+            if i > 0 {
+                md.push('\n');
+            }
+            md.push_str(&t.markdown());
+        }
+    }
+    md
+}
