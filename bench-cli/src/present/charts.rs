@@ -137,7 +137,8 @@ pub fn switch(r: &Results) -> String {
         lx += 190.0;
     }
     let x = |v: f64| PLOT_X + PLOT_W * (v.log10() - lo.log10()) / (hi.log10() - lo.log10());
-    // Decade grid and 1-2-5 labels.
+    // Decade grid; 2 and 5 get labels too while they fit (up to 3 decades).
+    let few = hi / lo <= 1000.0;
     let mut decade = lo;
     while decade <= hi * 1.001 {
         for m in [1.0, 2.0, 5.0] {
@@ -146,13 +147,16 @@ pub fn switch(r: &Results) -> String {
                 break;
             }
             let gx = x(v);
+            let major = m == 1.0;
             svg.line(
                 (gx, top - 8.0),
                 (gx, axis_y),
                 GRID,
-                if m == 1.0 { 1.0 } else { 0.5 },
+                if major { 1.0 } else { 0.5 },
             );
-            svg.text(gx, axis_y + 16.0, 12.0, Anchor::Middle, MUTED, &tick(v));
+            if major || few {
+                svg.text(gx, axis_y + 16.0, 12.0, Anchor::Middle, MUTED, &tick(v));
+            }
         }
         decade *= 10.0;
     }
@@ -199,13 +203,16 @@ pub fn switch(r: &Results) -> String {
     svg.finish()
 }
 
-/// An axis label: "5", "20", "1 µs".
+/// An axis label: "5", "20", "1 µs", "100 µs", "2 ms".
 fn tick(v: f64) -> String {
-    if v >= 1e3 {
-        ns(v)
+    let (scaled, unit) = if v >= 1e6 {
+        (v / 1e6, " ms")
+    } else if v >= 1e3 {
+        (v / 1e3, " µs")
     } else {
-        format!("{v:.0}")
-    }
+        (v, "")
+    };
+    format!("{scaled:.0}{unit}")
 }
 
 /// A log-axis range of whole decades around the values.
@@ -330,7 +337,7 @@ pub fn memory(r: &Results) -> String {
     for (name, colour) in PARTS {
         svg.rect(lx, 66.0, 14.0, 14.0, colour);
         svg.text(lx + 20.0, 78.0, 13.0, Anchor::Start, "black", name);
-        lx += 40.0 + 6.5 * name.len() as f64;
+        lx += 36.0 + 6.3 * name.len() as f64;
     }
     let x = |v: f64| PLOT_X + PLOT_W * v / axis_max;
     let mut v = 0.0;
@@ -410,5 +417,6 @@ mod tests {
         assert_eq!(nice_step(700.0), 1000.0);
         assert_eq!(nice_step(1500.0), 2000.0);
         assert_eq!(tick(20.0), "20");
+        assert_eq!(tick(2000.0), "2 µs");
     }
 }

@@ -38,26 +38,39 @@ pub fn summary(s: &ReportSummary) -> String {
     out
 }
 
-/// Go's parked goroutines, one line per N.
-pub fn go_mem_table(rows: &[&GoMemRow]) -> Table {
+/// Go's parked goroutines, one line per (label, row).
+pub fn go_mem_table(rows: &[(String, &GoMemRow)]) -> Table {
     let mut t = Table::new(&[
         "N",
         "RSS + page tables/goroutine",
         "MemStats.Sys/goroutine",
         "MemStats.StackInuse/goroutine",
     ]);
-    for r in rows {
+    for (label, r) in rows {
         match r {
             Row::Measured(m) => t.row(vec![
-                count(m.count),
+                label.clone(),
                 bytes_kb(m.per_goroutine_bytes),
                 bytes(m.sys_per_goroutine_bytes),
                 bytes(m.stack_inuse_delta_bytes as f64 / m.count as f64),
             ]),
-            Row::Skipped { what, skipped } => t.skipped(what.to_string(), skipped),
+            Row::Skipped { skipped, .. } => t.skipped(label.clone(), skipped),
         };
     }
     t
+}
+
+/// "10^4", or "10^3, reused slots", for a row of Go's table.
+fn go_label(row: &GoMemRow, reused: bool) -> String {
+    let n = match row {
+        Row::Measured(m) => m.count,
+        Row::Skipped { what, .. } => what.count,
+    };
+    if reused {
+        format!("{}, reused slots", count(n))
+    } else {
+        count(n)
+    }
 }
 
 /// The report's two charts.
@@ -123,19 +136,17 @@ pub fn sections(r: &Results) -> Vec<Section> {
     out.push(section(3, "OS threads", vec![caption], vec![table]));
     match (&r.go, &r.go_skipped) {
         (Some(g), _) => {
-            let mut rows: Vec<&GoMemRow> = g.mem.iter().collect();
-            rows.push(&g.mem_reused);
+            let mut rows: Vec<(String, &GoMemRow)> =
+                g.mem.iter().map(|r| (go_label(r, false), r)).collect();
+            rows.push((go_label(&g.mem_reused, true), &g.mem_reused));
             out.push(section(
                 3,
                 &format!("Go goroutines ({})", g.version),
-                vec![format!(
-                    "The last line is N goroutines parked after a warm-up round that touched \
-                     12 KiB of stack each (N = {}).",
-                    match &g.mem_reused {
-                        Row::Measured(m) => count(m.count),
-                        Row::Skipped { what, .. } => count(what.count),
-                    }
-                )],
+                vec![
+                    "Reused slots: N goroutines parked after a warm-up round of N that touched \
+                     12 KiB of stack each, baseline before the warm-up, as for spindle."
+                        .into(),
+                ],
                 vec![go_mem_table(&rows)],
             ));
         }
