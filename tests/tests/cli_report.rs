@@ -46,7 +46,7 @@ fn check_well_formed(doc: &str) -> Result<Vec<String>, String> {
         if name.is_empty() {
             return Err(format!("a tag without a name: <{tag}>"));
         }
-        if tag.matches('"').count() % 2 != 0 {
+        if tag.matches('"').count() & 1 == 1 {
             return Err(format!("unbalanced quotes in <{tag}>"));
         }
         seen.push(name.clone());
