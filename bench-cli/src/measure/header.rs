@@ -4,7 +4,9 @@
 //! one CPU and 80 ns on another, and a parked coroutine costs one page, whose
 //! size depends on the kernel. Every report therefore starts with the
 //! architecture, CPU model, core count, kernel, page size, the guard mode the
-//! runtime chose, `vm.max_map_count`, the runtime settings and the compiler.
+//! runtime chose, `vm.max_map_count`, the runtime settings, the compiler and
+//! the build profile (a hand-off inlined by LTO costs less than the one a
+//! user's crate gets, so the header says how this binary was built).
 //!
 //! It also says when the numbers are *meaningless*: under qemu-user (how the
 //! aarch64 build is tested on an x86_64 machine) every instruction is
@@ -45,6 +47,9 @@ pub struct Header {
     pub mem_available_bytes: u64,
     pub runtime: Settings,
     pub rust_version: String,
+    /// Profile and opt-level of this binary, e.g. "release profile, opt-level 3".
+    #[serde(default)]
+    pub build: String,
     pub spindle_bench_version: String,
     /// Why we think we run under an emulator (timings are then meaningless).
     pub emulated: Option<String>,
@@ -81,6 +86,7 @@ impl Header {
             mem_available_bytes: procfs::meminfo("MemAvailable").unwrap_or(0),
             runtime: settings,
             rust_version: env!("SPINDLE_BENCH_RUSTC").into(),
+            build: env!("SPINDLE_BENCH_BUILD").into(),
             spindle_bench_version: env!("CARGO_PKG_VERSION").into(),
         }
     }
@@ -121,6 +127,7 @@ impl Header {
                 ),
             ),
             ("rust", self.rust_version.clone()),
+            ("build", build_note(&self.build)),
         ];
         for (k, v) in rows {
             out.push_str(&format!("  {k:<17} {v}\n"));
@@ -132,6 +139,17 @@ impl Header {
             ));
         }
         out
+    }
+}
+
+/// What the build means for the timings. The workspace has no release
+/// profile of its own (see the root Cargo.toml), so a release build is what
+/// a crate depending on spindle gets: no LTO, Cargo's default codegen units.
+fn build_note(build: &str) -> String {
+    if build.starts_with("release") {
+        format!("{build}, Cargo's default release profile: spindle as a user's crate gets it")
+    } else {
+        format!("{build}: not a release build, timings are not what a user's build sees")
     }
 }
 
