@@ -33,7 +33,7 @@ use crate::cli::CompareArgs;
 use crate::measure::goref::{self, GoMem, GoRows, Goref};
 use crate::measure::preflight;
 use crate::measure::row::{Count, Row, RowSet};
-use crate::present::{self, progress, units::count};
+use crate::present::{progress, units::count};
 
 #[derive(Clone, Debug)]
 pub struct CompareConfig {
@@ -163,10 +163,6 @@ impl Measurement for CompareConfig {
 
     fn run(&self) -> Result<Comparison, String> {
         run(self)
-    }
-
-    fn render(c: &Comparison) -> String {
-        present::compare::render(c)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::cli::FanoutArgs;
 use crate::measure::preflight;
 use crate::measure::row::{Op, RowSet, Timed};
 use crate::measure::stats::{runs, Summary};
-use crate::present::{self, progress, units};
+use crate::present::{progress, units};
 
 #[derive(Clone, Debug)]
 pub struct FanoutConfig {
@@ -102,10 +102,6 @@ impl Measurement for FanoutConfig {
             ],
         };
         Ok(RowSet::new("fanout", "coroutine", self.repeat, rows))
-    }
-
-    fn render(set: &RowSet) -> String {
-        present::timed::render(set)
     }
 }
 

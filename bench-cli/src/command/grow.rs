@@ -29,7 +29,7 @@ use spindle::Runtime;
 use super::{overflow, Global, Measurement, Outcome};
 use crate::cli::GrowArgs;
 use crate::measure::stats;
-use crate::present::{self, units::binary};
+use crate::present::units::binary;
 
 #[derive(Clone, Debug)]
 pub struct GrowConfig {
@@ -90,11 +90,6 @@ impl Measurement for GrowConfig {
 
     fn run(&self) -> Result<Vec<GrowResult>, String> {
         stats::runs(self.repeat, || measure(self))
-    }
-
-    fn render(results: &Vec<GrowResult>) -> String {
-        let text: Vec<String> = results.iter().map(present::grow::render).collect();
-        text.join("\n")
     }
 }
 

@@ -44,7 +44,7 @@ use crate::measure::procfs::ProcMem;
 use crate::measure::row::{Count, Row};
 use crate::measure::{alloc, child, preflight, stats};
 use crate::present::progress::Progress;
-use crate::present::{self, units};
+use crate::present::{progress, units};
 
 /// Bytes of stack each coroutine of the `--reused` warm-up round touches.
 pub const WARM_TOUCH: usize = 12 << 10;
@@ -180,13 +180,6 @@ impl Measurement for MemConfig {
             .map(Row::Measured)
             .collect())
     }
-
-    fn render(rows: &Vec<MemRow>) -> String {
-        match &rows[..] {
-            [Row::Measured(r)] => present::mem::single(r),
-            _ => present::mem::repeated(rows),
-        }
-    }
 }
 
 /// `mem` at one N in a fresh child, preflight first; a refusal or failure
@@ -197,12 +190,12 @@ pub fn row(cfg: &MemConfig) -> MemRow {
     } else {
         "mem"
     };
-    present::progress::phase(&format!(
+    progress::phase(&format!(
         "{label}: parking {} coroutines",
         units::count(cfg.count)
     ));
     let measured = cfg.preflight().and_then(|()| measure_isolated(cfg));
-    present::progress::clear();
+    progress::clear();
     Row::of(Count { count: cfg.count }, measured)
 }
 

@@ -2,9 +2,10 @@
 //! returns data.
 //!
 //! A subcommand is a [`Measurement`]: a config that names the runtime it
-//! uses (for the machine header), a `run` that returns serialisable data,
-//! and a `render` (from [`present`](crate::present)) that turns that data
-//! into text. [`run`] builds the config from the command line and wraps the
+//! uses (for the machine header) and a `run` that returns serialisable
+//! data; [`present`](crate::present) renders that data ([`Render`]), and
+//! no module here knows how (the dependency goes one way: `present` reads
+//! the data types defined here). [`run`] builds the config from the command line and wraps the
 //! data into an [`Outcome`]: `{"header": ..., "<key>": ...}` for `--json`,
 //! the header and the tables otherwise. The default suite and `report`
 //! write their own documents.
@@ -30,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command};
 use crate::measure::header::{Header, Settings};
+use crate::present::Render;
 use sizes::Sizes;
 
 /// What a command produced: the JSON document and the human report.
@@ -47,7 +49,6 @@ pub trait Measurement {
     /// Workers and stack slot size, for the machine header.
     fn runtime(&self) -> (usize, usize);
     fn run(&self) -> Result<Self::Data, String>;
-    fn render(data: &Self::Data) -> String;
     /// Whether the data says the run did what it should (exit 0).
     fn success(_data: &Self::Data) -> bool {
         true
@@ -55,13 +56,16 @@ pub trait Measurement {
 }
 
 /// Run `m` and wrap its data with the machine header.
-fn outcome<M: Measurement>(m: M) -> Result<Outcome, String> {
+fn outcome<M: Measurement>(m: M) -> Result<Outcome, String>
+where
+    M::Data: Render,
+{
     let (workers, stack_max) = m.runtime();
     let h = header(workers, stack_max);
     let data = m.run()?;
     Ok(Outcome {
         json: json!({ "header": to_json(&h)?, M::KEY: to_json(&data)? }),
-        human: format!("{}\n{}", h.render(), M::render(&data)),
+        human: format!("{}\n{}", h.render(), data.render()),
         success: M::success(&data),
     })
 }

@@ -19,7 +19,6 @@ use spindle::Runtime;
 
 use super::Measurement;
 use crate::measure::child;
-use crate::present;
 
 /// `grow --overflow`: the slot size of the overflowing coroutine.
 #[derive(Clone, Debug)]
@@ -37,10 +36,6 @@ impl Measurement for OverflowConfig {
 
     fn run(&self) -> Result<OverflowResult, String> {
         run(self.stack_max)
-    }
-
-    fn render(r: &OverflowResult) -> String {
-        present::grow::overflow(r)
     }
 
     /// Exit 1 unless the child reported the overflow and aborted.

@@ -33,7 +33,7 @@ use crate::cli::ReportArgs;
 use crate::measure::goref::{self, GoRows};
 use crate::measure::header::Header;
 use crate::measure::row::measured;
-use crate::present::{self, charts, progress};
+use crate::present::{progress, Documents};
 
 #[derive(Clone, Debug)]
 pub struct ReportConfig {
@@ -98,10 +98,6 @@ impl Measurement for ReportConfig {
 
     fn run(&self) -> Result<ReportSummary, String> {
         run(self)
-    }
-
-    fn render(s: &ReportSummary) -> String {
-        present::report::summary(s)
     }
 }
 
@@ -202,18 +198,10 @@ pub fn run(cfg: &ReportConfig) -> Result<ReportSummary, String> {
         Ok(path.display().to_string())
     };
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
-    let memory = charts::memory(&results);
-    let switch = charts::switch(&results);
-    let files = vec![
-        write("results.json", &(json + "\n"))?,
-        write("mem_per_unit.svg", &memory)?,
-        write("switch_cost.svg", &switch)?,
-        write("results.md", &present::report::markdown(&results))?,
-        write(
-            "index.html",
-            &present::html::page(&results, &memory, &switch),
-        )?,
-    ];
+    let mut files = vec![write("results.json", &(json + "\n"))?];
+    for (name, text) in results.documents() {
+        files.push(write(name, &text)?);
+    }
     Ok(ReportSummary {
         out: cfg.out.display().to_string(),
         files,
@@ -225,13 +213,15 @@ pub fn run(cfg: &ReportConfig) -> Result<ReportSummary, String> {
     })
 }
 
-/// The fresh-slot `mem` row at `count` of the Go side, if measured.
-pub fn go_mem_at(r: &Results, count: u64) -> Option<&goref::GoMem> {
-    let go = r.go.as_ref()?;
-    measured(&go.mem).find(|m| m.count == count)
-}
+impl Results {
+    /// The Go side's fresh-slot `mem` row at `count`, if measured.
+    pub fn go_mem_at(&self, count: u64) -> Option<&goref::GoMem> {
+        let go = self.go.as_ref()?;
+        measured(&go.mem).find(|m| m.count == count)
+    }
 
-/// The Go side's reused-slot row, if measured.
-pub fn go_reused(r: &Results) -> Option<&goref::GoMem> {
-    r.go.as_ref().and_then(|g| g.mem_reused.measured())
+    /// The Go side's reused-slot row, if measured.
+    pub fn go_reused(&self) -> Option<&goref::GoMem> {
+        self.go.as_ref().and_then(|g| g.mem_reused.measured())
+    }
 }

@@ -21,7 +21,7 @@ use crate::cli::SpawnArgs;
 use crate::measure::preflight;
 use crate::measure::row::{Op, RowSet, Timed};
 use crate::measure::stats::{measure, Summary};
-use crate::present::{self, progress, units};
+use crate::present::{progress, units};
 
 #[derive(Clone, Debug)]
 pub struct SpawnConfig {
@@ -52,10 +52,6 @@ impl Measurement for SpawnConfig {
 
     fn run(&self) -> Result<RowSet, String> {
         run(self)
-    }
-
-    fn render(set: &RowSet) -> String {
-        present::timed::render(set)
     }
 }
 

@@ -19,7 +19,7 @@ use super::switch::{self, SwitchConfig};
 use super::{header, to_json, Global, Measurement, Outcome};
 use crate::measure::header::Header;
 use crate::measure::row::RowSet;
-use crate::present;
+use crate::present::Render;
 
 #[derive(Clone, Debug)]
 pub struct SuiteConfig {
@@ -91,7 +91,7 @@ pub fn outcome(cfg: &SuiteConfig) -> Result<Outcome, String> {
     let r = run(cfg, header(cfg.workers, cfg.stack_max))?;
     Ok(Outcome {
         json: to_json(&r)?,
-        human: present::report::suite(&r),
+        human: r.render(),
         success: true,
     })
 }

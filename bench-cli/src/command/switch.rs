@@ -33,7 +33,7 @@ use crate::cli::SwitchArgs;
 use crate::measure::pipes;
 use crate::measure::row::{Op, RowSet, Timed};
 use crate::measure::stats::{measure, Summary};
-use crate::present::{self, progress};
+use crate::present::progress;
 
 #[derive(Clone, Debug)]
 pub struct SwitchConfig {
@@ -66,10 +66,6 @@ impl Measurement for SwitchConfig {
 
     fn run(&self) -> Result<RowSet, String> {
         run(self)
-    }
-
-    fn render(set: &RowSet) -> String {
-        present::timed::render(set)
     }
 }
 

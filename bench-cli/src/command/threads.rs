@@ -29,7 +29,7 @@ use crate::measure::procfs::{self, ProcMem};
 use crate::measure::row::{Count, Row};
 use crate::measure::{preflight, stats};
 use crate::present::progress::{self, Progress};
-use crate::present::{self, units};
+use crate::present::units;
 
 /// std's default thread stack (when `RUST_MIN_STACK` is not set).
 pub const STD_DEFAULT_STACK: usize = 2 << 20;
@@ -88,10 +88,6 @@ impl Measurement for ThreadsConfig {
 
     fn run(&self) -> Result<Vec<ThreadsResult>, String> {
         stats::runs(self.repeat, || measure(self.count, self.stack_size))
-    }
-
-    fn render(results: &Vec<ThreadsResult>) -> String {
-        present::threads::render(results)
     }
 }
 

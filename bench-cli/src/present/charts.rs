@@ -16,7 +16,7 @@
 
 use super::svg::{Anchor, Svg};
 use super::units::{count, ns};
-use crate::command::report::{go_mem_at, go_reused, Results};
+use crate::command::report::Results;
 use crate::measure::row::measured;
 
 const SPINDLE: &str = "#1f77b4";
@@ -53,7 +53,7 @@ fn axis_title(svg: &mut Svg, axis_y: f64, text: &str) {
 fn footer(svg: &mut Svg, r: &Results, y: f64) {
     let h = &r.suite.header;
     let machine = format!(
-        "{} UTC · {} ({}, {} cores) · {} · page {} B · guard {}",
+        "{} UTC · {} ({}, {} cores) · {} · page {} B · {}",
         h.date_utc, h.cpu_model, h.arch, h.cores, h.kernel, h.page_size, h.guard_mode
     );
     svg.text(20.0, y, 12.0, Anchor::Start, MUTED, &machine);
@@ -287,10 +287,10 @@ fn breakdowns(r: &Results) -> Vec<Breakdown> {
             m,
         ));
     }
-    if let Some(g) = big.and_then(|m| go_mem_at(r, m.count)) {
+    if let Some(g) = big.and_then(|m| r.go_mem_at(m.count)) {
         out.push(go(format!("Go goroutine (N = {})", count(g.count)), g));
     }
-    if let Some(g) = go_reused(r) {
+    if let Some(g) = r.go_reused() {
         out.push(go(
             format!("Go goroutine, reused (N = {})", count(g.count)),
             g,

@@ -4,6 +4,7 @@
 use crate::command::compare::Comparison;
 use crate::present::table::Table;
 use crate::present::units::{bytes, ns, ratio};
+use crate::present::Render;
 
 /// "spindle" or "Go wins" from the Go / spindle ratio (less is cheaper).
 pub fn cheaper(go_over_spindle: Option<f64>) -> &'static str {
@@ -62,4 +63,10 @@ pub fn render(c: &Comparison) -> String {
         table(c).render(),
         targets_table(c).render()
     )
+}
+
+impl Render for Comparison {
+    fn render(&self) -> String {
+        render(self)
+    }
 }

@@ -4,6 +4,7 @@ use crate::command::grow::GrowResult;
 use crate::command::overflow::OverflowResult;
 use crate::present::table::Table;
 use crate::present::units::{binary, group, ns};
+use crate::present::Render;
 
 pub fn render(r: &GrowResult) -> String {
     let mut out = format!(
@@ -66,6 +67,20 @@ pub fn render(r: &GrowResult) -> String {
         binary(r.next_coroutine_resident_bytes as u64)
     ));
     out
+}
+
+/// One or more `grow` runs.
+impl Render for Vec<GrowResult> {
+    fn render(&self) -> String {
+        let text: Vec<String> = self.iter().map(render).collect();
+        text.join("\n")
+    }
+}
+
+impl Render for OverflowResult {
+    fn render(&self) -> String {
+        overflow(self)
+    }
 }
 
 /// `grow --overflow`: what the child said and how it died.

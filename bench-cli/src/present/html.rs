@@ -17,6 +17,7 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 14px; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: left; }
 th { background: #f0f0f0; }
+td:first-child { white-space: pre; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 p.note { color: #a33; font-size: 13px; margin: 0.2em 0; }
 figure { margin: 1em 0; }

@@ -10,6 +10,17 @@ use crate::measure::row::{measured, Row};
 use crate::measure::stats::median_of;
 use crate::present::table::Table;
 use crate::present::units::{binary, bytes, bytes_kb, count, group, ns};
+use crate::present::Render;
+
+/// One run: the breakdown; several: one line each and the median.
+impl Render for Vec<MemRow> {
+    fn render(&self) -> String {
+        match &self[..] {
+            [Row::Measured(r)] => single(r),
+            _ => repeated(self),
+        }
+    }
+}
 
 /// The detailed breakdown of one run.
 pub fn single(r: &MemResult) -> String {

@@ -10,6 +10,9 @@
 //! * [`html`]: `index.html`, one self-contained page with everything.
 //!
 //! Nothing here measures: every function takes results and returns text.
+//! The data types come from [`command`](crate::command); nothing there
+//! calls into this module except through the two traits below (and the
+//! leaf helpers [`units`] and [`progress`]).
 
 pub mod charts;
 pub mod compare;
@@ -23,3 +26,14 @@ pub mod table;
 pub mod threads;
 pub mod timed;
 pub mod units;
+
+/// Results shown as text: what a subcommand prints without `--json`.
+pub trait Render {
+    fn render(&self) -> String;
+}
+
+/// Results written as files: `report`'s charts, `results.md` and
+/// `index.html`, as (file name, contents).
+pub trait Documents {
+    fn documents(&self) -> Vec<(&'static str, String)>;
+}

@@ -8,10 +8,37 @@ use crate::command::suite::SuiteResult;
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, bytes_kb, count};
-use crate::present::{compare, mem, threads, timed};
+use crate::present::{charts, compare, html, mem, threads, timed, Documents, Render};
 
 /// The default suite as text.
-pub fn suite(r: &SuiteResult) -> String {
+impl Render for SuiteResult {
+    fn render(&self) -> String {
+        suite(self)
+    }
+}
+
+impl Render for ReportSummary {
+    fn render(&self) -> String {
+        summary(self)
+    }
+}
+
+/// The charts, `results.md` and `index.html`.
+impl Documents for Results {
+    fn documents(&self) -> Vec<(&'static str, String)> {
+        let memory = charts::memory(self);
+        let switch = charts::switch(self);
+        let page = html::page(self, &memory, &switch);
+        vec![
+            (Chart::Memory.file(), memory),
+            (Chart::Switch.file(), switch),
+            ("results.md", markdown(self)),
+            ("index.html", page),
+        ]
+    }
+}
+
+fn suite(r: &SuiteResult) -> String {
     format!(
         "{}\n{}{}\n{}\n{}\n{}",
         r.header.render(),
@@ -24,7 +51,7 @@ pub fn suite(r: &SuiteResult) -> String {
 }
 
 /// What `report` prints about itself.
-pub fn summary(s: &ReportSummary) -> String {
+fn summary(s: &ReportSummary) -> String {
     let mut out = format!(
         "report: wrote {} files to {} in {:.1} s (Go: {})\n",
         s.files.len(),

@@ -4,6 +4,7 @@ use crate::command::threads::{ThreadsResult, ThreadsRow};
 use crate::measure::row::measured;
 use crate::present::table::Table;
 use crate::present::units::{self, bytes, bytes_kb, count, ns};
+use crate::present::Render;
 
 /// What the columns mean.
 pub fn caption(results: &[ThreadsResult]) -> String {
@@ -47,6 +48,12 @@ pub fn table(results: &[ThreadsResult]) -> Table {
 /// The human table for one or more runs.
 pub fn render(results: &[ThreadsResult]) -> String {
     caption(results) + &table(results).render()
+}
+
+impl Render for Vec<ThreadsResult> {
+    fn render(&self) -> String {
+        render(self)
+    }
 }
 
 /// The caption and table of a series that may have skipped rows.

@@ -3,6 +3,7 @@
 use crate::measure::row::{Row, RowSet};
 use crate::present::table::Table;
 use crate::present::units::{count, ns};
+use crate::present::Render;
 
 pub fn table(set: &RowSet) -> Table {
     let mut t = Table::new(&[set.kind.as_str(), "ops/sample", "median", "min–max"]);
@@ -32,4 +33,11 @@ pub fn caption(set: &RowSet) -> String {
 
 pub fn render(set: &RowSet) -> String {
     format!("{}: {}\n{}", set.kind, caption(set), table(set).render())
+}
+
+/// `switch`, `spawn` and `fanout`.
+impl Render for RowSet {
+    fn render(&self) -> String {
+        render(self)
+    }
 }
