@@ -6,10 +6,11 @@
 //! the subcommand. Subcommand flags override the top-level `--workers` and
 //! `--stack-max`, which configure the default suite.
 //!
-//! Every flag that takes a number accepts a leading `-` as its value, so
-//! that `--repeat -1` is refused by the flag's own parser ("invalid value
-//! '-1' for '--repeat <R>'") instead of clap's "unexpected argument '-1'",
-//! which does not say which flag was wrong.
+//! Every flag that takes a number accepts a leading `-` as its value (a
+//! size flag any value starting with `-`, since `-64K` is no number to
+//! clap), so that `--repeat -1` is refused by the flag's own parser
+//! ("invalid value '-1' for '--repeat <R>'") instead of clap's "unexpected
+//! argument '-1'", which does not say which flag was wrong.
 
 use std::path::PathBuf;
 
@@ -50,7 +51,7 @@ pub struct Cli {
     pub workers: Option<usize>,
 
     /// Stack slot per coroutine for the default suite (default 256 KiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_stack_max)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,
 
     #[command(subcommand)]
@@ -96,7 +97,7 @@ pub struct MemArgs {
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// Stack slot per coroutine, guard page included (default 256 KiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_stack_max)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,
 }
 
@@ -119,7 +120,7 @@ pub struct SpawnArgs {
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = parse_workers, default_value = "2")]
     pub workers: usize,
     /// Stack slot per coroutine (default 256 KiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_stack_max)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,
 }
 
@@ -132,7 +133,7 @@ pub struct FanoutArgs {
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = parse_workers, default_value = "2")]
     pub workers: usize,
     /// Stack slot per coroutine (default 256 KiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_stack_max)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,
 }
 
@@ -142,20 +143,20 @@ pub struct ThreadsArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count, default_value = "10000")]
     pub count: u64,
     /// Stack reservation per thread (default: std's 2 MiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_thread_stack)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_thread_stack)]
     pub stack_size: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct GrowArgs {
     /// Bytes of local array per frame (a power of two, 64 to 65536).
-    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = parse_frame_bytes, default_value = "1024")]
+    #[arg(long, value_name = "B", allow_hyphen_values = true, value_parser = parse_frame_bytes, default_value = "1024")]
     pub frame_bytes: usize,
     /// Recursion depth (default: about 3/4 of the stack).
     #[arg(long, value_name = "D", allow_negative_numbers = true, value_parser = parse_depth)]
     pub depth: Option<u64>,
     /// Stack slot of the coroutine (default 256 KiB).
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, value_parser = parse_stack_max)]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,
     /// Overflow the stack in a child process and show the report line.
     #[arg(long)]

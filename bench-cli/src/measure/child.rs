@@ -38,20 +38,26 @@ pub fn command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<Command, String>
         None => Command::new(&exe),
     };
     cmd.args(args);
+    die_with_parent(&mut cmd);
+    Ok(cmd)
+}
+
+/// Make the process `cmd` starts die when this process does (used for the
+/// Go reference program too, whose `mem` run holds as much memory).
+pub fn die_with_parent(cmd: &mut Command) {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     // SAFETY: the closure runs in the forked child before exec and makes
     // only async-signal-safe system calls (prctl, getppid); it allocates
     // nothing (`from_raw_os_error` builds no heap value).
     unsafe {
-        cmd.pre_exec(move || die_with_parent(parent));
+        cmd.pre_exec(move || kill_me_with(parent));
     }
-    Ok(cmd)
 }
 
 /// In the forked child: SIGKILL when `parent` dies, and fail the spawn if
 /// it already has (then our parent is a reaper, not `parent`).
-fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
+fn kill_me_with(parent: libc::pid_t) -> std::io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; no memory is passed.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } != 0 {
         return Err(std::io::Error::last_os_error());

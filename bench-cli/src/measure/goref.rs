@@ -196,7 +196,9 @@ pub fn build(explicit: Option<&Path>) -> Result<Goref, String> {
 impl Goref {
     /// Run `goref <args>` and parse its JSON.
     pub fn run<T: DeserializeOwned>(&self, args: &[String]) -> Result<T, String> {
-        let out = Command::new(self.dir.join("goref"))
+        let mut cmd = Command::new(self.dir.join("goref"));
+        super::child::die_with_parent(&mut cmd);
+        let out = cmd
             .args(args)
             .output()
             .map_err(|e| format!("cannot run the Go reference program: {e}"))?;
