@@ -132,6 +132,9 @@ pub struct FanoutArgs {
     /// Worker threads (and GOMAXPROCS for Go in `compare`).
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = parse_workers, default_value = "2")]
     pub workers: usize,
+    /// Internal: a child started by this tool: one sample, no preflight.
+    #[arg(long, hide = true)]
+    pub measuring_child: bool,
     /// Stack slot per coroutine (default 256 KiB).
     #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = parse_stack_max)]
     pub stack_max: Option<usize>,

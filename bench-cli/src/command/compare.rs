@@ -196,13 +196,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     })?;
     progress::phase("compare: Go spawn");
     let go_spawn = go.spawn(cfg.spawn_count, cfg.repeat)?;
-    let spindle_fanout = FanoutConfig {
-        count: cfg.fanout_count,
-        workers: w,
-        stack_max: sm,
-        repeat: cfg.repeat,
-    }
-    .run()?;
+    let spindle_fanout = FanoutConfig::at(cfg.fanout_count, w, sm, cfg.repeat).run()?;
     progress::phase("compare: Go fan-out");
     let go_fanout = go.fanout(cfg.fanout_count, w, cfg.repeat)?;
     progress::clear();

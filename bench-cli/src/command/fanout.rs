@@ -16,17 +16,20 @@
 //! * **warm round**: the second round on the same runtime, with the pool
 //!   holding whatever the first round left there.
 //!
-//! The Go reference does the same (`go f(); wg.Wait()`, a fresh process per
-//! sample, GOMAXPROCS = workers), so the two are compared like for like.
+//! Each sample runs in a fresh child process (this binary with
+//! `--measuring-child`), so no earlier runtime of this process has warmed
+//! the allocator for it. The Go reference does the same (`go f();
+//! wg.Wait()`, a fresh process per sample, GOMAXPROCS = workers), so the
+//! two are compared like for like.
 
 use spindle::Runtime;
 
 use super::spawn::spawn_batch;
 use super::{Global, Measurement};
 use crate::cli::FanoutArgs;
-use crate::measure::preflight;
-use crate::measure::row::{Op, RowSet, Timed};
+use crate::measure::row::{Op, Row, RowSet, Timed};
 use crate::measure::stats::{runs, Summary};
+use crate::measure::{child, preflight};
 use crate::present::{progress, units};
 
 #[derive(Clone, Debug)]
@@ -35,6 +38,8 @@ pub struct FanoutConfig {
     pub workers: usize,
     pub stack_max: usize,
     pub repeat: usize,
+    /// This process is a child: take one sample here, no preflight.
+    pub measuring_child: bool,
 }
 
 impl FanoutConfig {
@@ -44,6 +49,18 @@ impl FanoutConfig {
             workers: a.workers,
             stack_max: a.stack_max.unwrap_or(g.stack_max),
             repeat: g.repeat.unwrap_or(3),
+            measuring_child: a.measuring_child,
+        }
+    }
+
+    /// `fanout` for the default suite, `compare` and `report`.
+    pub fn at(count: u64, workers: usize, stack_max: usize, repeat: usize) -> FanoutConfig {
+        FanoutConfig {
+            count,
+            workers,
+            stack_max,
+            repeat,
+            measuring_child: false,
         }
     }
 
@@ -79,14 +96,17 @@ impl Measurement for FanoutConfig {
         let n = self.count;
         let (fresh, warm) = self.ops();
         let what = format!("fan-out of {}", units::count(n));
-        let samples =
+        let samples = if self.measuring_child {
+            two_rounds(self).map(|pair| vec![pair])
+        } else {
             preflight::coroutines(&what, n, self.stack_max, self.workers).and_then(|()| {
                 progress::phase(&format!(
                     "fanout: {} coroutines, two rounds",
                     units::count(n)
                 ));
-                runs(self.repeat, || two_rounds(self))
-            });
+                runs(self.repeat, || two_rounds_in_child(self))
+            })
+        };
         progress::clear();
         let rows = match samples {
             Ok(pairs) => {
@@ -102,6 +122,33 @@ impl Measurement for FanoutConfig {
             ],
         };
         Ok(RowSet::new("fanout", "coroutine", self.repeat, rows))
+    }
+}
+
+/// [`two_rounds`] in a fresh child process.
+fn two_rounds_in_child(cfg: &FanoutConfig) -> Result<(f64, f64), String> {
+    let args = [
+        "fanout".to_string(),
+        "--count".into(),
+        cfg.count.to_string(),
+        "--workers".into(),
+        cfg.workers.to_string(),
+        "--stack-max".into(),
+        cfg.stack_max.to_string(),
+        "--repeat".into(),
+        "1".into(),
+        "--json".into(),
+        "--measuring-child".into(),
+    ];
+    let doc: serde_json::Value = child::run_json(&args)?;
+    let set: RowSet = serde_json::from_value(doc["fanout"].clone())
+        .map_err(|e| format!("unexpected fanout rows from the child: {e}"))?;
+    match (set.median("fanout_fresh"), set.median("fanout_warm")) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(match set.rows.first() {
+            Some(Row::Skipped { skipped, .. }) => skipped.clone(),
+            _ => "the child measured no fan-out".into(),
+        }),
     }
 }
 

@@ -69,13 +69,7 @@ pub fn run(cfg: &SuiteConfig, header: Header) -> Result<SuiteResult, String> {
         stack_max: sm,
         repeat: s.repeat,
     })?;
-    let fanout = FanoutConfig {
-        count: s.fanout_count,
-        workers: w,
-        stack_max: sm,
-        repeat: s.repeat,
-    }
-    .run()?;
+    let fanout = FanoutConfig::at(s.fanout_count, w, sm, s.repeat).run()?;
     Ok(SuiteResult {
         header,
         mem,
