@@ -127,20 +127,7 @@ impl Measurement for FanoutConfig {
 
 /// [`two_rounds`] in a fresh child process.
 fn two_rounds_in_child(cfg: &FanoutConfig) -> Result<(f64, f64), String> {
-    let args = [
-        "fanout".to_string(),
-        "--count".into(),
-        cfg.count.to_string(),
-        "--workers".into(),
-        cfg.workers.to_string(),
-        "--stack-max".into(),
-        cfg.stack_max.to_string(),
-        "--repeat".into(),
-        "1".into(),
-        "--json".into(),
-        "--measuring-child".into(),
-    ];
-    let doc: serde_json::Value = child::run_json(&args)?;
+    let doc = child::one_sample("fanout", (cfg.count, cfg.workers, cfg.stack_max), &[])?;
     let set: RowSet = serde_json::from_value(doc["fanout"].clone())
         .map_err(|e| format!("unexpected fanout rows from the child: {e}"))?;
     match (set.median("fanout_fresh"), set.median("fanout_warm")) {

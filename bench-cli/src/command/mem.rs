@@ -225,26 +225,15 @@ pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
 /// Measure in a fresh child process (`mem ... --json --repeat 1`), which
 /// skips preflight: the caller has done it.
 pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
-    let mut args = vec![
-        "mem".to_string(),
-        "--count".into(),
-        cfg.count.to_string(),
-        "--workers".into(),
-        cfg.workers.to_string(),
-        "--stack-max".into(),
-        cfg.stack_max.to_string(),
-        "--json".into(),
-        "--repeat".into(),
-        "1".into(),
-        "--measuring-child".into(),
-    ];
+    let mut extra = Vec::new();
     if cfg.per_coroutine_channel {
-        args.push("--per-coroutine-channel".into());
+        extra.push("--per-coroutine-channel");
     }
     if cfg.reused {
-        args.push("--reused".into());
+        extra.push("--reused");
     }
-    let doc: serde_json::Value = child::run_json(&args)?;
+    let run = (cfg.count, cfg.workers, cfg.stack_max);
+    let doc = child::one_sample("mem", run, &extra)?;
     let row = doc
         .get("mem")
         .and_then(|m| m.get(0))

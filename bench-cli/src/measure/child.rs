@@ -98,3 +98,29 @@ pub fn run_json<T: serde::de::DeserializeOwned, S: AsRef<std::ffi::OsStr>>(
     serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("cannot parse the child's JSON output: {e}"))
 }
+
+/// One sample of subcommand `sub` in a fresh child: `sub --count N
+/// --workers W --stack-max S --json --repeat 1 --measuring-child`, plus
+/// `extra` flags; returns the child's JSON document. A measuring child
+/// skips preflight: its parent has checked.
+pub fn one_sample(
+    sub: &str,
+    (count, workers, stack_max): (u64, usize, usize),
+    extra: &[&str],
+) -> Result<serde_json::Value, String> {
+    let mut args = vec![
+        sub.to_string(),
+        "--count".into(),
+        count.to_string(),
+        "--workers".into(),
+        workers.to_string(),
+        "--stack-max".into(),
+        stack_max.to_string(),
+        "--json".into(),
+        "--repeat".into(),
+        "1".into(),
+        "--measuring-child".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_json(&args)
+}
