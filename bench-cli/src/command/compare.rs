@@ -95,8 +95,9 @@ pub struct Line {
     pub go_over_spindle: Option<f64>,
 }
 
-/// One of spindle's design targets (set before the runtime was written,
-/// against Go), checked against this run.
+/// One of the goals the project set spindle against Go (a one-way hand-off
+/// 3× cheaper, warm spawn+join 1.6× cheaper, at most 4.7 KB per parked
+/// coroutine at 10^6), checked against this run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Target {
     pub what: String,
