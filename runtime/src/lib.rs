@@ -20,14 +20,52 @@
 //! assert_eq!(sum, 55);
 //! ```
 //!
+//! ## The life of a coroutine
+//!
+//! Read these in order (paths under `runtime/src/`; a test checks that each
+//! function exists where named):
+//!
+//! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a stack
+//!    from the pool, a task from `task/mod.rs::new` whose coroutine will run
+//!    `sched/spawn.rs::coroutine_main`, queued by
+//!    `sched/worker.rs::push_runnext`.
+//! 2. **First switch.** `sched/worker.rs::run` loops over
+//!    `sched/worker.rs::find_task` and `sched/worker.rs::run_task`, which
+//!    calls `task/mod.rs::resume`; now on the new stack,
+//!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
+//!    the user's function.
+//! 3. **Park on `recv`.** `chan/mod.rs::recv` finds no value, queues the
+//!    caller and calls `park/mod.rs::wait`, which calls `sched/mod.rs::park`
+//!    and `sched/context.rs::suspend`: the switch back. The worker, in
+//!    `run_task`, commits the park with `task/spare.rs::commit_park` and
+//!    `task/state.rs::commit_park`.
+//! 4. **Wake by `send`.** `chan/mod.rs::send` dequeues the receiver,
+//!    `chan/mod.rs::deliver` writes the value into its wait cell and calls
+//!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: `task/state.rs::wake`
+//!    decides, `sched/worker.rs::push_runnext` queues. When `run_task`
+//!    resumes it, `suspend` returns and `wait` sees the outcome.
+//! 5. **Finish.** `coroutine_main` stores the result and returns;
+//!    `sched/worker.rs::finish` returns the stack, and
+//!    `task/join_state.rs::complete` decides whether to wake the joiner in
+//!    `join.rs::join` or drop the result.
+//!
 //! ## Where to start reading
 //!
 //! * [`stack`]: how a coroutine gets a stack (slabs, guard pages, demand
 //!   paging, the pool) and how an overflow is reported.
-//! * `task`: the heap control block of a coroutine and its park/unpark
-//!   state machine.
-//! * `sched`: workers, run queues, `runnext`, stealing, idle workers, timers.
-//! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`.
+//! * `wait_cell.rs` and `coroutine.rs`: two leaves, the types that the task
+//!   and the scheduler share (a wait's outcome and hand-off slot; what a
+//!   coroutine yields and returns).
+//! * `task`: the heap control block of a coroutine and its state machines
+//!   (park/wake, join), below the scheduler.
+//! * `sched`: spawning, workers, run queues, `runnext`, stealing, idle
+//!   workers, timers, and the thread-local "current coroutine".
+//! * `park`: how a blocked party (coroutine or thread) waits and is woken;
+//!   the scheduler's `park`/`wake` underneath, the channels' `Waiter` above.
+//!   It and `sched` call each other, the one cycle between modules (as Go's
+//!   `gopark`/`goready` live in proc.go).
+//! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
+//!   [`Runtime`].
 //!
 //! ## Thread-locals and migration
 //!
@@ -45,9 +83,12 @@
 //! * `std::sync::Mutex` guards held across a blocking call may be unlocked
 //!   from another thread, which some platforms forbid: release them first.
 //!
-//! The runtime itself follows the first rule strictly: all its thread-local
-//! accesses are in `sched/context.rs`, each behind an `#[inline(never)]`
-//! function, and none is held across a switch.
+//! The runtime itself follows the first rule strictly. Its thread-locals are
+//! in three files: `sched/context.rs` (the worker and the current
+//! coroutine), `park/thread_parker.rs` (a plain thread's parker) and
+//! `stack/overflow.rs` (the signal stack and the fault report); each is
+//! read behind an `#[inline(never)]` function, and none is held across a
+//! switch.
 //!
 //! ## Guard mode
 //!
@@ -59,21 +100,25 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod chan;
+mod coroutine;
+mod join;
 mod loom_shim;
 mod park;
+mod runtime;
 mod sched;
 pub mod stack;
 mod stats;
 pub mod sync;
 mod task;
+mod wait_cell;
 
 use std::io;
 
-pub use sched::runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
+pub use join::JoinHandle;
+pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;
 pub use stats::Stats;
-pub use task::join::JoinHandle;
 
 /// Spawn a coroutine on the current runtime.
 ///
@@ -125,7 +170,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        sched::spawn_here(self.options(), f)
+        sched::spawn::spawn_here(self.options(), f).map(JoinHandle::new)
     }
 
     /// Spawn on `rt`, from any thread.
@@ -134,11 +179,11 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        rt.shared().spawn(self.options(), f)
+        rt.scheduler().spawn(self.options(), f).map(JoinHandle::new)
     }
 
-    fn options(&self) -> sched::SpawnOptions<'_> {
-        sched::SpawnOptions {
+    fn options(&self) -> sched::spawn::SpawnOptions<'_> {
+        sched::spawn::SpawnOptions {
             name: self.name.as_deref(),
             stack_max: self.stack_max,
         }

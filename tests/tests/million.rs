@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use spindle::chan::{self, RecvError};
-use spindle::stack::guard::{current_map_count, max_map_count};
+use spindle::stack::budget::{current_map_count, max_map_count};
 use spindle::sync::WaitGroup;
 use spindle::{GuardMode, Runtime};
 use spindle_tests::{guard_mode, watchdog};

@@ -18,7 +18,7 @@
 //! fallback is covered everywhere. This binary holds only this test: it uses
 //! up the whole process's VMA budget.
 
-use spindle::stack::guard::{current_map_count, max_map_count};
+use spindle::stack::budget::{current_map_count, max_map_count};
 use spindle::{chan, Builder, GuardMode, Runtime};
 use spindle_tests::{guard_mode, run_child, watchdog};
 

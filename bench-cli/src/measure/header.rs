@@ -81,7 +81,7 @@ impl Header {
                 Ok(m) => m.name().into(),
                 Err(e) => format!("unavailable: {e}"),
             },
-            vm_max_map_count: spindle::stack::guard::max_map_count() as u64,
+            vm_max_map_count: spindle::stack::budget::max_map_count() as u64,
             mem_total_bytes: procfs::meminfo("MemTotal").unwrap_or(0),
             mem_available_bytes: procfs::meminfo("MemAvailable").unwrap_or(0),
             runtime: settings,

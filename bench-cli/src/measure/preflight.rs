@@ -25,9 +25,6 @@ use crate::present::units;
 /// malloc arenas and the thread's TLS block. Measured on glibc x86_64.
 pub const VMAS_PER_THREAD: u64 = 4;
 
-/// VMAs left for everything else in the process.
-const VMA_HEADROOM: u64 = 1024;
-
 /// Estimated resident bytes per parked coroutine, rounded up generously:
 /// one stack page (the stack of a parked coroutine rarely needs more) plus
 /// 4 KiB for the task, page tables and malloc overhead.
@@ -85,7 +82,7 @@ fn slabs(count: u64, slot: u64) -> u64 {
 
 /// Slots per slab, as the runtime's pool carves them.
 fn per_slab(slot: u64) -> u64 {
-    spindle::stack::slots_per_slab(usize::try_from(slot).unwrap_or(usize::MAX)) as u64
+    spindle::stack::budget::slots_per_slab(usize::try_from(slot).unwrap_or(usize::MAX)) as u64
 }
 
 /// Bytes of address space the pool reserves for `count` stacks: whole slabs.
@@ -103,8 +100,9 @@ pub fn stack_reservation(count: u64, stack_max: usize) -> u64 {
 pub fn mprotect_maps(count: u64, stack_max: usize, workers: usize) -> (u64, u64, u64) {
     let slot = spindle::stack::page::round_up(stack_max) as u64;
     let slabs = slabs(count, slot);
-    let margin =
-        workers as u64 * (VMAS_PER_THREAD + 2 * spindle::stack::CACHE_BATCH as u64) + RUN_MAPS;
+    let margin = workers as u64
+        * (VMAS_PER_THREAD + 2 * spindle::stack::budget::CACHE_BATCH as u64)
+        + RUN_MAPS;
     (2 * count + slabs + margin, slabs, margin)
 }
 
@@ -185,7 +183,7 @@ pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> R
     commit_limit(what, reserved, "lower --count or --stack-max")?;
     let mode = spindle::stack::guard::mode().map_err(|e| e.to_string())?;
     if mode == spindle::GuardMode::Mprotect {
-        use spindle::stack::guard::{check_vma_budget, current_map_count};
+        use spindle::stack::budget::{check_vma_budget, current_map_count};
         let (extra, slabs, margin) = mprotect_maps(count, stack_max, workers);
         let extra = usize::try_from(extra).unwrap_or(usize::MAX);
         check_vma_budget(current_map_count(), extra).map_err(|e| {
@@ -202,8 +200,10 @@ pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> R
 /// Everything `count` more OS threads need.
 pub fn threads(count: u64, stack_size: u64) -> Result<(), String> {
     let what = format!("threads --count {}", units::count(count));
-    let maps = spindle::stack::guard::current_map_count() as u64;
-    let max_maps = spindle::stack::guard::max_map_count() as u64;
+    let maps = spindle::stack::budget::current_map_count() as u64;
+    let max_maps = spindle::stack::budget::max_map_count() as u64;
+    // The maps left for everything else: the runtime's own margin.
+    const VMA_HEADROOM: u64 = spindle::stack::budget::VMA_HEADROOM as u64;
     if maps + VMAS_PER_THREAD * count + VMA_HEADROOM > max_maps {
         return Err(format!(
             "{what} needs about {} memory maps ({VMAS_PER_THREAD} per thread, {maps} in use) \

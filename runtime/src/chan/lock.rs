@@ -7,8 +7,8 @@
 //!
 //! * its unlock is an atomic *swap*, because it must learn whether a thread
 //!   sleeps on the futex; ours is a plain `Release` store, so a lock and
-//!   unlock cost one locked instruction instead of two (about 6.5 ns each on
-//!   the machine of `docs/07-results.md`);
+//!   unlock cost one locked instruction instead of two (figure:
+//!   `docs/notes/runtime-figures.md`);
 //! * it tracks poisoning, which reads the thread's panic count at unlock.
 //!
 //! A party that finds the lock taken spins with exponential backoff and then

@@ -11,7 +11,7 @@
 //! `sendq`.
 //!
 //! * A sender that finds a parked receiver writes the value straight into the
-//!   receiver's [`WaitCell`](crate::park) and wakes it; the buffer is skipped.
+//!   receiver's [`WaitCell`](crate::wait_cell) and wakes it; the buffer is skipped.
 //! * A receiver that finds a parked sender takes the sender's value from its
 //!   cell (for a buffered channel it takes the oldest buffered value instead
 //!   and moves the sender's value into the buffer, keeping FIFO order).
@@ -32,7 +32,8 @@ mod lock;
 use std::collections::VecDeque;
 
 use crate::loom_shim::Arc;
-use crate::park::{outcome, Current, Waiter};
+use crate::park::{Caller, Waiter};
+use crate::wait_cell::Outcome;
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 use lock::SpinLock;
 
@@ -93,14 +94,14 @@ impl<T> Sender<T> {
             inner.buf.push_back(value);
             return Ok(());
         }
-        let me = Current::get();
+        let me = Caller::get();
         me.cell().prepare();
         // SAFETY: our cell is WAITING and not yet visible to anyone.
         unsafe { me.cell().put(value) };
         inner.sendq.push_back(me.to_waiter());
         drop(inner);
         match me.wait() {
-            outcome::TAKEN => Ok(()),
+            Outcome::Taken => Ok(()),
             // SAFETY: CLOSED means nobody took the value; the cell is ours again.
             _ => Err(SendError(unsafe { me.cell().take() })),
         }
@@ -130,7 +131,7 @@ fn deliver<T>(receiver: Waiter, value: T) {
     // SAFETY: we dequeued the receiver under the channel lock, so we own its
     // WAITING cell; it reads the value only after seeing DELIVERED.
     unsafe { receiver.cell().put(value) };
-    receiver.cell().finish(outcome::DELIVERED);
+    receiver.cell().finish(Outcome::Delivered);
     receiver.wake();
 }
 
@@ -147,13 +148,13 @@ impl<T> Receiver<T> {
         if inner.senders == 0 {
             return Err(RecvError);
         }
-        let me = Current::get();
+        let me = Caller::get();
         me.cell().prepare();
         inner.recvq.push_back(me.to_waiter());
         drop(inner);
         match me.wait() {
             // SAFETY: DELIVERED means a sender put a T into our cell.
-            outcome::DELIVERED => Ok(unsafe { me.cell().take() }),
+            Outcome::Delivered => Ok(unsafe { me.cell().take() }),
             _ => Err(RecvError),
         }
     }
@@ -195,7 +196,7 @@ impl<T> Inner<T> {
             (None, None) => return None,
         };
         if let Some(s) = &sender {
-            s.cell().finish(outcome::TAKEN);
+            s.cell().finish(Outcome::Taken);
         }
         Some((value, sender))
     }
@@ -239,7 +240,7 @@ impl<T> Drop for Sender<T> {
         let parked: Vec<Waiter> = inner.recvq.drain(..).collect();
         drop(inner);
         for w in parked {
-            w.cell().finish(outcome::CLOSED);
+            w.cell().finish(Outcome::Closed);
             w.wake();
         }
     }
@@ -258,7 +259,7 @@ impl<T> Drop for Receiver<T> {
         let buffered = std::mem::take(&mut inner.buf);
         drop(inner);
         for w in parked {
-            w.cell().finish(outcome::CLOSED);
+            w.cell().finish(Outcome::Closed);
             w.wake();
         }
         drop(buffered);

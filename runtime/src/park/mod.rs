@@ -2,17 +2,17 @@
 //!
 //! Two kinds of party block in spindle: coroutines (a [`Task`](crate::task))
 //! and plain OS threads (a [`ThreadParker`]). A [`Waiter`] is either; channels,
-//! joins, timers and wait groups only ever see `Waiter`s.
+//! joins, timers and wait groups only ever see `Waiter`s, and the [`Caller`]
+//! is the party calling right now.
 //!
-//! Every waiter owns one [`WaitCell`] (`cell.rs`) in *heap* memory: the task header, or
-//! the thread's parker. A waker that dequeues the waiter (holding the lock of
+//! Every waiter owns one [`WaitCell`] (`wait_cell.rs`) in *heap* memory: its
+//! task, or the thread's parker. A waker that dequeues the waiter (holding the lock of
 //! the structure it waited on) may write a value into the cell, then stores
 //! the outcome in `state` with `Release`, and finally calls [`Waiter::wake`].
 //! The waiter loops on `state` with `Acquire` and sleeps between checks, so a
 //! spurious or late wake-up is harmless. Nothing ever points into the stack
 //! of a parked coroutine: hand-off values travel through the cell.
 
-mod cell;
 mod thread_parker;
 
 use std::mem::ManuallyDrop;
@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 
 use crate::loom_shim::Arc;
 use crate::task::TaskRef;
-pub(crate) use cell::{new_hand_off, outcome, HandOff, Outcome, WaitCell};
+use crate::wait_cell::{Outcome, WaitCell};
 use thread_parker::thread_parker;
 pub(crate) use thread_parker::ThreadParker;
 
@@ -46,6 +46,19 @@ enum Kind<'a> {
 impl Waiter {
     pub fn task(task: TaskRef) -> Waiter {
         Waiter(task.into_raw().cast())
+    }
+
+    /// Give up the waiter as an opaque word (the task's join slot keeps one).
+    pub fn into_raw(self) -> NonNull<()> {
+        ManuallyDrop::new(self).0.cast()
+    }
+
+    /// Take back a waiter given up by [`into_raw`](Self::into_raw).
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and is used once.
+    pub unsafe fn from_raw(raw: NonNull<()>) -> Waiter {
+        Waiter(raw.cast())
     }
 
     fn thread(parker: Arc<ThreadParker>) -> Waiter {
@@ -92,17 +105,17 @@ impl Waiter {
     #[inline(always)]
     pub fn park(&self) {
         match self.kind() {
-            Kind::Task(_) => crate::sched::park_current(),
+            Kind::Task(_) => crate::sched::park(),
             Kind::Thread(p) => p.park(),
         }
     }
 
     /// Park until the cell's wait has an outcome, and return it.
     #[inline(always)]
-    pub fn wait(&self) -> u8 {
+    pub fn wait(&self) -> Outcome {
         loop {
             let outcome = self.cell().outcome();
-            if outcome != outcome::WAITING {
+            if outcome != Outcome::Waiting {
                 return outcome;
             }
             self.park();
@@ -146,21 +159,21 @@ impl Drop for Waiter {
 /// whichever worker that is) or this thread's parker. Taking it costs no
 /// reference-count traffic; [`to_waiter`](Self::to_waiter) makes an owned
 /// [`Waiter`] for a wait queue.
-pub(crate) struct Current(ManuallyDrop<Waiter>);
+pub(crate) struct Caller(ManuallyDrop<Waiter>);
 
-impl Current {
-    pub fn get() -> Current {
-        let w = match crate::sched::context::current_task_ptr() {
+impl Caller {
+    pub fn get() -> Caller {
+        let w = match crate::sched::context::current() {
             // SAFETY: the running task is alive while it runs (see above),
             // and ManuallyDrop keeps us from releasing a reference we never took.
             Some(task) => Waiter(task.cast()),
             None => Waiter::thread(thread_parker()),
         };
-        Current(ManuallyDrop::new(w))
+        Caller(ManuallyDrop::new(w))
     }
 
     /// An owned waiter for a queue. For a task this is its spare reference
-    /// if it has one (`TaskRef::try_park`), so that a steady park/wake cycle
+    /// if it has one (`task/spare.rs`), so that a steady park/wake cycle
     /// costs no reference-count traffic; otherwise a new reference.
     pub fn to_waiter(&self) -> Waiter {
         match self.kind() {
@@ -170,14 +183,14 @@ impl Current {
     }
 }
 
-impl std::ops::Deref for Current {
+impl std::ops::Deref for Caller {
     type Target = Waiter;
     fn deref(&self) -> &Waiter {
         &self.0
     }
 }
 
-impl Drop for Current {
+impl Drop for Caller {
     fn drop(&mut self) {
         // The thread variant did take a reference (thread_parker clones the
         // Arc); the task variant did not.

@@ -6,14 +6,14 @@
 //! the permit stays set and the next `park` returns at once. Each thread gets
 //! one parker, created on first use and shared by all its waits.
 
-use super::cell::{new_hand_off, HandOff, Outcome, WaitCell};
 use crate::loom_shim::{lock, Arc, Condvar, Mutex};
+use crate::wait_cell::{new_hand_off, HandOff, OutcomeByte, WaitCell};
 
 /// An OS thread's parker: a permit flag, a condition variable and a cell.
 pub(crate) struct ThreadParker {
     notified: Mutex<bool>,
     cv: Condvar,
-    outcome: Outcome,
+    outcome: OutcomeByte,
     hand_off: HandOff,
 }
 
@@ -28,7 +28,7 @@ impl ThreadParker {
         ThreadParker {
             notified: Mutex::new(false),
             cv: Condvar::new(),
-            outcome: Outcome::new(0),
+            outcome: OutcomeByte::new(),
             hand_off: new_hand_off(),
         }
     }

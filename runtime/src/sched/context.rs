@@ -1,15 +1,15 @@
-//! Thread-local context: "which worker am I on, which task is running?"
+//! Thread-local context: "which worker am I on, which coroutine is current?"
 //!
 //! Each worker thread records two things in thread-locals: its [`Worker`],
-//! and the coroutine it is running right now (its task header and its
-//! corosensei `Yielder`, kept together in one cell so that a switch costs
-//! one thread-local access on each side).
+//! and the *current* coroutine, the one it is running right now (its task
+//! and its corosensei `Yielder`, kept together in one cell so that a switch
+//! costs one thread-local access on each side). "Current" means only this,
+//! everywhere in the runtime.
 //!
 //! The coroutine itself keeps the second one up to date: it publishes itself
-//! when it starts and every time it is resumed ([`enter_coroutine`]), and
-//! withdraws when it switches out ([`suspend`]) or returns
-//! ([`leave_coroutine`]). So while a worker runs its own loop, no task is
-//! "current" on that thread.
+//! when it starts and every time it is resumed ([`enter`]), and withdraws
+//! when it switches out ([`suspend`]) or returns ([`leave`]). So while a
+//! worker runs its own loop, no coroutine is current on that thread.
 //!
 //! **The migration hazard.** A coroutine can suspend on worker A and resume on
 //! worker B. The compiler assumes the thread never changes inside a function,
@@ -18,18 +18,16 @@
 //! through a small `#[inline(never)]` function that computes the address
 //! afresh, and no caller holds what it got across a suspension point. In
 //! particular [`suspend`] re-publishes the coroutine in the *new* worker's
-//! thread-local after it is resumed.
+//! thread-local after it is resumed. (The runtime's other thread-locals,
+//! `park/thread_parker.rs` and `stack/overflow.rs`, follow the same rule.)
 //!
 //! **The return-address predictor.** A CPU predicts where each `ret` jumps
 //! from a small hardware stack of the addresses its `call`s pushed. A
 //! coroutine switch changes stacks without returning, so afterwards that
 //! predictor holds the *other* side's return addresses, and returning through
-//! a frame that was live across the switch is mispredicted. It is not a
-//! small effect: two corosensei coroutines taking turns through a scheduler
-//! loop cost 9.7 ns per switch when `suspend` is inlined into the coroutine's
-//! loop, and 32 ns when it sits one out-of-line function deeper (a scratch
-//! benchmark on the machine of `docs/07-results.md`). So the whole switch
-//! path is inlined into its caller: [`suspend`], `park_current`,
+//! a frame that was live across the switch is mispredicted, at a cost of
+//! several times the switch itself (figures: `docs/notes/runtime-figures.md`).
+//! So the whole switch path is inlined into its caller: [`suspend`], `park`,
 //! `Waiter::wait` and `Waiter::park`, and the public `yield_now`,
 //! `Sender::send`, `Receiver::recv` and `JoinHandle::join`. The thread-local
 //! accesses stay small out-of-line functions: they return *before* the
@@ -38,27 +36,28 @@
 use std::cell::Cell;
 use std::ptr;
 
+use std::ptr::NonNull;
+
 use super::worker::Worker;
-use crate::task::{Header, Suspend, TaskRef};
+use crate::coroutine::{Suspend, Yielder};
+use crate::task::Task;
 
-type Yielder = corosensei::Yielder<(), Suspend>;
-
-/// The coroutine running on this thread: its task and its yielder, or two
+/// The current coroutine of this thread: its task and its yielder, or two
 /// nulls.
 #[derive(Clone, Copy)]
-struct Running {
-    task: *const Header,
+struct Current {
+    task: *const Task,
     yielder: *const Yielder,
 }
 
-const NOBODY: Running = Running {
+const NOBODY: Current = Current {
     task: ptr::null(),
     yielder: ptr::null(),
 };
 
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
-    static RUNNING: Cell<Running> = const { Cell::new(NOBODY) };
+    static CURRENT: Cell<Current> = const { Cell::new(NOBODY) };
 }
 
 /// Mark the calling thread as `worker` (or as no worker, with null).
@@ -77,45 +76,35 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
     f(unsafe { w.as_ref() })
 }
 
-/// The running coroutine's task header, without taking a reference: valid
-/// for as long as the caller (that coroutine) runs.
+/// The current coroutine's task, without taking a reference: valid for as
+/// long as the caller (that coroutine) runs, since its worker holds one.
 #[inline(never)]
-pub(crate) fn current_task_ptr() -> Option<std::ptr::NonNull<Header>> {
-    std::ptr::NonNull::new(RUNNING.with(|r| r.get().task) as *mut Header)
-}
-
-/// The running coroutine's task (a new reference), if the caller is one.
-pub(crate) fn current_task() -> Option<TaskRef> {
-    current_task_ptr().map(|ptr| {
-        // SAFETY: the worker holds a reference to the running task, so we may
-        // borrow it; ManuallyDrop keeps us from releasing that reference.
-        let borrowed = std::mem::ManuallyDrop::new(unsafe { TaskRef::from_raw(ptr) });
-        (*borrowed).clone()
-    })
+pub(crate) fn current() -> Option<NonNull<Task>> {
+    NonNull::new(CURRENT.with(|c| c.get().task) as *mut Task)
 }
 
 /// Is the caller running inside a coroutine?
 #[inline(never)]
 pub(crate) fn in_coroutine() -> bool {
-    !RUNNING.with(|r| r.get().task).is_null()
+    !CURRENT.with(|c| c.get().task).is_null()
 }
 
 /// What a coroutine does first, and after every resume: tell the thread it
-/// now runs on who is running and where its yielder is.
+/// now runs on that it is current, and where its yielder is.
 #[inline(never)]
-pub(crate) fn enter_coroutine(task: *const Header, yielder: &Yielder) {
-    RUNNING.with(|r| r.set(Running { task, yielder }));
+pub(crate) fn enter(task: *const Task, yielder: &Yielder) {
+    CURRENT.with(|c| c.set(Current { task, yielder }));
 }
 
 /// What a coroutine does last, just before it returns to its worker.
 #[inline(never)]
-pub(crate) fn leave_coroutine() {
-    RUNNING.with(|r| r.set(NOBODY));
+pub(crate) fn leave() {
+    CURRENT.with(|c| c.set(NOBODY));
 }
 
 #[inline(never)]
-fn take_running() -> Running {
-    RUNNING.with(|r| r.replace(NOBODY))
+fn take_current() -> Current {
+    CURRENT.with(|c| c.replace(NOBODY))
 }
 
 /// Switch from the running coroutine back to its worker, and return `true`
@@ -126,7 +115,7 @@ fn take_running() -> Running {
 /// the module docs: *the return-address predictor*).
 #[inline(always)]
 pub(crate) fn suspend(reason: Suspend) -> bool {
-    let me = take_running();
+    let me = take_current();
     if me.yielder.is_null() {
         return false;
     }
@@ -134,7 +123,7 @@ pub(crate) fn suspend(reason: Suspend) -> bool {
     // which is the stack we are running on, so it is valid right now.
     unsafe { (*me.yielder).suspend(reason) };
     // We may be on another thread now: re-publish through a fresh access.
-    enter_coroutine(
+    enter(
         me.task,
         // SAFETY: as above; the yielder does not move with the coroutine.
         unsafe { &*me.yielder },

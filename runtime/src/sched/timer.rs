@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::loom_shim::lock_std as lock;
-use crate::park::{outcome, Waiter};
+use crate::park::Waiter;
+use crate::wait_cell::Outcome;
 
 pub(crate) struct Timers {
     epoch: Instant,
@@ -103,7 +104,7 @@ impl Timers {
         }
         let n = due.len();
         for w in due {
-            w.cell().finish(outcome::DONE);
+            w.cell().finish(Outcome::Done);
             w.wake();
         }
         n

@@ -25,10 +25,12 @@ use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::context;
 use super::idle::Wakeup;
-use super::Shared;
+use super::Scheduler;
+use crate::coroutine::{OutputDropper, Suspend};
+use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
-use crate::task::join::JoinState;
-use crate::task::{OutputDropper, Suspend, TaskRef};
+use crate::task::join_state::Completion;
+use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the local queue.
 const RUNNEXT_LIMIT: u32 = 32;
@@ -62,7 +64,7 @@ impl RunQueue {
 
 pub(crate) struct Worker {
     pub index: usize,
-    pub shared: Arc<Shared>,
+    pub scheduler: Arc<Scheduler>,
     queue: RunQueue,
     pub stacks: RefCell<LocalStacks>,
     tick: Cell<u32>,
@@ -73,11 +75,11 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(index: usize, shared: Arc<Shared>, queue: RunQueue) -> Worker {
-        let stacks = shared.pool.new_local();
+    pub fn new(index: usize, scheduler: Arc<Scheduler>, queue: RunQueue) -> Worker {
+        let stacks = scheduler.pool.new_local();
         Worker {
             index,
-            shared,
+            scheduler,
             queue,
             stacks: RefCell::new(stacks),
             tick: Cell::new(0),
@@ -92,7 +94,7 @@ impl Worker {
     pub fn run(&self) {
         context::set_worker(self);
         loop {
-            if self.shared.shutdown.load(Ordering::Acquire) {
+            if self.scheduler.shutdown.load(Ordering::Acquire) {
                 break;
             }
             if let Some(task) = self.find_task() {
@@ -115,7 +117,10 @@ impl Worker {
     /// A fresh task id, from this worker's block.
     pub fn next_id(&self) -> u64 {
         if self.next_id.get() == self.id_end.get() {
-            let start = self.shared.next_id.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            let start = self
+                .scheduler
+                .next_id
+                .fetch_add(ID_BLOCK, Ordering::Relaxed);
             self.next_id.set(start);
             self.id_end.set(start + ID_BLOCK);
         }
@@ -129,7 +134,7 @@ impl Worker {
     pub fn push_runnext(&self, task: TaskRef) {
         if let Some(old) = self.queue.runnext.replace(Some(task)) {
             self.queue.deque.push(old);
-            self.shared.idle.notify_one();
+            self.scheduler.idle.notify_one();
         }
     }
 
@@ -137,7 +142,7 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % GLOBAL_POLL_INTERVAL == 0 {
-            self.shared.timers.fire_due();
+            self.scheduler.timers.fire_due();
             if let Some(task) = self.steal_from_injector() {
                 return Some(task);
             }
@@ -160,7 +165,11 @@ impl Worker {
 
     fn steal_from_injector(&self) -> Option<TaskRef> {
         loop {
-            match self.shared.injector.steal_batch_and_pop(&self.queue.deque) {
+            match self
+                .scheduler
+                .injector
+                .steal_batch_and_pop(&self.queue.deque)
+            {
                 Steal::Success(task) => return Some(task),
                 Steal::Empty => return None,
                 Steal::Retry => continue,
@@ -170,7 +179,7 @@ impl Worker {
 
     /// Look for work elsewhere for a little while (Go's `findrunnable`).
     fn spin(&self) -> Option<TaskRef> {
-        let idle = &self.shared.idle;
+        let idle = &self.scheduler.idle;
         if !self.spinning.get() {
             if !idle.may_spin() {
                 return None;
@@ -178,9 +187,9 @@ impl Worker {
             idle.start_spinning();
             self.spinning.set(true);
         }
-        let n = self.shared.stealers.len();
+        let n = self.scheduler.stealers.len();
         for _ in 0..STEAL_ROUNDS {
-            if self.shared.timers.fire_due() > 0 {
+            if self.scheduler.timers.fire_due() > 0 {
                 if let Some(task) = self.queue.runnext.take() {
                     return self.found_work(task);
                 }
@@ -192,9 +201,9 @@ impl Worker {
                     continue;
                 }
                 loop {
-                    match self.shared.stealers[victim].steal_batch_and_pop(&self.queue.deque) {
+                    match self.scheduler.stealers[victim].steal_batch_and_pop(&self.queue.deque) {
                         Steal::Success(task) => {
-                            self.shared.counters.worker(self.index).add_steal();
+                            self.scheduler.counters.worker(self.index).add_steal();
                             return self.found_work(task);
                         }
                         Steal::Empty => break,
@@ -219,26 +228,26 @@ impl Worker {
     /// The last spinner to stop wakes another, so fresh work keeps finding a
     /// thief (Go's `resetspinning`).
     fn stop_spinning(&self) {
-        if self.spinning.replace(false) && self.shared.idle.stop_spinning() {
-            self.shared.idle.notify_one();
+        if self.spinning.replace(false) && self.scheduler.idle.stop_spinning() {
+            self.scheduler.idle.notify_one();
         }
     }
 
     fn sleep(&self) {
-        let idle = &self.shared.idle;
+        let idle = &self.scheduler.idle;
         if self.spinning.replace(false) {
             idle.stop_spinning();
         }
         // Give finished stacks' memory back before going idle.
-        self.shared
+        self.scheduler
             .pool
             .release_dirty(&mut self.stacks.borrow_mut());
         idle.prepare_sleep(self.index);
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)
         } else {
-            self.shared.counters.worker(self.index).add_sleep();
-            idle.sleep(self.index, self.shared.timers.until_next())
+            self.scheduler.counters.worker(self.index).add_sleep();
+            idle.sleep(self.index, self.scheduler.timers.until_next())
         };
         if let Wakeup::Notified = woke {
             self.spinning.set(true);
@@ -247,27 +256,26 @@ impl Worker {
 
     /// Is there anything for this worker to do? (The re-check before sleeping.)
     fn work_visible(&self) -> bool {
-        self.shared.shutdown.load(Ordering::Acquire)
-            || !self.shared.injector.is_empty()
-            || self.shared.stealers.iter().any(|s| !s.is_empty())
-            || self.shared.timers.any_due()
+        self.scheduler.shutdown.load(Ordering::Acquire)
+            || !self.scheduler.injector.is_empty()
+            || self.scheduler.stealers.iter().any(|s| !s.is_empty())
+            || self.scheduler.timers.any_due()
     }
 
     fn run_task(&self, task: TaskRef) {
-        let header = task.header();
-        header.state.start_running();
+        task.task().state.start_running();
         // (The coroutine publishes itself as this thread's running task when
         // it is resumed, and withdraws when it switches out: context.rs.)
         // SAFETY: the task came out of our run queue, so (state.rs, rule 1) no
         // other worker holds it, and it is not parked: only we resume it.
         let result = unsafe { task.resume() };
-        self.shared.counters.worker(self.index).add_switch();
+        self.scheduler.counters.worker(self.index).add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
-            CoroutineResult::Yield(Suspend::Park) => match task.try_park() {
-                None => self.shared.counters.worker(self.index).add_park(),
+            CoroutineResult::Yield(Suspend::Park) => match task.commit_park() {
+                None => self.scheduler.counters.worker(self.index).add_park(),
                 Some(task) => self.push_runnext(task),
             },
             CoroutineResult::Return(dropper) => self.finish(task, dropper),
@@ -275,17 +283,31 @@ impl Worker {
     }
 
     fn finish(&self, task: TaskRef, dropper: OutputDropper) {
-        // The reference the task kept for its next wait (TaskRef::try_park)
-        // has no wait left to serve.
+        // The reference the task kept for its next wait (task/spare.rs) has
+        // no wait left to serve.
         drop(task.take_spare());
         // SAFETY: the coroutine returned while we held it (see run_task).
         let stack = unsafe { task.take_stack() };
-        self.shared
+        self.scheduler
             .pool
             .put(Some(&mut self.stacks.borrow_mut()), stack);
-        task.header().state.finish();
-        self.shared.counters.worker(self.index).add_finished();
-        JoinState::complete(&task, dropper);
+        task.task().state.finish();
+        self.scheduler.counters.worker(self.index).add_finished();
+        // Publish completion, then wake the joiner or, if the handle is
+        // gone, drop the result (task/join_state.rs).
+        match task.task().join.complete() {
+            // SAFETY: the handle is gone and saw no COMPLETE: the result is ours.
+            Completion::DropResult => unsafe { dropper(task.cell()) },
+            Completion::WakeJoiner => {
+                // SAFETY: we saw JOIN_WAITER, so the joiner's write is
+                // visible and it will not touch the slot again.
+                if let Some(raw) = unsafe { task.take_joiner() } {
+                    // SAFETY: the slot holds a word from `Waiter::into_raw`.
+                    unsafe { Waiter::from_raw(raw) }.wake();
+                }
+            }
+            Completion::Nothing => {}
+        }
     }
 
     fn random(&self) -> u64 {
@@ -301,6 +323,8 @@ impl Worker {
     fn shutdown(&self) {
         drop(self.queue.runnext.take());
         while self.queue.deque.pop().is_some() {}
-        self.shared.pool.drain_local(&mut self.stacks.borrow_mut());
+        self.scheduler
+            .pool
+            .drain_local(&mut self.stacks.borrow_mut());
     }
 }

@@ -33,10 +33,15 @@ pub(crate) mod overflow;
 pub mod page;
 pub(crate) mod pool;
 mod release;
-pub mod slab;
-
-pub use pool::{slots_per_slab, BATCH as CACHE_BATCH};
+mod slab;
 mod vma_budget;
+
+/// What a run of many stacks needs from the system, for a caller planning it
+/// (the benchmark's preflight): the same numbers and checks the pool uses.
+pub mod budget {
+    pub use super::pool::{slots_per_slab, BATCH as CACHE_BATCH};
+    pub use super::vma_budget::{check_vma_budget, current_map_count, max_map_count, VMA_HEADROOM};
+}
 
 use std::io;
 use std::ptr::NonNull;

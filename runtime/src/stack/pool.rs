@@ -203,7 +203,7 @@ impl StackPool {
             }
             _ => {
                 let mut one = vec![stack];
-                self.release_all(&mut one, None);
+                super::release::release_all(&self.stats, &mut one, None);
                 self.give_back(one, None);
             }
         }
@@ -218,7 +218,7 @@ impl StackPool {
         // Read the count *before* the decision: any fault after this moment
         // is seen by the next batch, whose stacks are marked with it.
         let now = super::release::process_faults();
-        self.release_all(&mut local.dirty, now);
+        super::release::release_all(&self.stats, &mut local.dirty, now);
         local.fault_mark = now.unwrap_or(u64::MAX);
         // Stacks that could not be released were dropped from the list and
         // are forgotten: their slots keep their pages but are never reused.
@@ -349,31 +349,6 @@ impl StackPool {
             }
         }
         Ok(total)
-    }
-
-    /// Release the deep pages of `stacks`, keeping only those that are clean
-    /// afterwards. A stack marked with `faults_now` (the fault count has not
-    /// moved since it was handed out) is clean already and costs no call.
-    fn release_all(&self, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
-        let needs_call: Vec<usize> = (0..stacks.len())
-            .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
-            .collect();
-        self.stats
-            .verified_clean
-            .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
-        self.stats
-            .released
-            .fetch_add(needs_call.len(), Ordering::Relaxed);
-        let ranges: Vec<(usize, usize)> =
-            needs_call.iter().map(|&i| stacks[i].deep_range()).collect();
-        if let Err(failed) = super::release::release_ranges(&ranges) {
-            let failed: Vec<usize> = failed.into_iter().map(|k| needs_call[k]).collect();
-            let mut i = 0;
-            stacks.retain(|_| {
-                i += 1;
-                !failed.contains(&(i - 1))
-            });
-        }
     }
 }
 

@@ -11,38 +11,19 @@
 //! pidfd, which would go stale across `fork`) only since Linux 6.14. The
 //! first failure switches the process to one `madvise` per range for good.
 //!
-//! **Skipping releases that cannot matter.** Even batched, a release costs
-//! about 100 ns per stack here (the kernel looks up the range and scans its
-//! page-table entries), and most coroutines never leave their start window,
-//! so most releases find nothing to drop. Userspace cannot ask cheaply
-//! whether a page is resident (`mincore` is a system call per range), but
-//! it can ask whether *any* page became resident: every page a process
-//! touches for the first time arrives through a page fault, and the kernel
-//! counts them (`getrusage(RUSAGE_SELF)`: minor plus major faults, summed
-//! over all threads, also the faults taken by system calls that write into
-//! user memory). So the pool marks each stack with that count when it hands
-//! it out ([`process_faults`], the label's `fault_mark`), and when the count
-//! is unchanged at release time, nothing in the whole process, that stack's
-//! coroutine included, has touched a new page since: its deep pages are
-//! still not resident, and the stack is clean without a system call. Any
-//! fault anywhere (a heap growing in another thread) only makes the check
-//! fail, never wrongly succeed, so the invariant of `pool.rs` holds either
-//! way. This rests on every population of a stack page being a fault counted
-//! to *this* process. A huge-page fault is still one counted fault, but
-//! khugepaged can *collapse* small pages into a huge one, filling the
-//! untouched ones with no fault at all; the slab's `MADV_NOHUGEPAGE`
-//! (`slab.rs`) rules that out, and if the kernel refuses that advice the
-//! shortcut is off ([`distrust_fault_count`]). What remains outside the
-//! count are pages filled *for* us by someone else: another process
-//! (`process_vm_writev`, a debugger), a task sharing our memory without
-//! being one of our threads (a `vfork` child), a kernel worker borrowing our
-//! address space, or a `userfaultfd` copy into a registered range. None of
-//! these write into a coroutine stack's unused depths in a sane program, and
-//! if one did, that stack would keep those pages until a later batch sees a
-//! fault of ours: memory, never correctness, since a stack's unused pages
-//! are never read before they are written.
+//! **Skipping releases that cannot matter.** Most coroutines never leave
+//! their start window, so most releases would find nothing to drop. Every
+//! page a process touches for the first time arrives through a page fault,
+//! which the kernel counts (`getrusage`), so the pool marks each stack with
+//! that count when it hands it out ([`process_faults`], the label's
+//! `fault_mark`); if the count is unchanged at release time, the stack is
+//! still clean and needs no system call. Why that is sound, and what lies
+//! outside the count: `docs/notes/runtime-figures.md`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::pool::PoolStats;
+use super::Stack;
 
 /// `PIDFD_SELF` from the Linux 6.14 uapi; not in the `libc` crate yet.
 const PIDFD_SELF: libc::c_int = -10000;
@@ -57,6 +38,30 @@ static FAULT_COUNT_TRUSTED: AtomicBool = AtomicBool::new(true);
 /// with a system call from now on.
 pub(crate) fn distrust_fault_count() {
     FAULT_COUNT_TRUSTED.store(false, Ordering::Relaxed);
+}
+
+/// Release the deep pages of `stacks`, keeping only those that are clean
+/// afterwards. A stack marked with `faults_now` (the fault count has not
+/// moved since it was handed out) is clean already and costs no call.
+pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
+    let needs_call: Vec<usize> = (0..stacks.len())
+        .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
+        .collect();
+    stats
+        .verified_clean
+        .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
+    stats
+        .released
+        .fetch_add(needs_call.len(), Ordering::Relaxed);
+    let ranges: Vec<(usize, usize)> = needs_call.iter().map(|&i| stacks[i].deep_range()).collect();
+    if let Err(failed) = release_ranges(&ranges) {
+        let failed: Vec<usize> = failed.into_iter().map(|k| needs_call[k]).collect();
+        let mut i = 0;
+        stacks.retain(|_| {
+            i += 1;
+            !failed.contains(&(i - 1))
+        });
+    }
 }
 
 /// Release every `(address, length)` range. On failure, returns the indices

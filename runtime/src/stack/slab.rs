@@ -101,10 +101,6 @@ impl Slab {
         })
     }
 
-    pub fn slot_size(&self) -> usize {
-        self.slot_size
-    }
-
     pub fn count(&self) -> usize {
         self.count
     }

@@ -14,7 +14,8 @@
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 use crate::loom_shim::{lock, Arc, AtomicUsize, Mutex};
-use crate::park::{outcome, Current, Waiter};
+use crate::park::{Caller, Waiter};
+use crate::wait_cell::Outcome;
 
 /// A counter of outstanding jobs that coroutines and threads can wait on.
 #[derive(Clone, Default)]
@@ -61,7 +62,7 @@ impl WaitGroup {
         }
         let waiters = std::mem::take(&mut *lock(&self.inner.waiters));
         for w in waiters {
-            w.cell().finish(outcome::DONE);
+            w.cell().finish(Outcome::Done);
             w.wake();
         }
     }
@@ -75,7 +76,7 @@ impl WaitGroup {
         if self.count() == 0 {
             return;
         }
-        let me = Current::get();
+        let me = Caller::get();
         me.cell().prepare();
         waiters.push(me.to_waiter());
         drop(waiters);

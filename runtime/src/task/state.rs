@@ -3,14 +3,14 @@
 //! A task is in exactly one of these states:
 //!
 //! ```text
-//!            wake()                          after_park() == true
+//!            wake()                         commit_park() == true
 //!   PARKED ──────────▶ RUNNABLE ◀──────────────────────────────┐
 //!     ▲                 │    ▲ │                               │
 //!     │                 │    │ │ wake() while queued           │
 //!     │                 │    │ ▼ or running                    │
 //!     │                 │   NOTIFIED ──── start_running() ─────┘
 //!     │                 │                 (consumes it)
-//!     └── after_park() ─┘ (the worker parks it)       finish() ──▶ DONE
+//!     └─ commit_park() ─┘ (the worker parks it)       finish() ──▶ DONE
 //! ```
 //!
 //! `RUNNABLE` means "in a run queue, or running": the worker does not write
@@ -107,7 +107,7 @@ impl SchedState {
     /// `true` if it is now parked; `false` if a wake arrived since it started
     /// running (`NOTIFIED`), in which case the worker must requeue it as it
     /// is (see [`start_running`](Self::start_running)).
-    pub fn after_park(&self) -> bool {
+    pub fn commit_park(&self) -> bool {
         let parked = self
             .0
             .compare_exchange(RUNNABLE, PARKED, AcqRel, Acquire)
@@ -151,7 +151,7 @@ mod loom_tests {
             let requeued_by_worker = if saw_ready {
                 state.finish();
                 0
-            } else if state.after_park() {
+            } else if state.commit_park() {
                 0
             } else {
                 1
@@ -190,7 +190,7 @@ mod loom_tests {
                     state.finish();
                     break false;
                 }
-                if state.after_park() {
+                if state.commit_park() {
                     break true;
                 }
                 // Overtaken by the wake: requeued as it is, runs again, and
@@ -212,7 +212,7 @@ mod loom_tests {
         loom::model(|| {
             let state = Arc::new(SchedState::new_runnable());
             state.start_running();
-            assert!(state.after_park());
+            assert!(state.commit_park());
             let s2 = state.clone();
             let t = loom::thread::spawn(move || s2.wake() as u32);
             let mine = state.wake() as u32;

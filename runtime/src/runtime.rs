@@ -19,20 +19,21 @@ use std::thread;
 
 use crossbeam_deque::Injector;
 
-use super::idle::Idle;
-use super::timer::Timers;
-use super::worker::{RunQueue, Worker};
-use super::{context, Shared, SpawnOptions};
+use crate::join::JoinHandle;
+use crate::sched::idle::Idle;
+use crate::sched::spawn::SpawnOptions;
+use crate::sched::timer::Timers;
+use crate::sched::worker::{RunQueue, Worker};
+use crate::sched::{context, Scheduler};
 use crate::stack::{guard, overflow, pool::StackPool};
 use crate::stats::{Counters, Stats};
-use crate::task::join::JoinHandle;
 
 /// Default `stack_max`: 256 KiB per coroutine, guard page included.
 pub const DEFAULT_STACK_MAX: usize = 256 << 10;
 
 /// A spindle runtime: worker threads, their queues, and a stack pool.
 pub struct Runtime {
-    shared: Arc<Shared>,
+    scheduler: Arc<Scheduler>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -74,7 +75,7 @@ impl RuntimeBuilder {
         overflow::install_handler();
 
         let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
-        let shared = Arc::new(Shared {
+        let scheduler = Arc::new(Scheduler {
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(workers),
@@ -85,17 +86,17 @@ impl RuntimeBuilder {
             next_id: AtomicU64::new(1),
         });
         let mut rt = Runtime {
-            shared: shared.clone(),
+            scheduler: scheduler.clone(),
             threads: Vec::with_capacity(workers),
         };
         for (index, queue) in queues.into_iter().enumerate() {
-            let shared = shared.clone();
+            let scheduler = scheduler.clone();
             let spawned = thread::Builder::new()
                 .name(format!("spindle-worker-{index}"))
                 .stack_size(256 << 10)
                 .spawn(move || {
                     overflow::ensure_altstack();
-                    Worker::new(index, shared, queue).run();
+                    Worker::new(index, scheduler, queue).run();
                 });
             match spawned {
                 Ok(handle) => rt.threads.push(handle),
@@ -160,28 +161,29 @@ impl Runtime {
             name: None,
             stack_max: None,
         };
-        self.shared
+        self.scheduler
             .spawn(opts, f)
+            .map(JoinHandle::new)
             .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.scheduler
     }
 
     /// Stack memory actually resident, over every slot ever carved, by
     /// `mincore(2)`: milliseconds for 10^6 stacks, and holds the pool's lock
     /// meanwhile. [`stats`](Self::stats) includes it, as 0 if this fails.
     pub fn resident_stack_bytes(&self) -> io::Result<usize> {
-        self.shared.pool.resident_bytes()
+        self.scheduler.pool.resident_bytes()
     }
 
     /// A snapshot of the counters, plus resident stack memory by `mincore`
     /// (see [`resident_stack_bytes`](Self::resident_stack_bytes), which also
     /// reports the error that makes this field 0).
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let pool = &self.shared.pool;
+        let c = &self.scheduler.counters;
+        let pool = &self.scheduler.pool;
         let spawned = c.spawned();
         let finished = c.finished();
         Stats {
@@ -207,20 +209,21 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Release);
-        self.shared.idle.notify_all();
+        self.scheduler.shutdown.store(true, Ordering::Release);
+        self.scheduler.idle.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        while !self.shared.injector.is_empty() {
-            let _ = self.shared.injector.steal();
+        while !self.scheduler.injector.is_empty() {
+            let _ = self.scheduler.injector.steal();
         }
-        self.shared.timers.clear();
-        let c = &self.shared.counters;
+        self.scheduler.timers.clear();
+        let c = &self.scheduler.counters;
         if c.spawned() != c.finished() {
-            // Unfinished coroutines may still be woken through their Shared
-            // pointer (a channel held by another thread): keep it alive.
-            std::mem::forget(self.shared.clone());
+            // Unfinished coroutines may still be woken through their
+            // scheduler pointer (a channel held by another thread): keep it
+            // alive.
+            std::mem::forget(self.scheduler.clone());
         }
     }
 }

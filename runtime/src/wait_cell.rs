@@ -1,13 +1,18 @@
 //! The wait cell: where a parked party receives the outcome of its wait and,
 //! for channels, the value handed to it.
 //!
-//! Each party owns one cell in heap memory (in its task header, or in its
-//! thread's parker): an *outcome* byte and a *hand-off* slot of two words.
-//! Values that fit go in inline; bigger ones are boxed and the box pointer
-//! goes in. The protocol (see `park/mod.rs`): the waiter prepares its cell
-//! (`WAITING`) before it enqueues itself; only the waker that dequeues it may
-//! write the slot, and it publishes the outcome last, with `Release`; the
-//! waiter reads the outcome with `Acquire` before it touches the slot.
+//! Each party owns one cell in heap memory (in its [`Task`](crate::task), or
+//! in its thread's parker): an [`Outcome`] byte and a *hand-off* slot of two
+//! words. Values that fit go in inline; bigger ones are boxed and the box
+//! pointer goes in. The protocol (see `park/mod.rs`): the waiter prepares its
+//! cell ([`Outcome::Waiting`]) before it enqueues itself; only the waker that
+//! dequeues it may write the slot, and it publishes the outcome last, with
+//! `Release`; the waiter reads the outcome with `Acquire` before it touches
+//! the slot.
+//!
+//! This module is a leaf: it knows nothing of tasks, threads or schedulers,
+//! so that the task (below the scheduler) and the parking code (beside it)
+//! can both store cells.
 
 use std::cell::UnsafeCell;
 use std::mem::{align_of, size_of, MaybeUninit};
@@ -15,28 +20,52 @@ use std::sync::atomic::Ordering;
 
 use crate::loom_shim::AtomicU8;
 
-/// Outcomes stored in [`WaitCell::state`].
-pub(crate) mod outcome {
+/// How a wait ended, as stored in a cell's outcome byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Outcome {
+    /// No wait has started in this cell yet.
+    Idle = 0,
     /// The waiter is enqueued and has not been served yet.
-    pub const WAITING: u8 = 1;
+    Waiting = 1,
     /// A value was written into the cell for the waiter to take.
-    pub const DELIVERED: u8 = 2;
+    Delivered = 2,
     /// The waiter's own value was taken out of its cell.
-    pub const TAKEN: u8 = 3;
+    Taken = 3,
     /// The structure closed; the waiter gets an error (and its value back).
-    pub const CLOSED: u8 = 4;
+    Closed = 4,
     /// Woken with no value (timer fired, wait group reached zero).
-    pub const DONE: u8 = 5;
+    Done = 5,
+}
+
+impl Outcome {
+    fn from_byte(b: u8) -> Outcome {
+        match b {
+            0 => Outcome::Idle,
+            1 => Outcome::Waiting,
+            2 => Outcome::Delivered,
+            3 => Outcome::Taken,
+            4 => Outcome::Closed,
+            5 => Outcome::Done,
+            _ => unreachable!("only Outcome values are stored"),
+        }
+    }
 }
 
 /// Words of inline hand-off space; bigger values are boxed.
 const INLINE_WORDS: usize = 2;
 
 /// The storage behind a [`WaitCell`]: the outcome byte and the hand-off
-/// slot. Kept as two fields (not one struct) in the task header, so the
-/// outcome byte packs next to the other small fields there.
-pub(crate) type Outcome = AtomicU8;
+/// slot. Kept as two fields (not one struct) in the task, so the outcome
+/// byte packs next to the other small fields there.
+pub(crate) struct OutcomeByte(AtomicU8);
 pub(crate) type HandOff = UnsafeCell<MaybeUninit<[usize; INLINE_WORDS]>>;
+
+impl OutcomeByte {
+    pub fn new() -> OutcomeByte {
+        OutcomeByte(AtomicU8::new(Outcome::Idle as u8))
+    }
+}
 
 pub(crate) fn new_hand_off() -> HandOff {
     UnsafeCell::new(MaybeUninit::uninit())
@@ -45,7 +74,7 @@ pub(crate) fn new_hand_off() -> HandOff {
 /// A view of one party's outcome byte and hand-off slot.
 #[derive(Clone, Copy)]
 pub(crate) struct WaitCell<'a> {
-    state: &'a Outcome,
+    state: &'a OutcomeByte,
     value: &'a HandOff,
 }
 
@@ -54,22 +83,24 @@ const fn is_inline<T>() -> bool {
 }
 
 impl<'a> WaitCell<'a> {
-    pub fn new(state: &'a Outcome, value: &'a HandOff) -> WaitCell<'a> {
+    pub fn new(state: &'a OutcomeByte, value: &'a HandOff) -> WaitCell<'a> {
         WaitCell { state, value }
     }
 
     /// Start a new wait. Called by the waiter before it enqueues itself.
     pub fn prepare(self) {
-        self.state.store(outcome::WAITING, Ordering::Relaxed);
+        self.state
+            .0
+            .store(Outcome::Waiting as u8, Ordering::Relaxed);
     }
 
     /// Publish the outcome of the wait (waker side).
-    pub fn finish(self, outcome: u8) {
-        self.state.store(outcome, Ordering::Release);
+    pub fn finish(self, outcome: Outcome) {
+        self.state.0.store(outcome as u8, Ordering::Release);
     }
 
-    pub fn outcome(self) -> u8 {
-        self.state.load(Ordering::Acquire)
+    pub fn outcome(self) -> Outcome {
+        Outcome::from_byte(self.state.0.load(Ordering::Acquire))
     }
 
     /// Move `v` into the slot.
@@ -111,7 +142,7 @@ mod tests {
 
     #[test]
     fn cell_moves_small_and_large_values() {
-        let (state, value) = (Outcome::new(0), new_hand_off());
+        let (state, value) = (OutcomeByte::new(), new_hand_off());
         let cell = WaitCell::new(&state, &value);
         cell.prepare();
         // SAFETY: single-threaded test owns the cell.
@@ -123,8 +154,8 @@ mod tests {
             cell.put([1u64; 8]);
             assert_eq!(cell.take::<[u64; 8]>(), [1; 8]);
         }
-        assert_eq!(cell.outcome(), outcome::WAITING);
-        cell.finish(outcome::DONE);
-        assert_eq!(cell.outcome(), outcome::DONE);
+        assert_eq!(cell.outcome(), Outcome::Waiting);
+        cell.finish(Outcome::Done);
+        assert_eq!(cell.outcome(), Outcome::Done);
     }
 }

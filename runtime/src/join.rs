@@ -1,0 +1,85 @@
+//! Joining: waiting for a coroutine to finish and taking its result.
+//!
+//! A [`JoinHandle`] owns one reference to the task. Who drops the result and
+//! who wakes the joiner is decided by the task's join state
+//! (`task/join_state.rs`); this file acts on it from the handle's side, the
+//! worker's `finish` (`sched/worker.rs`) from the finisher's side.
+
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+
+use crate::park::{Caller, Waiter};
+use crate::task::TaskRef;
+
+/// An owned permission to join a coroutine (wait for it to finish).
+///
+/// Like `std::thread::JoinHandle`: dropping it detaches the coroutine.
+pub struct JoinHandle<T> {
+    task: TaskRef,
+    _output: PhantomData<T>,
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    pub(crate) fn new(task: TaskRef) -> JoinHandle<T> {
+        JoinHandle {
+            task,
+            _output: PhantomData,
+        }
+    }
+
+    /// Wait for the coroutine to finish and return its result. A panic inside
+    /// the coroutine is caught and returned as `Err`, as with threads.
+    ///
+    /// From a coroutine this parks only the coroutine; from a plain thread it
+    /// blocks the thread.
+    #[inline]
+    pub fn join(self) -> std::thread::Result<T> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; we own its reference.
+        let task = unsafe { std::ptr::read(&this.task) };
+        let join = &task.task().join;
+        if !join.is_complete() {
+            let me = Caller::get();
+            // SAFETY: JOIN_WAITER is unset (we are the only handle and set it
+            // at most once, below), so the finisher will not read the slot.
+            unsafe { task.set_joiner(Some(me.to_waiter().into_raw())) };
+            if join.announce_waiter() {
+                while !join.is_complete() {
+                    me.park();
+                }
+            } else {
+                // COMPLETE won the race: the finisher never saw JOIN_WAITER,
+                // so the slot is still ours to clear.
+                // SAFETY: as above; the finisher will not read it, and the
+                // word came from `into_raw` just above.
+                drop(unsafe { task.take_joiner().map(|w| Waiter::from_raw(w)) });
+            }
+        }
+        // SAFETY: COMPLETE is set and JOIN_INTEREST was never cleared, so the
+        // result is stored and ours to take, once.
+        unsafe { task.cell().take::<std::thread::Result<T>>() }
+    }
+
+    /// Has the coroutine finished? Does not block.
+    pub fn is_finished(&self) -> bool {
+        self.task.task().join.is_complete()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    /// Detach: the coroutine runs on; its result is dropped by whoever is last.
+    fn drop(&mut self) {
+        if self.task.task().join.detach() {
+            // SAFETY: the finisher saw JOIN_INTEREST and left the result to us.
+            drop(unsafe { self.task.cell().take::<std::thread::Result<T>>() });
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.task.task().join.is_complete())
+            .finish()
+    }
+}

@@ -1,0 +1,140 @@
+//! Spawning: how a function becomes a queued coroutine, and what the
+//! coroutine runs first.
+//!
+//! [`Scheduler::spawn`] takes a stack from the pool, allocates the task
+//! (`task/`), builds its coroutine around [`coroutine_main`], and queues it:
+//! on one of this runtime's workers into its `runnext` (as Go's `newproc`
+//! does), from anywhere else into the injector, waking an idle worker.
+//!
+//! [`coroutine_main`] is the first code that runs on the new stack, the
+//! first time a worker resumes the task: it publishes the coroutine as this
+//! thread's current one, runs the user's function (catching a panic), stores
+//! the result in the task's wait cell for `join`, and returns the dropper for
+//! that result to the worker.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::context;
+use super::worker::Worker;
+use super::Scheduler;
+use crate::coroutine::{Coroutine, OutputDropper, Yielder};
+use crate::stack::Stack;
+use crate::task::{TaskPtr, TaskRef};
+use crate::wait_cell::WaitCell;
+
+/// What a spawn asks for beyond the function itself.
+pub(crate) struct SpawnOptions<'a> {
+    pub name: Option<&'a str>,
+    pub stack_max: Option<usize>,
+}
+
+impl Scheduler {
+    /// Create a task and queue it, from whichever thread calls. Returns the
+    /// join handle's reference.
+    pub fn spawn<F, T>(self: &Arc<Self>, opts: SpawnOptions<'_>, f: F) -> io::Result<TaskRef>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        context::with_worker(|w| {
+            let local = w.filter(|w| Arc::ptr_eq(&w.scheduler, self));
+            self.spawn_from(local, opts, f)
+        })
+    }
+
+    /// Create a task and queue it. From `local`, one of this runtime's
+    /// workers, the new task goes to `runnext` (as Go's `newproc` does);
+    /// from anywhere else (`None`) it goes to the injector and an idle
+    /// worker is woken.
+    fn spawn_from<F, T>(
+        self: &Arc<Self>,
+        local: Option<&Worker>,
+        opts: SpawnOptions<'_>,
+        f: F,
+    ) -> io::Result<TaskRef>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let size = match opts.stack_max {
+            Some(bytes) => crate::stack_size_for(bytes)?,
+            None => self.pool.default_size(),
+        };
+        let (mut stack, id) = match local {
+            Some(w) => (
+                self.pool.get(Some(&mut w.stacks.borrow_mut()), size)?,
+                w.next_id(),
+            ),
+            None => (
+                self.pool.get(None, size)?,
+                self.next_id.fetch_add(1, Ordering::Relaxed),
+            ),
+        };
+        stack.set_label(id, opts.name);
+        let scheduler = Arc::as_ptr(self).cast();
+        let (run, handle) = TaskRef::new(scheduler, |me| new_coroutine(me, stack, f));
+        match local {
+            Some(w) => {
+                self.counters.worker(w.index).add_spawned();
+                w.push_runnext(run);
+            }
+            None => {
+                self.counters.external_spawned();
+                self.injector.push(run);
+                self.idle.notify_one();
+            }
+        }
+        Ok(handle)
+    }
+}
+
+/// Spawn on the runtime of the calling worker (`spindle::spawn`). Returns
+/// the join handle's reference.
+///
+/// # Panics
+/// If the caller is not on a spindle worker.
+pub(crate) fn spawn_here<F, T>(opts: SpawnOptions<'_>, f: F) -> io::Result<TaskRef>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    context::with_worker(|w| {
+        let w = w.expect(
+            "spindle::spawn called outside a spindle runtime; use Runtime::spawn or Runtime::block_on",
+        );
+        // Borrowing the worker's Arc (no clone) is fine: spawn does not suspend.
+        w.scheduler.spawn_from(Some(w), opts, f)
+    })
+}
+
+/// The coroutine of task `me`: [`coroutine_main`] running `f` on `stack`.
+fn new_coroutine<F, T>(me: TaskPtr, stack: Stack, f: F) -> Coroutine
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Coroutine::with_stack(stack, move |yielder, ()| coroutine_main(me, yielder, f))
+}
+
+/// The first code a new coroutine runs, on its own stack, and its last.
+fn coroutine_main<F, T>(me: TaskPtr, yielder: &Yielder, f: F) -> OutputDropper
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    unsafe fn drop_result<T>(cell: WaitCell<'_>) {
+        // SAFETY: the caller saw COMPLETE and owns the stored result.
+        drop(unsafe { cell.take::<std::thread::Result<T>>() });
+    }
+    context::enter(me.as_ptr(), yielder);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    context::leave();
+    // SAFETY: the task is alive (its worker holds a reference while it
+    // runs), it is not waiting on anything, so its hand-off slot is free,
+    // and nobody reads the result before COMPLETE is published.
+    unsafe { me.cell().put(result) };
+    drop_result::<T> as OutputDropper
+}
