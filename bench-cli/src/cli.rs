@@ -9,7 +9,7 @@
 //! Every flag that takes a number accepts a leading `-` as its value (a
 //! size flag any value starting with `-`, since `-64K` is no number to
 //! clap), so that `--repeat -1` is refused by the flag's own parser
-//! ("invalid value '-1' for '--repeat <R>'") instead of clap's "unexpected
+//! (`invalid value '-1' for '--repeat <R>'`) instead of clap's "unexpected
 //! argument '-1'", which does not say which flag was wrong.
 
 use std::path::PathBuf;

@@ -18,7 +18,7 @@
 //! short `spindle::sleep`) until the slot has shrunk. By default it stops
 //! at about 3/4 of the slot; with `--depth` it stops there, or earlier if the
 //! next frames would hit the guard page (this command never overflows: see
-//! [`overflow`](super::overflow) for that).
+//! [`overflow`] for that).
 
 use std::time::Instant;
 

@@ -12,7 +12,7 @@
 //! * **total = RSS + page tables**, divided by N: the headline figure;
 //! * inside RSS, two explanations: resident stack pages (by `mincore` over
 //!   all slots) and runtime heap (task control blocks, channel waiter
-//!   records), counted by the [`alloc`](crate::measure::alloc) wrapper.
+//!   records), counted by the [`alloc`] wrapper.
 //!
 //! With `--reused`, the slots are not fresh: a warm-up round first runs N
 //! coroutines that each touch 12 KiB of stack and end (spawn all, wait for

@@ -7,7 +7,7 @@
 //! minute on a 2-core machine; `--quick` shrinks them for smoke tests.
 //!
 //! A row that cannot run here (preflight says the memory or the map budget
-//! is not there) becomes a "skipped: <reason>" row; the suite goes on.
+//! is not there) becomes a `skipped: <reason>` row; the suite goes on.
 
 use serde::{Deserialize, Serialize};
 

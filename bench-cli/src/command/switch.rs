@@ -13,7 +13,7 @@
 //!    and wakes the other (into `runnext`, so it runs next on this worker).
 //! 4. **the same with 2 workers**: the pair may be split across workers,
 //!    which adds cross-thread wake-ups.
-//! 5. **OS threads over pipes** ([`pipes`](crate::measure::pipes)), pinned to one
+//! 5. **OS threads over pipes** ([`pipes`]), pinned to one
 //!    CPU, then across CPUs: the kernel's context switch, for comparison.
 //!
 //! Each row runs an untimed warm-up, then R timed samples of n hand-offs.

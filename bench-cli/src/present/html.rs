@@ -4,7 +4,7 @@
 //! later: the charts are inlined as SVG, the style is one `<style>` block,
 //! and there are no scripts, web fonts, images or links to anything outside
 //! the file. It holds the machine header, every table of `results.md` (the
-//! same [`sections`](super::report::sections)) and the two charts.
+//! same [`sections`]) and the two charts.
 
 use super::report::{sections, Chart};
 use super::table::escape;

@@ -21,7 +21,7 @@ pub fn table(set: &RowSet) -> Table {
     t
 }
 
-/// "ns per <unit>, median of R runs".
+/// `ns per <unit>, median of R runs`.
 pub fn caption(set: &RowSet) -> String {
     format!(
         "ns per {}, median of {} run{}",
