@@ -1,5 +1,10 @@
-// What a parked async task holds: the future's state machine, sized by the
-// compiler from the locals that live across each .await.
+// futsize: how big a parked Rust `async` task is. An `async fn` compiles to
+// a state machine holding only the locals alive across each `.await`;
+// `size_of_val` of the future is what a parked task keeps (chapter 8).
+// Build and run from the repository root:
+//
+//     rustc --edition 2021 -O -o /tmp/futsize docs/tools/futsize.rs && /tmp/futsize
+//
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
