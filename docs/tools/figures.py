@@ -432,9 +432,9 @@ def store_buffering():
     svg.rect(95, 60, 120, 36, fill="#fde9c9", stroke="#e67e22")
     svg.text(155, 76, "store cell = DELIVERED", anchor="middle", size=10.5)
     svg.text(155, 90, "(waits in store buffer)", anchor="middle", size=10.5, fill="#b35900")
-    svg.rect(95, 340, 120, 36, fill="#fde9c9", stroke="#e67e22")
-    svg.text(155, 356, "store state = RUNNING", anchor="middle", size=10.5)
-    svg.text(155, 370, "(waits in store buffer)", anchor="middle", size=10.5, fill="#b35900")
+    svg.rect(80, 340, 150, 36, fill="#fde9c9", stroke="#e67e22")
+    svg.text(155, 356, "write state = RUNNING", anchor="middle", size=10.5)
+    svg.text(155, 370, "(not yet visible to core 0)", anchor="middle", size=10.5, fill="#b35900")
     # t2 loads read old values from memory
     svg.rect(310, 60, 120, 36, fill="#d6e6fb", stroke="#1f4f99")
     svg.text(370, 76, "load state", anchor="middle", size=10.5)
@@ -462,7 +462,7 @@ def store_buffering():
     svg.text(600, 370, "the task parks again", anchor="middle", size=10.5)
     # t4 lost
     svg.rect(730, 340, 240, 36, fill="#f4c7c3", stroke="#c0392b")
-    svg.text(850, 356, "after_park: RUNNABLE → PARKED succeeds", anchor="middle", size=10.5)
+    svg.text(850, 356, "after_park: RUNNING → PARKED succeeds", anchor="middle", size=10.5)
     svg.text(850, 370, "nobody will ever wake it: lost", anchor="middle", size=10.5, fill="#c0392b")
     fix = ["The fix: wake always does a read-modify-",
            "write on the state (NOTIFIED), after_park a",
