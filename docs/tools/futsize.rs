@@ -14,7 +14,12 @@ struct Park(bool);
 impl Future for Park {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if self.0 { Poll::Ready(()) } else { self.0 = true; Poll::Pending }
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
     }
 }
 
@@ -34,7 +39,10 @@ async fn with_buffer() -> u8 {
 }
 
 async fn buffer_dropped_before() -> u8 {
-    let x = { let buf = [1u8; 1024]; buf[7] }; // dead before the await: not stored
+    let x = {
+        let buf = [1u8; 1024];
+        buf[7]
+    }; // dead before the await: not stored
     Park(false).await;
     x
 }
@@ -44,8 +52,20 @@ async fn nested() -> u64 {
 }
 
 fn main() {
-    println!("recv_loop (a u64 and a loop counter across an await): {} B", std::mem::size_of_val(&recv_loop()));
-    println!("with_buffer (1 KiB array held across an await):        {} B", std::mem::size_of_val(&with_buffer()));
-    println!("buffer_dropped_before (1 KiB array dead before it):   {} B", std::mem::size_of_val(&buffer_dropped_before()));
-    println!("nested (awaits the two above in turn):                {} B", std::mem::size_of_val(&nested()));
+    println!(
+        "recv_loop (a u64 and a loop counter across an await): {} B",
+        std::mem::size_of_val(&recv_loop())
+    );
+    println!(
+        "with_buffer (1 KiB array held across an await):        {} B",
+        std::mem::size_of_val(&with_buffer())
+    );
+    println!(
+        "buffer_dropped_before (1 KiB array dead before it):   {} B",
+        std::mem::size_of_val(&buffer_dropped_before())
+    );
+    println!(
+        "nested (awaits the two above in turn):                {} B",
+        std::mem::size_of_val(&nested())
+    );
 }

@@ -54,7 +54,9 @@ fn main() {
     let before = rt.block_on(|| {
         let before = rss_plus_pte();
         // Warm-up round: every coroutine touches DEPTH_KIB KiB and finishes.
-        let handles: Vec<_> = (0..N).map(|_| spindle::spawn(|| touch(DEPTH_KIB))).collect();
+        let handles: Vec<_> = (0..N)
+            .map(|_| spindle::spawn(|| touch(DEPTH_KIB)))
+            .collect();
         for h in handles {
             h.join().expect("warm-up coroutine panicked");
         }
