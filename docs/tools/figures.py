@@ -317,26 +317,26 @@ def go_copy_and_double():
             svg.text(x + 110, y + fh / 2 + 4, name, anchor="middle", size=11)
             ys[name] = (y, fh)
             y += fh
-        svg.text(x + 222, y + 2, "< SP", size=11)
+        svg.text(x - 4, y + 4, "SP h needs >" if last_dashed else "SP >", anchor="end", size=11)
         return ys
 
     f = "f: local x"
     g = "g: p := &x"
-    old = stack(40, old_lo, old_hi, "Before: 2 KiB, h's frame would cross stackguard0",
+    old = stack(90, old_lo, old_hi, "Before: 2 KiB, h's frame would cross stackguard0",
                 [("main's frames", 320, "#e8ecf4"), (f, 400, "#d6e6fb"), (g, 300, "#d6e6fb"),
                  ("h: needs 220 B more", 220, "#fde9c9")], True)
     new = stack(560, new_lo, new_hi, "After: 4 KiB at a new address, h runs",
                 [("main's frames", 320, "#e8ecf4"), (f, 400, "#d6e6fb"), (g, 300, "#d6e6fb"),
                  ("h", 220, "#fde9c9")], False)
-    for sx, ys, hi in ((40, old, old_hi), (560, new, new_hi)):
+    for sx, ys, hi in ((90, old, old_hi), (560, new, new_hi)):
         gy, gh = ys[g]
         fy, fh = ys[f]
         svg.path(f"M{sx} {gy + gh / 2} C {sx - 30} {gy + gh / 2}, {sx - 30} {fy + fh / 2}, {sx - 2} {fy + fh / 2}",
                  arrow=True, red=True)
         svg.text(sx, base_y + 24, f"p = &x = {hi - x_off:#x}", mono=True, fill="#c0392b")
-    svg.path("M400 330 C 450 300, 500 290, 548 290", arrow=True)
-    svg.text(450, 255, "copy the used part,", anchor="middle")
-    svg.text(450, 270, "aligned at hi (memmove)", anchor="middle")
+    svg.path("M440 330 C 480 300, 510 290, 548 290", arrow=True)
+    svg.text(470, 250, "copy the used part,", anchor="middle")
+    svg.text(470, 265, "aligned at hi", anchor="middle")
     svg.text(20, 505, "Drawn to scale: 1 px = 13.65 B. Addresses are examples; the 928 B guard is Go 1.27.3's stackGuard on linux/amd64.", fill="#55607a")
     svg.save("go-copy-and-double.svg")
 
