@@ -2,7 +2,7 @@
 // from, next to the method spindle-bench uses, so that the difference can be
 // seen in one run. Standard library only; run it from the repository root:
 //
-//	go run ./docs/tools/seedcheck
+//	go run docs/tools/seedcheck/main.go
 //
 // It starts N goroutines three ways and prints bytes per goroutine:
 //
