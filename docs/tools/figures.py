@@ -426,11 +426,11 @@ def store_buffering():
     # memory initial values
     svg.rect(20, 200, 100, 56, fill="#ffffff")
     svg.text(26, 218, "state: SCHEDULED", size=10.5)
-    svg.text(26, 234, "cell: WAITING", size=10.5)
+    svg.text(26, 234, "cell: Waiting", size=10.5)
     svg.text(26, 250, "(initial)", size=10.5, fill="#7a8399")
     # t1 stores go to store buffers
     svg.rect(95, 60, 120, 36, fill="#fde9c9", stroke="#e67e22")
-    svg.text(155, 76, "store cell = DELIVERED", anchor="middle", size=10.5)
+    svg.text(155, 76, "store cell = Delivered", anchor="middle", size=10.5)
     svg.text(155, 90, "(waits in store buffer)", anchor="middle", size=10.5, fill="#b35900")
     svg.rect(80, 340, 150, 36, fill="#fde9c9", stroke="#e67e22")
     svg.text(155, 356, "write state = RUNNING", anchor="middle", size=10.5)
@@ -442,30 +442,30 @@ def store_buffering():
     svg.line(370, 198, 370, 98, stroke="#1f4f99", arrow=True)
     svg.rect(310, 340, 120, 36, fill="#d6e6fb", stroke="#1f4f99")
     svg.text(370, 356, "load cell", anchor="middle", size=10.5)
-    svg.text(370, 370, "→ WAITING (old)", anchor="middle", size=10.5)
+    svg.text(370, 370, "→ Waiting (old)", anchor="middle", size=10.5)
     svg.line(370, 222, 370, 338, stroke="#1f4f99", arrow=True)
     svg.rect(320, 190, 100, 36, fill="#ffffff")
     svg.text(370, 206, "still SCHEDULED,", anchor="middle", size=10.5)
-    svg.text(370, 220, "still WAITING", anchor="middle", size=10.5)
+    svg.text(370, 220, "still Waiting", anchor="middle", size=10.5)
     # t3 drain
     svg.line(155, 98, 560, 196, stroke="#e67e22", arrow=True, dash=True)
     svg.line(155, 338, 560, 226, stroke="#e67e22", arrow=True, dash=True)
     svg.rect(540, 190, 110, 36, fill="#ffffff")
     svg.text(595, 206, "state: RUNNING", anchor="middle", size=10.5)
-    svg.text(595, 220, "cell: DELIVERED", anchor="middle", size=10.5)
+    svg.text(595, 220, "cell: Delivered", anchor="middle", size=10.5)
     svg.text(595, 246, "buffers drain, too late", anchor="middle", size=10.5, fill="#b35900")
     svg.rect(500, 60, 200, 36, fill="#f2f2f2")
     svg.text(600, 76, "saw SCHEDULED: \"it is queued,", anchor="middle", size=10.5)
     svg.text(600, 90, "it will see my value\": no wake", anchor="middle", size=10.5)
     svg.rect(500, 340, 200, 36, fill="#f2f2f2")
-    svg.text(600, 356, "saw WAITING: nothing to receive;", anchor="middle", size=10.5)
+    svg.text(600, 356, "saw Waiting: nothing to receive;", anchor="middle", size=10.5)
     svg.text(600, 370, "the task parks again", anchor="middle", size=10.5)
     # t4 lost
     svg.rect(730, 340, 240, 36, fill="#f4c7c3", stroke="#c0392b")
-    svg.text(850, 356, "after_park: RUNNING → PARKED succeeds", anchor="middle", size=10.5)
+    svg.text(850, 356, "commit_park: RUNNING → PARKED succeeds", anchor="middle", size=10.5)
     svg.text(850, 370, "nobody will ever wake it: lost", anchor="middle", size=10.5, fill="#c0392b")
     fix = ["The fix: wake always does a read-modify-",
-           "write on the state (NOTIFIED), after_park a",
+           "write on the state (NOTIFIED), commit_park a",
            "compare_exchange. RMWs on one location are",
            "totally ordered: one of them sees the other."]
     for i, t in enumerate(fix):
