@@ -11,8 +11,7 @@
 //! CLI no longer accepts fails here and the docs cannot drift from the CLI.
 
 mod cli_common;
-
-use std::path::{Path, PathBuf};
+mod docs_common;
 
 use cli_common::{run, stderr};
 
@@ -24,29 +23,6 @@ const PREFIX: &str = "cargo run --release -p spindle-bench";
 struct Quoted {
     place: String,
     args: Vec<String>,
-}
-
-fn docs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
-}
-
-/// Every `.md` file under `dir`, sorted.
-fn markdown_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
-        for entry in entries {
-            let path = entry.expect("reading a docs directory entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|x| x == "md") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Split a command tail into words the way a POSIX shell would for the
@@ -154,28 +130,11 @@ fn quoted_commands(name: &str, text: &str) -> Result<Vec<Quoted>, String> {
 
 /// Every command quoted anywhere in docs/, and in the two READMEs.
 fn all_quoted() -> Vec<Quoted> {
-    let dir = docs_dir();
-    let mut files = markdown_files(&dir);
-    assert!(
-        !files.is_empty(),
-        "no Markdown files under {}",
-        dir.display()
-    );
-    let root = dir.join("..");
-    files.push(root.join("README.md"));
-    files.push(root.join("bench-cli/README.md"));
     let mut all = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
-        let name = file
-            .strip_prefix(&dir)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
+    for (name, _, text) in docs_common::book_files() {
         match quoted_commands(&name, &text) {
             Ok(found) => all.extend(found),
-            Err(e) => panic!("docs/{e}"),
+            Err(e) => panic!("{e}"),
         }
     }
     all
