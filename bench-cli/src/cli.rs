@@ -59,6 +59,8 @@ pub enum Command {
     Switch(SwitchArgs),
     /// ns per spawn+join of short-lived coroutines, warm and cold.
     Spawn(SpawnArgs),
+    /// Load balance: CPU-bound coroutines started 8:2 on two workers.
+    Balance,
     /// The OS-thread baseline: N threads blocked on a channel.
     Threads(ThreadsArgs),
     /// Watch a coroutine stack grow page by page, and shrink; or overflow.

@@ -15,6 +15,7 @@
 
 mod alloc;
 mod args;
+mod balance;
 mod charts;
 mod child;
 mod cli;
@@ -234,6 +235,12 @@ fn run(cli: Cli) -> Result<Outcome, String> {
             let h = header(cfg.workers, cfg.stack_max);
             let r = spawn::run(&cfg)?;
             let json = json!({ "header": to_json(&h)?, "spawn": to_json(&r)? });
+            Ok(Outcome::ok(json, format!("{}\n{}", h.render(), r.render())))
+        }
+        Command::Balance => {
+            let h = header(2, stack_max);
+            let r = balance::run(cli.repeat.unwrap_or(5))?;
+            let json = json!({ "header": to_json(&h)?, "balance": to_json(&r)? });
             Ok(Outcome::ok(json, format!("{}\n{}", h.render(), r.render())))
         }
         Command::Threads(a) => {
