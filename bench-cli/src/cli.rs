@@ -68,6 +68,8 @@ pub enum Command {
     Spawn(SpawnArgs),
     /// ns per coroutine of a burst: spawn N, wait for all; fresh and warm.
     Fanout(FanoutArgs),
+    /// Load balance: CPU-bound coroutines started 8:2 on two workers.
+    Balance,
     /// The OS-thread baseline: N threads blocked on a channel.
     Threads(ThreadsArgs),
     /// Watch a coroutine stack grow page by page, and shrink; or overflow.

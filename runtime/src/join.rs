@@ -28,7 +28,9 @@ impl<T: Send + 'static> JoinHandle<T> {
     }
 
     /// Wait for the coroutine to finish and return its result. A panic inside
-    /// the coroutine is caught and returned as `Err`, as with threads.
+    /// the coroutine is caught and returned as `Err`, as with threads. A
+    /// coroutine cancelled because its runtime shut down returns `Err` with a
+    /// [`Cancelled`] payload.
     ///
     /// From a coroutine this parks only the coroutine; from a plain thread it
     /// blocks the thread.
@@ -55,8 +57,11 @@ impl<T: Send + 'static> JoinHandle<T> {
                 drop(unsafe { task.take_joiner().map(|w| Waiter::from_raw(w)) });
             }
         }
-        // SAFETY: COMPLETE is set and JOIN_INTEREST was never cleared, so the
-        // result is stored and ours to take, once.
+        if join.is_cancelled() {
+            return Err(Box::new(Cancelled));
+        }
+        // SAFETY: COMPLETE is set without CANCELLED, and JOIN_INTEREST was
+        // never cleared, so the result is stored and ours to take, once.
         unsafe { task.cell().take::<std::thread::Result<T>>() }
     }
 
@@ -81,5 +86,17 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
         f.debug_struct("JoinHandle")
             .field("finished", &self.task.task().join.is_complete())
             .finish()
+    }
+}
+
+/// The `Err` payload of [`JoinHandle::join`] for a coroutine that never
+/// finished because its runtime was dropped: it was cancelled (unwound, or
+/// dropped unstarted). Test for it with `payload.is::<spindle::Cancelled>()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("spindle: coroutine cancelled: its runtime shut down before it finished")
     }
 }

@@ -28,10 +28,12 @@
 //! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a stack
 //!    from the pool, a task from `task/mod.rs::new` whose coroutine will run
 //!    `sched/spawn.rs::coroutine_main`, queued by
-//!    `sched/worker.rs::push_runnext`.
+//!    `sched/worker.rs::push_spawned` in the worker's spawn slot, where an
+//!    idle worker may still take it (`sched/worker.rs::steal_spawned`).
 //! 2. **First switch.** `sched/worker.rs::run` loops over
-//!    `sched/worker.rs::find_task` and `sched/worker.rs::run_task`, which
-//!    calls `task/mod.rs::resume`; now on the new stack,
+//!    `sched/worker.rs::find_task` and `sched/worker.rs::run_task`;
+//!    `sched/worker.rs::adopt` makes this worker the task's home for good,
+//!    and `task/mod.rs::resume` switches to the new stack, where
 //!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
 //!    the user's function.
 //! 3. **Park on `recv`.** `chan/mod.rs::recv` finds no value, queues the
@@ -42,12 +44,19 @@
 //! 4. **Wake by `send`.** `chan/mod.rs::send` dequeues the receiver,
 //!    `chan/mod.rs::deliver` writes the value into its wait cell and calls
 //!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: `task/state.rs::wake`
-//!    decides, `sched/worker.rs::push_runnext` queues. When `run_task`
-//!    resumes it, `suspend` returns and `wait` sees the outcome.
+//!    decides; on the home worker `sched/worker.rs::push_runnext` queues it,
+//!    from any other thread `sched/mod.rs::wake_remote` puts it in the
+//!    home's inbox (`sched/home.rs::push_inbox`) and wakes that worker
+//!    (`sched/idle.rs::notify_worker`). When `run_task` resumes it,
+//!    `suspend` returns and `wait` sees the outcome.
 //! 5. **Finish.** `coroutine_main` stores the result and returns;
 //!    `sched/worker.rs::finish` returns the stack, and
-//!    `task/join_state.rs::complete` decides whether to wake the joiner in
-//!    `join.rs::join` or drop the result.
+//!    `sched/worker.rs::complete` wakes the joiner in `join.rs::join` or
+//!    drops the result, as `task/join_state.rs::complete` decides.
+//! 6. **Or shutdown.** If the runtime is dropped first,
+//!    `sched/shutdown.rs::shutdown` finds the task (parked, queued, or not
+//!    started) and `sched/shutdown.rs::cancel` unwinds it with
+//!    `task/mod.rs::force_unwind`.
 //!
 //! ## Where to start reading
 //!
@@ -67,28 +76,60 @@
 //! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
 //!   [`Runtime`].
 //!
-//! ## Thread-locals and migration
+//! ## Where a coroutine runs: thread-locals and `!Send` values
 //!
-//! A coroutine may suspend on one worker thread and resume on another. A
-//! `thread_local!` read inside a coroutine therefore belongs to *whichever
-//! worker runs it at that moment*: a value stored before a blocking call
-//! (`recv`, `join`, `sleep`, `yield_now`) may be gone, or be another
-//! coroutine's, after it. Worse, the compiler may cache a thread-local's
-//! address across the call, so a reference taken before a blocking call can
-//! point at the *old* thread's variable. Rules of thumb:
+//! A coroutine that has started **never changes worker thread**. Work
+//! stealing moves only coroutines that have not started yet, and a wake-up
+//! sends a coroutine back to its own worker (its *home*). So inside a
+//! coroutine a `thread_local!` is the same variable before and after every
+//! blocking call (`recv`, `join`, `sleep`, `yield_now`), and `!Send` values
+//! tied to a thread (an `Rc` also kept in a thread-local, std's stdout lock,
+//! a `MutexGuard`) stay on their thread: the compiler's assumption that a
+//! thread-local's address is constant within a function holds. Coroutines
+//! of the same worker do share its thread-locals, as the tasks of one
+//! thread would: keep per-coroutine state in the closure.
 //!
-//! * never hold a reference into a thread-local (`with`, `RefCell` borrow,
-//!   `MutexGuard` of a thread-local) across a blocking call;
-//! * for per-coroutine state, capture it in the closure instead;
-//! * `std::sync::Mutex` guards held across a blocking call may be unlocked
-//!   from another thread, which some platforms forbid: release them first.
+//! The price: a started coroutine may wait for its own worker. A coroutine
+//! that computes without blocking keeps the other coroutines *of its
+//! worker* waiting (woken ones included) even while other workers are idle;
+//! only coroutines that have not started can move to an idle worker.
+//! **Yield in long loops** (`yield_now`): every blocking call, every
+//! `yield_now` and every failed `try_send`/`try_recv` (which yields if
+//! something else is ready on this worker) is a point where the others run.
+//! `docs/notes/soundness.md` measures the cost and compares other runtimes.
 //!
-//! The runtime itself follows the first rule strictly. Its thread-locals are
-//! in three files: `sched/context.rs` (the worker and the current
-//! coroutine), `park/thread_parker.rs` (a plain thread's parker) and
-//! `stack/overflow.rs` (the signal stack and the fault report); each is
-//! read behind an `#[inline(never)]` function, and none is held across a
-//! switch.
+//! The runtime's own thread-locals are in three files: `sched/context.rs`
+//! (the worker, the current coroutine, the cancellation flag),
+//! `park/thread_parker.rs` (a plain thread's parker) and `stack/overflow.rs`
+//! (the signal stack and the fault report); each is read behind an
+//! `#[inline(never)]` function.
+//!
+//! ## Shutdown: cancellation
+//!
+//! Dropping a [`Runtime`] cancels every coroutine that has not finished
+//! (`sched/shutdown.rs`). One that has not started is dropped without
+//! running. One that has started is *unwound* on its own worker thread: it
+//! resumes from its blocking call with a panic of corosensei's, so its
+//! destructors run and its channels close (a `send` to it returns
+//! `Err(value)`, a `recv` from it returns `Err`). Its [`JoinHandle::join`]
+//! returns `Err` with a [`Cancelled`] payload, and its stack goes back to
+//! the operating system. Dropped from a plain thread, the drop returns when
+//! all of that is done; dropped from inside one of its own coroutines, it
+//! returns at once and the workers finish the shutdown.
+//!
+//! A coroutine can tell that it is being cancelled the way any Rust code
+//! tells it is being unwound: its `Drop` guards run, with
+//! `std::thread::panicking()` true. During that unwind it is no longer a
+//! running coroutine and cannot suspend again: a blocking call in a
+//! destructor blocks the worker thread until the other side acts (fine
+//! toward a plain thread, or toward a coroutine that is being cancelled too,
+//! whose channel ends close; a wait on a live coroutine of the same worker
+//! never ends, and neither does the shutdown), `yield_now` yields the
+//! thread, and spawning fails (`Builder::spawn` returns the error,
+//! `spindle::spawn` panics, which during an unwind aborts). A destructor
+//! that panics during the unwind aborts the process, as anywhere in Rust.
+//! A coroutine that catches the unwind (`catch_unwind`) and returns has its
+//! result discarded: its handle still says `Cancelled`.
 //!
 //! ## Guard mode
 //!
@@ -114,7 +155,7 @@ mod wait_cell;
 
 use std::io;
 
-pub use join::JoinHandle;
+pub use join::{Cancelled, JoinHandle};
 pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;

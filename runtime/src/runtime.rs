@@ -6,10 +6,19 @@
 //! join handle.
 //!
 //! Shutdown (dropping the `Runtime`) stops the workers after their current
-//! task. Coroutines that have not finished by then never run again; their
-//! stacks and captured values are leaked, like detached threads at process
-//! exit, and the runtime's shared state is kept alive for them so that a late
-//! wake-up stays memory-safe.
+//! task and *cancels* every coroutine that has not finished
+//! (`sched/shutdown.rs`): started ones are unwound on their own worker, so
+//! their destructors run and their channels close; unstarted ones are
+//! dropped without running. Their join handles return `Err` with a
+//! [`Cancelled`](crate::Cancelled) payload, and their stacks go back to the
+//! operating system with the runtime's stack pool.
+//!
+//! Dropped from a plain thread, the drop returns when all of that is done.
+//! Dropped from inside one of its own coroutines (the last `Arc` of a shared
+//! runtime, say), it cannot wait for its own worker thread: it starts the
+//! shutdown and returns, and the workers finish it on their own, the calling
+//! coroutine's worker once that coroutine switches out. The scheduler's
+//! state is freed by whoever lets go of it last.
 
 use std::io;
 use std::panic;
@@ -20,6 +29,7 @@ use std::thread;
 use crossbeam_deque::Injector;
 
 use crate::join::JoinHandle;
+use crate::sched::home::Home;
 use crate::sched::idle::Idle;
 use crate::sched::spawn::SpawnOptions;
 use crate::sched::timer::Timers;
@@ -75,7 +85,8 @@ impl RuntimeBuilder {
         overflow::install_handler();
 
         let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
-        let scheduler = Arc::new(Scheduler {
+        let scheduler = Arc::new_cyclic(|me| Scheduler {
+            homes: (0..workers).map(|i| Home::new(i, me.as_ptr())).collect(),
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(workers),
@@ -209,22 +220,25 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.scheduler.shutdown.store(true, Ordering::Release);
-        self.scheduler.idle.notify_all();
+        let scheduler = &self.scheduler;
+        scheduler.shutdown.store(true, Ordering::SeqCst);
+        scheduler.idle.notify_all();
+        let inside =
+            context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.scheduler, scheduler)));
+        if inside {
+            // One of our own workers: it cannot join itself, and need not
+            // join the others (they do not wait for it). Detach them all;
+            // each cancels its tasks and exits, this one after the current
+            // coroutine switches out.
+            self.threads.clear();
+            return;
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        while !self.scheduler.injector.is_empty() {
-            let _ = self.scheduler.injector.steal();
-        }
-        self.scheduler.timers.clear();
-        let c = &self.scheduler.counters;
-        if c.spawned() != c.finished() {
-            // Unfinished coroutines may still be woken through their
-            // scheduler pointer (a channel held by another thread): keep it
-            // alive.
-            std::mem::forget(self.scheduler.clone());
-        }
+        // A spawn from outside may have raced the workers' last look.
+        scheduler.cancel_injected();
+        scheduler.timers.clear();
     }
 }
 

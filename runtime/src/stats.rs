@@ -52,6 +52,8 @@ pub(crate) struct Counters {
     per_worker: Box<[CachePadded<WorkerCounters>]>,
     /// Spawns from threads outside the runtime (many writers: atomic add).
     external_spawned: AtomicU64,
+    /// Tasks cancelled outside any worker (a spawn that raced shutdown).
+    external_finished: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +61,7 @@ impl Counters {
         Counters {
             per_worker: (0..workers).map(|_| CachePadded::default()).collect(),
             external_spawned: AtomicU64::new(0),
+            external_finished: AtomicU64::new(0),
         }
     }
 
@@ -70,6 +73,10 @@ impl Counters {
         self.external_spawned.fetch_add(1, Relaxed);
     }
 
+    pub fn external_finished(&self) {
+        self.external_finished.fetch_add(1, Relaxed);
+    }
+
     fn sum(&self, f: impl Fn(&WorkerCounters) -> &AtomicU64) -> u64 {
         self.per_worker.iter().map(|w| f(w).load(Relaxed)).sum()
     }
@@ -79,7 +86,7 @@ impl Counters {
     }
 
     pub fn finished(&self) -> u64 {
-        self.sum(|w| &w.finished)
+        self.sum(|w| &w.finished) + self.external_finished.load(Relaxed)
     }
 
     pub fn switches(&self) -> u64 {

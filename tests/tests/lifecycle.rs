@@ -1,13 +1,13 @@
 //! Runtime start-up and shutdown with work still in flight.
 //!
-//! Dropping a `Runtime` stops its workers after their current task.
-//! Coroutines that have not finished never run again; their stacks and
-//! captured values are leaked, and the runtime's shared state is kept alive so
-//! that a late wake-up (a channel operation from a thread that still holds the
-//! other end) stays memory-safe. These tests check that the drop returns
-//! whatever the coroutines are doing (parked, yielding in a loop, sleeping for
-//! an hour), that late wake-ups after the drop do not crash, that runtimes can
-//! be started and dropped many times, and that a runtime needs a worker.
+//! Dropping a `Runtime` stops its workers after their current task and
+//! cancels every coroutine that has not finished: it is unwound (its
+//! captured values dropped) and its join handle reports `Cancelled`. These
+//! tests check that the drop returns whatever the coroutines are doing
+//! (parked, yielding in a loop, sleeping for an hour), that channels whose
+//! other ends were in cancelled coroutines are closed, that runtimes can be
+//! started and dropped many times, and that a runtime needs a worker.
+//! (`shutdown.rs` tests the rest of cancellation.)
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,17 +41,23 @@ fn dropping_a_runtime_with_parked_coroutines_returns_and_late_wakes_are_safe() {
         wg.wait();
         drop(rt); // must return although 100 coroutines are parked
         progress.tick();
-        // Late wake-ups: a send hands its value to a parked receiver of the
-        // dead runtime, and dropping the sender wakes all the others.
-        assert!(tx.send(7).is_ok(), "parked receivers are still enqueued");
+        // The receivers were cancelled, so the channel is closed: the value
+        // comes back instead of vanishing into a dead runtime.
+        assert_eq!(
+            tx.send(7).unwrap_err().0,
+            7,
+            "cancelled receivers closed it"
+        );
         drop(tx);
         assert_eq!(
             resumed.load(Ordering::SeqCst),
             0,
-            "a coroutine ran after its runtime was dropped"
+            "a coroutine ran on after its runtime was dropped"
         );
-        assert!(handles.iter().all(|h| !h.is_finished()));
-        drop(handles);
+        for h in handles {
+            assert!(h.is_finished());
+            assert!(h.join().unwrap_err().is::<spindle::Cancelled>());
+        }
     });
 }
 
@@ -69,7 +75,7 @@ fn dropping_a_runtime_with_a_yielding_loop_returns() {
             std::thread::yield_now();
         }
         drop(rt); // the loop never ends: the workers must stop anyway
-        assert!(!h.is_finished());
+        assert!(h.join().unwrap_err().is::<spindle::Cancelled>());
     });
 }
 
@@ -90,7 +96,9 @@ fn dropping_a_runtime_with_sleeping_coroutines_returns() {
             .collect();
         wg.wait();
         drop(rt); // must not wait for the hour
-        assert!(handles.iter().all(|h| !h.is_finished()));
+        for h in handles {
+            assert!(h.join().unwrap_err().is::<spindle::Cancelled>());
+        }
     });
 }
 

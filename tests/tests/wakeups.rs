@@ -349,14 +349,14 @@ fn new_work_wakes_an_idle_worker_while_the_other_is_busy() {
     });
 }
 
-/// A due timer must fire while a worker is idle. The sleeping coroutine arms
-/// its timer on worker A and parks; A then runs a coroutine that spins
-/// (without yielding) until the sleeper sets a flag, while worker B has
-/// nothing to do. B must notice the timer (an idle worker "sleeps no longer
-/// than the earliest deadline") and run the sleeper. The spinner gives up
-/// after a long while so that a runtime that leaves the timer to the busy
-/// worker fails the test instead of hanging it. Both workers are asleep at the
-/// start, so B is asleep (not spinning) when the timer is armed.
+/// A due timer must fire while a worker is idle. The sleeping coroutine and
+/// a spinning one run at the same time, so on two workers; the sleeper arms
+/// its timer and parks, and its worker then has nothing to do while the
+/// other spins (without yielding) until the sleeper sets a flag. The idle
+/// worker must notice the timer (an idle worker "sleeps no longer than the
+/// earliest deadline") and run the sleeper. The spinner gives up after a
+/// long while so that a runtime that never fires the timer fails the test
+/// instead of hanging it. Both workers are asleep at the start.
 #[test]
 fn an_idle_worker_fires_a_due_timer_while_the_other_is_busy() {
     const ROUNDS: usize = 3;
@@ -367,10 +367,20 @@ fn an_idle_worker_fires_a_due_timer_while_the_other_is_busy() {
             wait_until_all_workers_sleep(&rt);
             let woke_in_time = rt.block_on(move || {
                 let woke = Arc::new(AtomicBool::new(false));
-                let flag = woke.clone();
-                // Goes to this worker's runnext, so it runs here, on A, as
-                // soon as we park in sleep.
+                let (up_a, up_b) = (
+                    Arc::new(AtomicBool::new(false)),
+                    Arc::new(AtomicBool::new(false)),
+                );
+                let both_up = move |me: &AtomicBool, other: &AtomicBool| {
+                    me.store(true, Ordering::SeqCst);
+                    let start = Instant::now();
+                    while !other.load(Ordering::SeqCst) && start.elapsed() < give_up {
+                        std::hint::spin_loop();
+                    }
+                };
+                let (flag, a2, b2) = (woke.clone(), up_a.clone(), up_b.clone());
                 let spinner = spindle::spawn(move || {
+                    both_up(&a2, &b2);
                     let start = Instant::now();
                     while !flag.load(Ordering::SeqCst) {
                         if start.elapsed() > give_up {
@@ -380,14 +390,18 @@ fn an_idle_worker_fires_a_due_timer_while_the_other_is_busy() {
                     }
                     true
                 });
-                spindle::sleep(Duration::from_millis(1));
-                woke.store(true, Ordering::SeqCst);
+                let sleeper = spindle::spawn(move || {
+                    both_up(&up_b, &up_a);
+                    spindle::sleep(Duration::from_millis(1));
+                    woke.store(true, Ordering::SeqCst);
+                });
+                sleeper.join().unwrap();
                 spinner.join().unwrap()
             });
             assert!(
                 woke_in_time,
-                "round {round}: a 1 ms sleep was not woken in {give_up:?} although a worker \
-                 was idle: due timers are left to the worker that armed them"
+                "round {round}: a 1 ms sleep was not woken in {give_up:?} although its \
+                 worker was idle: an idle worker did not fire the due timer"
             );
             progress.tick();
         }

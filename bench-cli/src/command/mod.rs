@@ -14,6 +14,7 @@
 //! ([`stats::runs`](crate::measure::stats::runs)); the sizes a subcommand
 //! picks when none are given, and their `--quick` forms, are in [`sizes`].
 
+pub mod balance;
 pub mod compare;
 pub mod fanout;
 pub mod grow;
@@ -116,6 +117,7 @@ pub fn run(cli: Cli) -> Result<Outcome, String> {
         Command::Switch(a) => outcome(switch::SwitchConfig::new(&a, &g)),
         Command::Spawn(a) => outcome(spawn::SpawnConfig::new(&a, &g)),
         Command::Fanout(a) => outcome(fanout::FanoutConfig::new(&a, &g)),
+        Command::Balance => outcome(balance::BalanceConfig::new(&g)),
         Command::Threads(a) => outcome(threads::ThreadsConfig::new(&a, &g)),
         Command::Grow(a) => grow::dispatch(&a, &g),
         Command::Compare(a) => outcome(compare::CompareConfig::new(&a, &g)),

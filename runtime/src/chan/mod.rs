@@ -107,7 +107,8 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Send without waiting.
+    /// Send without waiting. A failure is a scheduling point: other
+    /// coroutines ready on this worker run first (see the crate docs).
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut inner = self.chan.inner.lock();
         if inner.receivers == 0 {
@@ -122,6 +123,8 @@ impl<T> Sender<T> {
             inner.buf.push_back(value);
             return Ok(());
         }
+        drop(inner);
+        crate::sched::yield_if_others_ready();
         Err(TrySendError::Full(value))
     }
 }
@@ -159,7 +162,8 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Receive without waiting.
+    /// Receive without waiting. A failure is a scheduling point: other
+    /// coroutines ready on this worker run first (see the crate docs).
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut inner = self.chan.inner.lock();
         match inner.take_one() {
@@ -168,7 +172,11 @@ impl<T> Receiver<T> {
                 Ok(received(taken))
             }
             None if inner.senders == 0 => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+            None => {
+                drop(inner);
+                crate::sched::yield_if_others_ready();
+                Err(TryRecvError::Empty)
+            }
         }
     }
 

@@ -55,9 +55,7 @@ impl ThreadParker {
 /// This thread's parker.
 ///
 /// Out of line, like every thread-local access of the runtime (see
-/// `sched/context.rs`, *the migration hazard*): inlined into a caller whose
-/// frame spans a coroutine switch, the compiler could reuse this thread's
-/// address after the coroutine moved to another worker.
+/// `sched/context.rs`, *thread-locals and switches*).
 #[cfg(not(loom))]
 #[inline(never)]
 pub(crate) fn thread_parker() -> Arc<ThreadParker> {

@@ -11,15 +11,16 @@
 //! when it switches out ([`suspend`]) or returns ([`leave`]). So while a
 //! worker runs its own loop, no coroutine is current on that thread.
 //!
-//! **The migration hazard.** A coroutine can suspend on worker A and resume on
-//! worker B. The compiler assumes the thread never changes inside a function,
-//! so it may compute a thread-local's address once and reuse it after a call
-//! that, for us, switched threads. Therefore every access in this file goes
-//! through a small `#[inline(never)]` function that computes the address
-//! afresh, and no caller holds what it got across a suspension point. In
-//! particular [`suspend`] re-publishes the coroutine in the *new* worker's
-//! thread-local after it is resumed. (The runtime's other thread-locals,
-//! `park/thread_parker.rs` and `stack/overflow.rs`, follow the same rule.)
+//! **Thread-locals and switches.** A started coroutine never changes thread
+//! (`worker.rs`: it is pinned to its home worker), so the compiler's
+//! assumption that a thread-local's address is constant within a function
+//! holds inside coroutines. The accesses here are still small
+//! `#[inline(never)]` functions that no caller holds across a suspension
+//! point: the switch path stays small and inlined (below), and the state
+//! they read is the *worker's*, which changes while a coroutine is switched
+//! out. (The runtime's other thread-locals, `park/thread_parker.rs` and
+//! `stack/overflow.rs`, follow the same rule.) Why the runtime does not let
+//! started coroutines migrate: `docs/notes/soundness.md`.
 //!
 //! **The return-address predictor.** A CPU predicts where each `ret` jumps
 //! from a small hardware stack of the addresses its `call`s pushed. A
@@ -58,6 +59,19 @@ const NOBODY: Current = Current {
 thread_local! {
     static WORKER: Cell<*const Worker> = const { Cell::new(ptr::null()) };
     static CURRENT: Cell<Current> = const { Cell::new(NOBODY) };
+    static CANCELLING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Mark this worker thread as unwinding a cancelled coroutine (or not).
+#[inline(never)]
+pub(crate) fn set_cancelling(on: bool) {
+    CANCELLING.with(|c| c.set(on));
+}
+
+/// Is this thread unwinding a cancelled coroutine right now?
+#[inline(never)]
+pub(crate) fn cancelling() -> bool {
+    CANCELLING.with(|c| c.get())
 }
 
 /// Mark the calling thread as `worker` (or as no worker, with null).

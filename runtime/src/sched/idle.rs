@@ -8,22 +8,23 @@
 //!   ([`Idle::may_spin`]), so idle CPUs are not burned by a crowd of thieves.
 //! * Then it **sleeps** on its own condition variable, after registering in
 //!   the sleeper list and checking every queue once more.
-//! * Whoever makes work available calls [`Idle::notify_one`]. If a worker is
-//!   already spinning, it will find the work; otherwise one sleeper is woken
-//!   *and counted as spinning* right away, so a burst of new work wakes one
-//!   worker, not all of them.
+//! * Whoever makes stealable work available calls [`Idle::notify_one`]. If a
+//!   worker is already spinning, it will find the work; otherwise one
+//!   sleeper is woken *and counted as spinning* right away, so a burst of new
+//!   work wakes one worker, not all of them.
+//! * Work that only one worker may run (a woken coroutine in its home's
+//!   inbox) calls [`Idle::notify_worker`] for that worker: it is woken if it
+//!   sleeps; if it is awake it checks its inbox before it sleeps again.
 //!
 //! No wake-up is lost: the producer publishes work, then (after a SeqCst
 //! fence) reads the counters; the sleeper publishes itself in the counters,
-//! then (after a SeqCst fence) reads the queues. At least one of them sees
-//! the other.
+//! then (after a SeqCst fence) reads the queues, its own inbox included. At
+//! least one of them sees the other.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use std::sync::{Condvar, Mutex};
-
-use crate::loom_shim::lock_std as lock;
+use crate::loom_shim::{fence, lock, AtomicUsize, Condvar, Mutex};
 
 pub(crate) struct Idle {
     workers: usize,
@@ -95,6 +96,27 @@ impl Idle {
         self.ring(index);
     }
 
+    /// Work only worker `index` may run was just published (in its inbox):
+    /// make sure it will look. If it sleeps, it is woken (and counted as
+    /// spinning, as a worker woken by [`notify_one`](Self::notify_one) is);
+    /// if it is awake, it re-checks its inbox before sleeping.
+    pub fn notify_worker(&self, index: usize) {
+        fence(SeqCst);
+        if self.num_sleeping.load(SeqCst) == 0 {
+            return;
+        }
+        {
+            let mut sleepers = lock(&self.sleepers);
+            let Some(pos) = sleepers.iter().position(|&i| i == index) else {
+                return;
+            };
+            sleepers.swap_remove(pos);
+            self.num_sleeping.fetch_sub(1, SeqCst);
+            self.num_spinning.fetch_add(1, SeqCst);
+        }
+        self.ring(index);
+    }
+
     /// Wake every sleeper (shutdown).
     pub fn notify_all(&self) {
         let all: Vec<usize> = lock(&self.sleepers).drain(..).collect();
@@ -155,5 +177,39 @@ impl Idle {
             *woken = false;
         }
         self.cancel_sleep(index)
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::{Acquire, Release};
+
+    /// A waker on another thread puts a task in worker 1's inbox and calls
+    /// `notify_worker(1)` while worker 1 goes to sleep (`Worker::sleep`:
+    /// register, re-check its inbox, sleep). Worker 1 must not sleep
+    /// through it (loom reports a deadlock if it does), and must see the
+    /// task once awake.
+    #[test]
+    fn loom_targeted_wake_is_not_lost() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let inbox = Arc::new(AtomicBool::new(false));
+            let (idle2, inbox2) = (idle.clone(), inbox.clone());
+            let waker = loom::thread::spawn(move || {
+                inbox2.store(true, Release);
+                idle2.notify_worker(1);
+            });
+            idle.prepare_sleep(1);
+            if inbox.load(Acquire) {
+                idle.cancel_sleep(1);
+            } else {
+                idle.sleep(1, None);
+            }
+            assert!(inbox.load(Acquire), "woken without seeing the inbox");
+            waker.join().unwrap();
+        });
     }
 }

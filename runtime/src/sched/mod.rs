@@ -13,9 +13,11 @@
 //! | `gopark` / `goready` | [`park`] / [`wake`] |
 //!
 //! [`Scheduler`] is everything the workers of one runtime have in common.
-//! Tasks point back to it (opaquely, `Task::scheduler`) so that a wake from
-//! *outside* the runtime (an OS thread sending on a channel) knows where to
-//! queue the task.
+//! Each task points to its *home* worker ([`home::Home`], opaquely through
+//! `Task::home`): a started coroutine runs only there, so a wake from
+//! another thread (another worker, or an OS thread sending on a channel)
+//! queues it in that worker's inbox and wakes that worker. Only coroutines
+//! that have not started yet are stolen by idle workers.
 //!
 //! Parking, one word per step: the coroutine calls [`park`] (it switches
 //! out with `Suspend::Park`); its worker commits the park
@@ -23,7 +25,9 @@
 //! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues).
 
 pub(crate) mod context;
+pub(crate) mod home;
 pub(crate) mod idle;
+mod shutdown;
 pub(crate) mod spawn;
 pub(crate) mod timer;
 pub(crate) mod worker;
@@ -41,6 +45,9 @@ use crate::stats::Counters;
 use crate::task::{Task, TaskRef};
 
 pub(crate) struct Scheduler {
+    /// One per worker, in worker order.
+    pub homes: Box<[home::Home]>,
+    /// Unstarted tasks spawned from outside the runtime.
     pub injector: Injector<TaskRef>,
     pub stealers: Box<[Stealer<TaskRef>]>,
     pub idle: idle::Idle,
@@ -51,28 +58,54 @@ pub(crate) struct Scheduler {
     pub next_id: AtomicU64,
 }
 
-/// The scheduler a task belongs to (tasks keep it as an opaque pointer).
-fn scheduler_of(task: &Task) -> *const Scheduler {
-    task.scheduler().cast()
+/// The home worker of a started task (tasks keep it as an opaque pointer).
+fn home_of(task: &Task) -> *const home::Home {
+    let home = task.home().cast::<home::Home>();
+    debug_assert!(!home.is_null(), "a task that never ran has no home");
+    home
 }
 
-/// Make a parked task runnable. On one of its runtime's workers it runs next
-/// on that worker; from anywhere else it goes through the injector.
+/// Make a parked task runnable, on its home worker: on that worker itself
+/// it runs next; from any other thread it goes to that worker's inbox.
 pub(crate) fn wake(task: TaskRef) {
     if !task.task().state.wake() {
         return;
     }
-    let scheduler = scheduler_of(task.task());
+    let home = home_of(task.task());
     context::with_worker(|w| match w {
-        Some(w) if std::ptr::eq(Arc::as_ptr(&w.scheduler), scheduler) => w.push_runnext(task),
-        _ => {
-            // SAFETY: a task that can still be woken keeps its runtime's
-            // Scheduler alive (Runtime::drop leaks it while tasks remain).
-            let scheduler = unsafe { &*scheduler };
-            scheduler.injector.push(task);
-            scheduler.idle.notify_one();
-        }
+        Some(w) if std::ptr::eq(w.home(), home) => w.push_runnext(task),
+        _ => wake_remote(home, task),
     });
+}
+
+/// The cross-thread half of [`wake`]: queue `task` in its home's inbox and
+/// wake that worker if it sleeps.
+#[inline(never)]
+fn wake_remote(home: *const home::Home, task: TaskRef) {
+    // SAFETY: we just moved the task from PARKED to RUNNABLE, so it has not
+    // finished, and its home worker does not finish it (shutdown cancels it
+    // there) before it arrives in the inbox: until our push the worker
+    // holds its own reference to the Scheduler, which owns the Home.
+    let home = unsafe { &*home };
+    // SAFETY: as above, the Scheduler is alive now. Our own reference keeps
+    // it alive through the notify, even if the task then finishes at once
+    // and the runtime shuts down: the last reference may be this one.
+    let scheduler = unsafe {
+        Arc::increment_strong_count(home.scheduler);
+        Arc::from_raw(home.scheduler)
+    };
+    home.push_inbox(task);
+    scheduler.idle.notify_worker(home.index);
+}
+
+/// A failed non-blocking attempt (`try_recv`, `try_send`) is a scheduling
+/// point: if another coroutine is ready on this worker, let it run, so that
+/// a coroutine polling in a loop cannot starve the one it waits for when
+/// both live on the same worker.
+pub(crate) fn yield_if_others_ready() {
+    if context::with_worker(|w| w.is_some_and(|w| w.has_local_work())) && context::in_coroutine() {
+        yield_now();
+    }
 }
 
 /// Park the calling coroutine until someone wakes it (may return spuriously).
@@ -102,9 +135,9 @@ pub fn sleep(duration: Duration) {
         yield_now();
         return;
     }
-    // SAFETY: the running task is alive while it runs, and keeps its
-    // runtime's Scheduler alive.
-    let scheduler = unsafe { &*scheduler_of(task.as_ref()) };
+    // SAFETY: the running task is alive while it runs, it has started so it
+    // has a home, and its worker keeps the Scheduler that owns it alive.
+    let scheduler = unsafe { &*(*home_of(task.as_ref())).scheduler };
     let me = Caller::get();
     me.cell().prepare();
     if scheduler.timers.add(duration, me.to_waiter()) {

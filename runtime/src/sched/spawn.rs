@@ -2,9 +2,12 @@
 //! coroutine runs first.
 //!
 //! [`Scheduler::spawn`] takes a stack from the pool, allocates the task
-//! (`task/`), builds its coroutine around [`coroutine_main`], and queues it:
-//! on one of this runtime's workers into its `runnext` (as Go's `newproc`
-//! does), from anywhere else into the injector, waking an idle worker.
+//! (`task/`), builds its coroutine around [`coroutine_main`], and queues it
+//! where any worker may take it, since it has not started: on one of this
+//! runtime's workers into its spawn slot (`home.rs`; Go's `runnext` for
+//! `newproc`), from anywhere else into the injector. Either way an idle
+//! worker is woken, so a new coroutine never waits behind a busy one while
+//! a worker sleeps. After shutdown has begun, spawning fails.
 //!
 //! [`coroutine_main`] is the first code that runs on the new stack, the
 //! first time a worker resumes the task: it publishes the coroutine as this
@@ -46,9 +49,9 @@ impl Scheduler {
     }
 
     /// Create a task and queue it. From `local`, one of this runtime's
-    /// workers, the new task goes to `runnext` (as Go's `newproc` does);
-    /// from anywhere else (`None`) it goes to the injector and an idle
-    /// worker is woken.
+    /// workers, the new task goes to its spawn slot (the task it displaces
+    /// to its stealable queue); from anywhere else (`None`) it goes to the
+    /// injector. Either way an idle worker is woken.
     fn spawn_from<F, T>(
         self: &Arc<Self>,
         local: Option<&Worker>,
@@ -59,6 +62,9 @@ impl Scheduler {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(shut_down());
+        }
         let size = match opts.stack_max {
             Some(bytes) => crate::stack_size_for(bytes)?,
             None => self.pool.default_size(),
@@ -74,21 +80,30 @@ impl Scheduler {
             ),
         };
         stack.set_label(id, opts.name);
-        let scheduler = Arc::as_ptr(self).cast();
-        let (run, handle) = TaskRef::new(scheduler, |me| new_coroutine(me, stack, f));
+        let (run, handle) = TaskRef::new(|me| new_coroutine(me, stack, f));
         match local {
             Some(w) => {
                 self.counters.worker(w.index).add_spawned();
-                w.push_runnext(run);
+                w.push_spawned(run);
             }
             None => {
                 self.counters.external_spawned();
                 self.injector.push(run);
-                self.idle.notify_one();
+                if self.shutdown.load(Ordering::SeqCst) {
+                    // The workers may have emptied the injector for the last
+                    // time before our push: cancel what is left ourselves.
+                    self.cancel_injected();
+                    return Err(shut_down());
+                }
             }
         }
+        self.idle.notify_one();
         Ok(handle)
     }
+}
+
+fn shut_down() -> io::Error {
+    io::Error::other("spindle: cannot spawn: the runtime is shutting down")
 }
 
 /// Spawn on the runtime of the calling worker (`spindle::spawn`). Returns
@@ -125,12 +140,27 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    context::enter(me.as_ptr(), yielder);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    match result {
+        // The runtime is cancelling us (worker.rs, `cancel`): this is
+        // corosensei's forced unwind, not a panic of `f`. Let it reach the
+        // coroutine's root; there is no result.
+        Err(payload) if context::cancelling() => panic::resume_unwind(payload),
+        result => store_result(me, result),
+    }
+}
+
+/// Store the coroutine's result for `join`, and hand its dropper to the
+/// worker.
+fn store_result<T>(me: TaskPtr, result: std::thread::Result<T>) -> OutputDropper
+where
+    T: Send + 'static,
+{
     unsafe fn drop_result<T>(cell: WaitCell<'_>) {
         // SAFETY: the caller saw COMPLETE and owns the stored result.
         drop(unsafe { cell.take::<std::thread::Result<T>>() });
     }
-    context::enter(me.as_ptr(), yielder);
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
     context::leave();
     // SAFETY: the task is alive (its worker holds a reference while it
     // runs), it is not waiting on anything, so its hand-off slot is free,

@@ -1,29 +1,43 @@
 //! Workers: the OS threads that run coroutines (Go's M with its P).
 //!
-//! Each worker owns a [`RunQueue`]: a FIFO work-stealing deque plus a
-//! `runnext` slot. The loop in [`Worker::run`] is Go's `schedule()`:
+//! A coroutine that has started is *pinned*: it runs only on its home
+//! worker, the one that first ran it (the crate docs say why). So a worker
+//! keeps two kinds of work apart:
 //!
-//! 1. every 61st round, look at the global injector first, so tasks pushed
-//!    from outside are never starved by a busy local queue, and fire due timers;
-//! 2. `runnext` (a task woken by this worker: it runs next, so a ping-pong
-//!    pair stays on one worker and in cache), at most [`RUNNEXT_LIMIT`] times
-//!    in a row so it cannot starve the local queue;
-//! 3. the local queue, then the injector;
-//! 4. spin: steal half of another worker's queue (bounded number of spinners);
+//! * **started** tasks, which only it may run: `runnext` (a task woken by
+//!   this worker: it runs next, so a ping-pong pair stays in cache), the
+//!   `pinned` queue (tasks that yielded, or that `runnext` displaced), and
+//!   its home's inbox (tasks woken from other threads, `home.rs`);
+//! * **unstarted** tasks, which any worker may run: its home's spawn slot
+//!   (the newest spawn), its work-stealing deque, and the global injector.
+//!
+//! The loop in [`Worker::run`] is Go's `schedule()`:
+//!
+//! 1. every 61st round, fire due timers and look at the inbox, the spawn
+//!    slot, the deque and the injector first, so that nothing waits forever
+//!    behind coroutines that keep yielding;
+//! 2. `runnext`, at most [`RUNNEXT_LIMIT`] times in a row;
+//! 3. the spawn slot, the deque, the inbox, the pinned queue, the injector;
+//! 4. spin: steal half of another worker's deque, or its spawn slot after a
+//!    grace period (bounded number of spinners);
 //! 5. sleep until notified or until the next timer is due.
 //!
-//! Only the owning thread touches `runnext`, the local end of the deque, and
-//! the stack cache; other workers only steal through the shared `Stealer`.
+//! Only the owning thread touches `runnext`, the pinned queue, the local end
+//! of the deque, and the stack cache; other workers reach a worker only
+//! through its `Stealer` and its [`Home`].
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::context;
+use super::home::Home;
 use super::idle::Wakeup;
 use super::Scheduler;
 use crate::coroutine::{OutputDropper, Suspend};
@@ -32,19 +46,27 @@ use crate::stack::pool::LocalStacks;
 use crate::task::join_state::Completion;
 use crate::task::TaskRef;
 
-/// How many times in a row `runnext` may win over the local queue.
+/// How many times in a row `runnext` may win over the other queues.
 const RUNNEXT_LIMIT: u32 = 32;
 /// Go checks the global queue every 61 scheduling rounds; so do we.
 const GLOBAL_POLL_INTERVAL: u32 = 61;
 /// Rounds over all victims before a spinning worker gives up and sleeps.
 const STEAL_ROUNDS: usize = 4;
+/// How long a thief leaves a busy worker's newest spawn to its owner (Go's
+/// `runqgrab` waits 3 µs before it takes a running P's `runnext`).
+const SPAWN_GRACE: Duration = Duration::from_micros(3);
 /// Task ids are taken from the shared counter in blocks of this many.
 const ID_BLOCK: u64 = 1024;
+/// The registry of started tasks is swept of finished ones when it has
+/// doubled since the last sweep, and not below this size.
+const REGISTRY_SWEEP_MIN: usize = 64;
 
-/// A worker's run queue: the deque other workers steal from, and `runnext`.
+/// A worker's run queues (see the module docs).
 pub(crate) struct RunQueue {
+    /// Unstarted tasks; other workers steal from the far end.
     deque: Deque<TaskRef>,
     runnext: Cell<Option<TaskRef>>,
+    pinned: RefCell<VecDeque<TaskRef>>,
     streak: Cell<u32>,
 }
 
@@ -53,6 +75,7 @@ impl RunQueue {
         RunQueue {
             deque: Deque::new_fifo(),
             runnext: Cell::new(None),
+            pinned: RefCell::new(VecDeque::new()),
             streak: Cell::new(0),
         }
     }
@@ -67,6 +90,11 @@ pub(crate) struct Worker {
     pub scheduler: Arc<Scheduler>,
     queue: RunQueue,
     pub stacks: RefCell<LocalStacks>,
+    /// Every task whose home this is and that has started: one reference
+    /// each, so that shutdown can find and cancel them (`shutdown.rs`).
+    /// Finished ones are swept out lazily.
+    registry: RefCell<Vec<TaskRef>>,
+    swept_at: Cell<usize>,
     tick: Cell<u32>,
     spinning: Cell<bool>,
     rng: Cell<u64>,
@@ -82,6 +110,8 @@ impl Worker {
             scheduler,
             queue,
             stacks: RefCell::new(stacks),
+            registry: RefCell::new(Vec::new()),
+            swept_at: Cell::new(0),
             tick: Cell::new(0),
             spinning: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
@@ -90,7 +120,13 @@ impl Worker {
         }
     }
 
-    /// The worker thread's main loop. Returns at shutdown.
+    /// What other threads can reach of this worker.
+    pub fn home(&self) -> &Home {
+        &self.scheduler.homes[self.index]
+    }
+
+    /// The worker thread's main loop. Returns after shutdown, when every
+    /// task of this home has been cancelled.
     pub fn run(&self) {
         context::set_worker(self);
         loop {
@@ -110,6 +146,7 @@ impl Worker {
             }
             self.sleep();
         }
+        self.stop_spinning();
         self.shutdown();
         context::set_worker(ptr::null());
     }
@@ -129,13 +166,32 @@ impl Worker {
         id
     }
 
-    /// Make `task` the next one this worker runs. The task it displaces goes
-    /// to the local queue, where idle workers may steal it.
+    /// Make `task`, a started task of this home, the next one this worker
+    /// runs. The task it displaces goes to the pinned queue.
     pub fn push_runnext(&self, task: TaskRef) {
         if let Some(old) = self.queue.runnext.replace(Some(task)) {
-            self.queue.deque.push(old);
-            self.scheduler.idle.notify_one();
+            self.queue.pinned.borrow_mut().push_back(old);
         }
+    }
+
+    /// Queue a new, unstarted task: in the spawn slot, where it runs next
+    /// here unless an idle worker takes it first. The caller wakes one.
+    pub fn push_spawned(&self, task: TaskRef) {
+        if let Some(old) = self.home().put_spawned(task) {
+            self.queue.deque.push(old);
+        }
+    }
+
+    /// Is anything besides the running coroutine ready on this worker?
+    pub fn has_local_work(&self) -> bool {
+        // `runnext` is a Cell: look by taking it out and putting it back.
+        let runnext = self.queue.runnext.take();
+        let has = runnext.is_some();
+        self.queue.runnext.set(runnext);
+        has || !self.queue.pinned.borrow().is_empty()
+            || self.home().has_spawned()
+            || !self.home().inbox_is_empty()
+            || !self.queue.deque.is_empty()
     }
 
     fn find_task(&self) -> Option<TaskRef> {
@@ -143,7 +199,13 @@ impl Worker {
         self.tick.set(tick);
         if tick % GLOBAL_POLL_INTERVAL == 0 {
             self.scheduler.timers.fire_due();
-            if let Some(task) = self.steal_from_injector() {
+            if let Some(task) = self
+                .home()
+                .pop_inbox()
+                .or_else(|| self.home().take_spawned())
+                .or_else(|| self.queue.deque.pop())
+                .or_else(|| self.steal_from_injector())
+            {
                 return Some(task);
             }
         }
@@ -154,12 +216,16 @@ impl Worker {
                 return Some(task);
             }
             // Fairness: send it to the back of the line.
-            self.queue.deque.push(task);
+            self.queue.pinned.borrow_mut().push_back(task);
         }
         self.queue.streak.set(0);
-        self.queue
-            .deque
-            .pop()
+        // A task that yielded (pinned) goes behind everything else that is
+        // ready here, unstarted tasks included, as in one FIFO queue.
+        self.home()
+            .take_spawned()
+            .or_else(|| self.queue.deque.pop())
+            .or_else(|| self.home().pop_inbox())
+            .or_else(|| self.queue.pinned.borrow_mut().pop_front())
             .or_else(|| self.steal_from_injector())
     }
 
@@ -177,7 +243,8 @@ impl Worker {
         }
     }
 
-    /// Look for work elsewhere for a little while (Go's `findrunnable`).
+    /// Look for work elsewhere for a little while (Go's `findrunnable`):
+    /// unstarted tasks of other workers, and anything woken into our inbox.
     fn spin(&self) -> Option<TaskRef> {
         let idle = &self.scheduler.idle;
         if !self.spinning.get() {
@@ -194,7 +261,11 @@ impl Worker {
                     return self.found_work(task);
                 }
             }
+            if let Some(task) = self.home().pop_inbox() {
+                return self.found_work(task);
+            }
             let start = self.random() as usize % n;
+            let mut spawn_slot_victim = None;
             for k in 0..n {
                 let victim = (start + k) % n;
                 if victim == self.index {
@@ -210,13 +281,37 @@ impl Worker {
                         Steal::Retry => continue,
                     }
                 }
+                if self.scheduler.homes[victim].has_spawned() {
+                    spawn_slot_victim = Some(victim);
+                }
             }
             if let Some(task) = self.steal_from_injector() {
                 return self.found_work(task);
             }
+            if let Some(victim) = spawn_slot_victim {
+                if let Some(task) = self.steal_spawned(victim) {
+                    return self.found_work(task);
+                }
+            }
             std::hint::spin_loop();
         }
         None
+    }
+
+    /// Take `victim`'s newest spawn, after leaving it a grace period to take
+    /// it itself (it usually does, when the spawner blocks soon after).
+    fn steal_spawned(&self, victim: usize) -> Option<TaskRef> {
+        let home = &self.scheduler.homes[victim];
+        let t0 = Instant::now();
+        while t0.elapsed() < SPAWN_GRACE {
+            if !home.has_spawned() {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        let task = home.take_spawned()?;
+        self.scheduler.counters.worker(self.index).add_steal();
+        Some(task)
     }
 
     /// Leave the spinning state with work in hand.
@@ -254,24 +349,35 @@ impl Worker {
         }
     }
 
-    /// Is there anything for this worker to do? (The re-check before sleeping.)
+    /// Is there anything for this worker to do? (The re-check before
+    /// sleeping: its own inbox, and every place unstarted work may be.)
     fn work_visible(&self) -> bool {
-        self.scheduler.shutdown.load(Ordering::Acquire)
-            || !self.scheduler.injector.is_empty()
-            || self.scheduler.stealers.iter().any(|s| !s.is_empty())
-            || self.scheduler.timers.any_due()
+        let s = &self.scheduler;
+        s.shutdown.load(Ordering::Acquire)
+            || !self.home().inbox_is_empty()
+            || !s.injector.is_empty()
+            || s.stealers.iter().any(|st| !st.is_empty())
+            || s.homes.iter().any(|h| h.has_spawned())
+            || s.timers.any_due()
     }
 
     fn run_task(&self, task: TaskRef) {
-        task.task().state.start_running();
-        // (The coroutine publishes itself as this thread's running task when
+        let t = task.task();
+        if t.home().is_null() {
+            self.adopt(&task);
+        }
+        t.state.start_running();
+        // (The coroutine publishes itself as this thread's current one when
         // it is resumed, and withdraws when it switches out: context.rs.)
-        // SAFETY: the task came out of our run queue, so (state.rs, rule 1) no
-        // other worker holds it, and it is not parked: only we resume it.
+        // SAFETY: the task came out of our run queues, so (state.rs, rule 1)
+        // no other worker holds it, it is not parked, and it is ours (its
+        // home, or unstarted): only we resume it.
         let result = unsafe { task.resume() };
         self.scheduler.counters.worker(self.index).add_switch();
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => self.queue.deque.push(task),
+            CoroutineResult::Yield(Suspend::Yield) => {
+                self.queue.pinned.borrow_mut().push_back(task)
+            }
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => match task.commit_park() {
@@ -279,6 +385,18 @@ impl Worker {
                 Some(task) => self.push_runnext(task),
             },
             CoroutineResult::Return(dropper) => self.finish(task, dropper),
+        }
+    }
+
+    /// A task runs for the first time: this worker becomes its home for
+    /// good, and registers it for shutdown.
+    fn adopt(&self, task: &TaskRef) {
+        task.task().set_home(ptr::from_ref(self.home()).cast());
+        let mut registry = self.registry.borrow_mut();
+        registry.push(task.clone());
+        if registry.len() >= REGISTRY_SWEEP_MIN.max(2 * self.swept_at.get()) {
+            registry.retain(|t| !t.task().state.is_done());
+            self.swept_at.set(registry.len());
         }
     }
 
@@ -292,22 +410,30 @@ impl Worker {
             .pool
             .put(Some(&mut self.stacks.borrow_mut()), stack);
         task.task().state.finish();
+        self.unregister_if_last(&task);
         self.scheduler.counters.worker(self.index).add_finished();
-        // Publish completion, then wake the joiner or, if the handle is
-        // gone, drop the result (task/join_state.rs).
-        match task.task().join.complete() {
-            // SAFETY: the handle is gone and saw no COMPLETE: the result is ours.
-            Completion::DropResult => unsafe { dropper(task.cell()) },
-            Completion::WakeJoiner => {
-                // SAFETY: we saw JOIN_WAITER, so the joiner's write is
-                // visible and it will not touch the slot again.
-                if let Some(raw) = unsafe { task.take_joiner() } {
-                    // SAFETY: the slot holds a word from `Waiter::into_raw`.
-                    unsafe { Waiter::from_raw(raw) }.wake();
-                }
-            }
-            Completion::Nothing => {}
+        complete(&task, Some(dropper));
+    }
+
+    /// The common case of a short-lived task: it is the newest registered,
+    /// so its registration goes now rather than at the next sweep.
+    fn unregister_if_last(&self, task: &TaskRef) {
+        let mut registry = self.registry.borrow_mut();
+        if registry
+            .last()
+            .is_some_and(|t| ptr::eq(t.task(), task.task()))
+        {
+            registry.pop();
         }
+    }
+
+    /// The registry, for shutdown.
+    pub(super) fn registry(&self) -> &RefCell<Vec<TaskRef>> {
+        &self.registry
+    }
+
+    pub(super) fn queue(&self) -> &RunQueue {
+        &self.queue
     }
 
     fn random(&self) -> u64 {
@@ -319,12 +445,38 @@ impl Worker {
         self.rng.set(x);
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+}
 
-    fn shutdown(&self) {
-        drop(self.queue.runnext.take());
-        while self.queue.deque.pop().is_some() {}
-        self.scheduler
-            .pool
-            .drain_local(&mut self.stacks.borrow_mut());
+impl RunQueue {
+    /// Everything queued here, unstarted and started, for shutdown.
+    pub(super) fn drain(&self) -> Vec<TaskRef> {
+        let mut all: Vec<TaskRef> = self.runnext.take().into_iter().collect();
+        all.extend(self.pinned.borrow_mut().drain(..));
+        all.extend(std::iter::from_fn(|| self.deque.pop()));
+        all
+    }
+}
+
+/// Publish that `task` is complete, then wake the joiner or, if the handle
+/// is gone, drop the result with `dropper` (task/join_state.rs). No dropper
+/// means the task was cancelled: there is no result.
+pub(super) fn complete(task: &TaskRef, dropper: Option<OutputDropper>) {
+    match task.task().join.complete(dropper.is_none()) {
+        Completion::DropResult => {
+            if let Some(dropper) = dropper {
+                // SAFETY: the handle is gone and saw no COMPLETE: the result
+                // is ours.
+                unsafe { dropper(task.cell()) }
+            }
+        }
+        Completion::WakeJoiner => {
+            // SAFETY: we saw JOIN_WAITER, so the joiner's write is visible
+            // and it will not touch the slot again.
+            if let Some(raw) = unsafe { task.take_joiner() } {
+                // SAFETY: the slot holds a word from `Waiter::into_raw`.
+                unsafe { Waiter::from_raw(raw) }.wake();
+            }
+        }
+        Completion::Nothing => {}
     }
 }

@@ -15,8 +15,7 @@
 //!   ([`ensure_altstack`]).
 //! * **It finds the slot by fault address**, through the lock-free slab
 //!   registry, never through a "current coroutine" pointer: a coroutine's
-//!   stack is also used outside `resume` (drop, unwind), and a thread-local
-//!   would be wrong after migration anyway.
+//!   stack is also used outside `resume` (a cancellation unwind, say).
 //! * **It is async-signal-safe**: atomics, arithmetic, a stack buffer and
 //!   `write(2)`; no allocation, no locks, no formatting machinery.
 //! * **It chains.** A fault that is not a guard hit goes to the handler that

@@ -6,7 +6,10 @@
 //!   back in the pool;
 //! * `JOIN_WAITER`: set by the join handle once it has written its waiter
 //!   into the task;
-//! * `JOIN_INTEREST`: set while a `JoinHandle` exists.
+//! * `JOIN_INTEREST`: set while a `JoinHandle` exists;
+//! * `CANCELLED`: set together with `COMPLETE` when the runtime shut down
+//!   before the coroutine returned: there is no result, `join` reports the
+//!   cancellation.
 //!
 //! The joiner writes its waiter *before* setting `JOIN_WAITER`; the finisher
 //! reads it only *after* its `fetch_or(COMPLETE)` saw `JOIN_WAITER`. Whichever
@@ -24,6 +27,7 @@ use crate::loom_shim::AtomicU8;
 const COMPLETE: u8 = 1;
 const JOIN_WAITER: u8 = 2;
 const JOIN_INTEREST: u8 = 4;
+const CANCELLED: u8 = 8;
 
 pub(crate) struct JoinState(AtomicU8);
 
@@ -46,11 +50,25 @@ impl JoinState {
         self.0.load(Acquire) & COMPLETE != 0
     }
 
-    /// Finisher side: publish completion (the result is stored).
-    pub fn complete(&self) -> Completion {
-        let prev = self.0.fetch_or(COMPLETE, AcqRel);
+    /// Did the runtime cancel the task? (Meaningful once complete.)
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Acquire) & CANCELLED != 0
+    }
+
+    /// Finisher side: publish completion; `cancelled` if there is no result.
+    pub fn complete(&self, cancelled: bool) -> Completion {
+        let bits = if cancelled {
+            COMPLETE | CANCELLED
+        } else {
+            COMPLETE
+        };
+        let prev = self.0.fetch_or(bits, AcqRel);
         if prev & JOIN_INTEREST == 0 {
-            Completion::DropResult
+            if cancelled {
+                Completion::Nothing
+            } else {
+                Completion::DropResult
+            }
         } else if prev & JOIN_WAITER != 0 {
             Completion::WakeJoiner
         } else {
@@ -66,8 +84,8 @@ impl JoinState {
     }
 
     /// Handle side, on drop: withdraw interest. Returns `true` if the task
-    /// had completed, so the handle must drop the result.
+    /// had completed with a result, so the handle must drop the result.
     pub fn detach(&self) -> bool {
-        self.0.fetch_and(!JOIN_INTEREST, AcqRel) & COMPLETE != 0
+        self.0.fetch_and(!JOIN_INTEREST, AcqRel) & (COMPLETE | CANCELLED) == COMPLETE
     }
 }

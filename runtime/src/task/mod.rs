@@ -5,8 +5,9 @@
 //!
 //! * the scheduling state (`state.rs`), the join state (`join_state.rs`) and
 //!   a reference count;
-//! * the scheduler it belongs to, as an opaque pointer (this module never
-//!   looks through it: `sched/` owns what it points to);
+//! * its *home*, the worker that first ran it and the only one that will
+//!   ever run it again, as an opaque pointer (this module never looks
+//!   through it: `sched/` owns what it points to);
 //! * its hand-off slot and outcome byte (the task's [`WaitCell`]): how a
 //!   channel passes it a value while it sleeps, and, once it has returned,
 //!   where its result waits for `join`;
@@ -35,7 +36,7 @@ pub(crate) mod state;
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use crate::coroutine::{Coroutine, OutputDropper, Suspend};
 use crate::stack::Stack;
@@ -50,10 +51,11 @@ pub(crate) struct Task {
     outcome: OutcomeByte,
     /// Set while the task holds one reference to itself (`spare.rs`).
     spare: AtomicBool,
-    /// The scheduler this task belongs to, opaque here (`sched/` casts it
-    /// back). Valid while the task can be woken: a runtime with unfinished
-    /// tasks is never freed (see `Runtime::drop`).
-    scheduler: *const (),
+    /// The home worker (opaque here; `sched/` casts it back): null until the
+    /// task first runs. Written once, by that worker before the first
+    /// resume; read by the task itself and by wakers, which the state word's
+    /// read-modify-writes order after the write.
+    home: AtomicPtr<()>,
     hand_off: HandOff,
     /// `Some` until the coroutine returns. Touched only by the worker that
     /// holds the task (it took it from a run queue).
@@ -65,9 +67,15 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// The scheduler this task belongs to, opaque (see the field).
-    pub fn scheduler(&self) -> *const () {
-        self.scheduler
+    /// The home worker, opaque (see the field); null if not started.
+    pub fn home(&self) -> *const () {
+        self.home.load(Ordering::Relaxed)
+    }
+
+    /// Record the home worker, once, before the first resume.
+    pub fn set_home(&self, home: *const ()) {
+        debug_assert!(self.home().is_null());
+        self.home.store(home.cast_mut(), Ordering::Relaxed);
     }
 }
 
@@ -108,20 +116,17 @@ impl TaskPtr {
 }
 
 impl TaskRef {
-    /// Allocate a task of `scheduler`, with two references: one for the run
-    /// queue, one for the join handle. `coroutine` builds its coroutine,
-    /// given the task's address for the entry closure.
-    pub fn new(
-        scheduler: *const (),
-        coroutine: impl FnOnce(TaskPtr) -> Coroutine,
-    ) -> (TaskRef, TaskRef) {
+    /// Allocate a task with two references: one for the run queue, one for
+    /// the join handle. `coroutine` builds its coroutine, given the task's
+    /// address for the entry closure.
+    pub fn new(coroutine: impl FnOnce(TaskPtr) -> Coroutine) -> (TaskRef, TaskRef) {
         let raw = Box::into_raw(Box::new(Task {
             refs: AtomicU32::new(2),
             state: SchedState::new_runnable(),
             join: JoinState::new(),
             outcome: OutcomeByte::new(),
             spare: AtomicBool::new(false),
-            scheduler,
+            home: AtomicPtr::new(std::ptr::null_mut()),
             hand_off: new_hand_off(),
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
@@ -167,6 +172,21 @@ impl TaskRef {
         // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.task().coroutine.get() };
         co.as_mut().expect("resumed a finished task").resume(())
+    }
+
+    /// Unwind the coroutine's stack (its locals are dropped, on this
+    /// thread), or, if it never started, drop its function. Afterwards the
+    /// coroutine has returned. A panic that is not the unwind itself (a
+    /// destructor that panics) propagates to the caller.
+    ///
+    /// # Safety
+    /// As for [`resume`](Self::resume).
+    pub unsafe fn force_unwind(&self) {
+        // SAFETY: only the worker running the task touches the coroutine.
+        let co = unsafe { &mut *self.task().coroutine.get() };
+        if let Some(co) = co.as_mut() {
+            co.force_unwind();
+        }
     }
 
     /// Take the stack back from a coroutine that has returned.
@@ -218,12 +238,15 @@ impl Drop for TaskRef {
 
 impl Drop for Task {
     fn drop(&mut self) {
-        // A coroutine that never finished (its runtime shut down, or nobody
-        // ever woke it) is forgotten, not dropped: dropping would unwind it on
-        // this thread, running user code at an arbitrary point. Its stack slot
-        // stays reserved, its captured values leak.
+        // A coroutine still here never ran to its end. If it never started
+        // (a spawn that raced a shutdown), dropping it only drops its
+        // function. A started one is forgotten, not dropped: dropping would
+        // unwind it on this thread, at an arbitrary point; shutdown unwinds
+        // every started coroutine on its home worker, so this does not happen.
         if let Some(co) = self.coroutine.get_mut().take() {
-            std::mem::forget(co);
+            if co.started() {
+                std::mem::forget(co);
+            }
         }
     }
 }

@@ -116,6 +116,11 @@ impl SchedState {
         parked
     }
 
+    /// Has the task finished (or been cancelled)?
+    pub fn is_done(&self) -> bool {
+        self.0.load(Acquire) == DONE
+    }
+
     /// Worker side, after the task's function returned.
     pub fn finish(&self) {
         self.0.swap(DONE, AcqRel);
@@ -217,6 +222,47 @@ mod loom_tests {
             let t = loom::thread::spawn(move || s2.wake() as u32);
             let mine = state.wake() as u32;
             assert_eq!(mine + t.join().unwrap(), 1);
+        });
+    }
+
+    /// Shutdown against a wake in flight (`sched/shutdown.rs`): a waker on
+    /// another thread wins `PARKED → RUNNABLE`, takes a reference to the
+    /// scheduler, pushes the task into its home's inbox and notifies; the
+    /// home worker, shutting down, cancels the task only once it holds it
+    /// (claimed by its own `wake`, or seen in the inbox), then drops its
+    /// own reference. The waker must never take a reference to a scheduler
+    /// that is already freed, and the task is cancelled exactly once.
+    #[test]
+    fn loom_shutdown_waits_for_a_wake_in_flight() {
+        use loom::sync::atomic::AtomicUsize;
+        loom::model(|| {
+            let state = Arc::new(SchedState::new_runnable());
+            state.start_running();
+            assert!(state.commit_park());
+            let inbox = Arc::new(AtomicBool::new(false));
+            // The scheduler's reference count; the worker holds one.
+            let refs = Arc::new(AtomicUsize::new(1));
+            let (s2, inbox2, refs2) = (state.clone(), inbox.clone(), refs.clone());
+            let waker = loom::thread::spawn(move || {
+                if s2.wake() {
+                    let before = refs2.fetch_add(1, SeqCst);
+                    assert_ne!(before, 0, "a waker revived a freed scheduler");
+                    inbox2.store(true, SeqCst);
+                    // ... notify the worker, then let go.
+                    refs2.fetch_sub(1, SeqCst);
+                }
+            });
+            // The worker's shutdown loop.
+            loop {
+                if inbox.load(SeqCst) || state.wake() {
+                    state.finish();
+                    break;
+                }
+                loom::thread::yield_now();
+            }
+            refs.fetch_sub(1, SeqCst);
+            waker.join().unwrap();
+            assert!(state.is_done());
         });
     }
 }
