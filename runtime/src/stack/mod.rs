@@ -10,15 +10,20 @@
 //!
 //! 1. A slot's lowest page is a guard (`guard.rs`). Running into it is a stack
 //!    overflow, reported and aborted by `overflow.rs`.
-//! 2. A [`Stack`] handed to a coroutine has at most [`page::start_window`]
-//!    bytes resident (the "8 KiB start"): a fresh slot has only its label
-//!    page, and a finished stack has everything below its top window released with
-//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`).
+//! 2. A [`Stack`] handed to a coroutine has at most one page resident: its
+//!    top page, which holds the label. A fresh slot has only that page, and
+//!    a finished stack has everything below it released with
+//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`). The
+//!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
+//!    without a system call (the pages below the top arrive by page fault),
+//!    not what a parked one keeps: a shallow coroutine costs one page,
+//!    whether its slot is fresh or reused.
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
 //!    makes no system call.
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The
 //!    [`Stack`] value itself only knows where the slot is.
-
+//! 5. A pool that has been idle for a while gives back the memory of the
+//!    stacks it holds, top pages included (`pool.rs`, *trimming*).
 //!
 //! **Architecture differences** (x86_64, aarch64) stay out of this module:
 //! register saving, the initial frame and the red zone are corosensei's
@@ -125,12 +130,13 @@ impl Stack {
         label.name[..len].copy_from_slice(&name[..len]);
     }
 
-    /// The pages a finished coroutine may have dirtied below the start
-    /// window, as `(address, length)`: everything from just above the guard
-    /// page up to the window. Empty if the slot is no bigger than the window.
+    /// The pages a finished coroutine may have dirtied below its top page,
+    /// as `(address, length)`: everything from just above the guard page up
+    /// to the top page, which keeps the label.
     pub(crate) fn deep_range(&self) -> (usize, usize) {
-        let from = self.slot_base() + page::page_size();
-        let to = self.top() - page::start_window();
+        let page = page::page_size();
+        let from = self.slot_base() + page;
+        let to = self.top() - page;
         (from, to.saturating_sub(from))
     }
 

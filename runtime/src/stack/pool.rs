@@ -7,12 +7,12 @@
 //! * a global, mutex-protected [`StackPool`] with one free list per slot size,
 //!   which also carves fresh slots out of slabs.
 //!
-//! Invariant: every stack *handed out* has at most `page::start_window()`
-//! bytes resident, its guard page installed, and a label that is rewritten at
-//! hand-out.
+//! Invariant: every stack *handed out* has at most one page resident (its
+//! top page, with the label), its guard page installed, and a label that is
+//! rewritten at hand-out.
 //!
-//! Releasing a finished stack's deep pages (`MADV_DONTNEED` below the start
-//! window) is a system call that costs about as much as everything else in a
+//! Releasing a finished stack's deep pages (`MADV_DONTNEED` below the top
+//! page) is a system call that costs about as much as everything else in a
 //! spawn and join together, and spindle cannot know cheaply whether a stack
 //! grew (its growth is invisible demand paging; Go knows because it grows by
 //! copying). So a worker keeps finished stacks on a short *dirty* list and
@@ -371,14 +371,13 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::page::start_window;
 
     fn pool() -> StackPool {
         StackPool::new(64 * page_size(), guard::mode().unwrap())
     }
 
     #[test]
-    fn returned_stack_keeps_only_its_start_window() {
+    fn returned_stack_keeps_only_its_top_page() {
         let pool = pool();
         let page = page_size();
         let mut local = pool.new_local();
@@ -400,7 +399,7 @@ mod tests {
         pool.release_dirty(&mut local);
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
-        assert!(again.resident_bytes().unwrap() <= start_window());
+        assert_eq!(again.resident_bytes().unwrap(), page, "only the top page");
     }
 
     /// The fault-count shortcut must not hide pages touched by a coroutine
@@ -425,12 +424,12 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(stack.resident_bytes().unwrap() > start_window());
+        assert!(stack.resident_bytes().unwrap() > page);
         pool.put(Some(&mut local), stack);
         pool.release_dirty(&mut local);
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
-        assert!(again.resident_bytes().unwrap() <= start_window());
+        assert_eq!(again.resident_bytes().unwrap(), page, "only the top page");
     }
 
     /// A stack whose user touched no new page comes back clean without a
