@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use super::guard::{self, GuardMode};
 use super::page::page_size;
 use super::slab::Slab;
-use super::vma_budget::VmaBudget;
+use super::vma_budget;
 use super::Stack;
 
 /// Most clean stacks a worker keeps before handing half to the global pool.
@@ -76,8 +76,6 @@ pub(crate) struct StackPool {
     /// with a plain store (no locked instruction on the spawn path), for
     /// [`pooled`](Self::pooled).
     locals: Mutex<Vec<Arc<AtomicUsize>>>,
-    /// VMA accounting for mprotect mode (see [`VmaBudget`]).
-    vmas: Mutex<VmaBudget>,
     pub stats: Arc<PoolStats>,
 }
 
@@ -118,7 +116,6 @@ impl StackPool {
             default_size,
             classes: Mutex::new(Vec::new()),
             locals: Mutex::new(Vec::new()),
-            vmas: Mutex::new(VmaBudget::default()),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -296,8 +293,7 @@ impl StackPool {
         if need_slab {
             let count = slots_per_slab(class.slot_size);
             if self.mode == GuardMode::Mprotect {
-                let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-                vmas.reserve(1)?;
+                vma_budget::reserve(1)?;
             }
             let slab = Slab::reserve(class.slot_size, count)?;
             self.stats
@@ -308,8 +304,7 @@ impl StackPool {
         }
         let slab = class.slabs.last().expect("a slab was just ensured");
         if self.mode == GuardMode::Mprotect {
-            let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-            vmas.reserve(2)?;
+            vma_budget::reserve(2)?;
         }
         let base = slab.slot_base(class.next_fresh);
         // SAFETY: `base` is the first page of a never-used slot of our slab.
