@@ -44,6 +44,12 @@ fn main() {
 
 /// Resident set plus page tables, in bytes.
 fn memory() -> u64 {
+    let (rss, pte) = rss_and_page_tables();
+    rss + pte
+}
+
+/// Resident set and page tables, in bytes (`/proc/self/statm`, `VmPTE`).
+fn rss_and_page_tables() -> (u64, u64) {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -54,7 +60,7 @@ fn memory() -> u64 {
         .find_map(|l| l.strip_prefix("VmPTE:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
-    pages * page + pte_kib * 1024
+    (pages * page, pte_kib * 1024)
 }
 
 /// Park `n` coroutines on one channel; `touch` bytes of stack each first.
@@ -133,22 +139,25 @@ fn fanout(rt: &Runtime, n: usize) {
 
 fn burst(rt: &Runtime, n: usize) {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let before = memory();
-    let during = park_all(rt, n, 0);
+    let (before, _) = rss_and_page_tables();
+    park_all(rt, n, 0);
     let end = Instant::now();
+    let (after, pte) = rss_and_page_tables();
     println!(
-        "burst: before {:.1} MiB, parked {:.1} MiB",
+        "burst of {n}: RSS before {:.1} MiB, right after {:.1} MiB (page tables {:.1} MiB)",
         mib(before),
-        mib(during)
+        mib(after),
+        mib(pte)
     );
     for _ in 0..12 {
         std::thread::sleep(Duration::from_millis(250));
-        let now = memory();
+        let (now, pte) = rss_and_page_tables();
         println!(
-            "  +{:.2} s: {:.1} MiB ({:+.1} MiB over before)",
+            "  +{:.2} s: RSS {:.1} MiB ({:+.1} MiB over before), page tables {:.1} MiB",
             end.elapsed().as_secs_f64(),
             mib(now),
-            mib(now) - mib(before)
+            mib(now) - mib(before),
+            mib(pte)
         );
     }
 }

@@ -191,6 +191,15 @@ mod tests {
         unsafe { install(mode, p, page).unwrap() };
         assert_eq!(write_from(p), (-1, Some(libc::EFAULT)));
         assert_eq!(write_from(p.wrapping_add(page)).0, 1);
+        // A release over the guard (the trim of a run of pooled stacks,
+        // `trim.rs`) keeps it.
+        // SAFETY: our own mapping, holding nothing we need.
+        assert_eq!(
+            unsafe { libc::madvise(p.cast(), 2 * page, libc::MADV_DONTNEED) },
+            0
+        );
+        assert_eq!(write_from(p), (-1, Some(libc::EFAULT)));
+        assert_eq!(write_from(p.wrapping_add(page)).0, 1);
         // SAFETY: as above.
         unsafe { remove(mode, p, page).unwrap() };
         assert_eq!(write_from(p).0, 1);

@@ -39,6 +39,7 @@ pub mod page;
 pub(crate) mod pool;
 mod release;
 mod slab;
+mod trim;
 mod vma_budget;
 
 /// What a run of many stacks needs from the system, for a caller planning it
@@ -72,12 +73,14 @@ pub struct Stack {
 unsafe impl Send for Stack {}
 
 impl Stack {
-    /// Claim a freshly carved slot and record its size in its label.
+    /// Claim a bare slot (freshly carved, or trimmed to nothing by the
+    /// pool) and record its size in its label.
     ///
     /// # Safety
-    /// `[top - size, top)` must be a never-used slot of a live slab whose
-    /// lowest page is a guard, and no other `Stack` may describe it.
-    pub(crate) unsafe fn from_fresh_slot(top: NonNull<u8>, size: usize) -> Stack {
+    /// `[top - size, top)` must be a slot of a live slab whose lowest page
+    /// is a guard, holding no live data, and no other `Stack` may describe
+    /// it.
+    pub(crate) unsafe fn from_bare_slot(top: NonNull<u8>, size: usize) -> Stack {
         let stack = Stack { top };
         // SAFETY: the label lies in the slot's top bytes, which are writable
         // and aligned; the slot is ours.
@@ -138,6 +141,19 @@ impl Stack {
         let from = self.slot_base() + page;
         let to = self.top() - page;
         (from, to.saturating_sub(from))
+    }
+
+    /// Everything above the guard page, label included, as `(address,
+    /// length)`: what trimming a pooled stack releases.
+    pub(crate) fn whole_range(&self) -> (usize, usize) {
+        let page = page::page_size();
+        (self.slot_base() + page, self.size() - page)
+    }
+
+    /// Give up the handle, keeping only where the slot ends: after its
+    /// memory is released the label is gone, and with it the size.
+    pub(crate) fn into_top(self) -> NonNull<u8> {
+        self.top
     }
 
     /// Resident bytes of this slot, by `mincore(2)`.

@@ -24,17 +24,22 @@
 //! touched no new page: the process's page-fault count has not moved since
 //! the stack was handed out (`release.rs`).
 //!
+//! A pool that stays idle gives the memory of the stacks on its free lists
+//! back, top pages included, and keeps their slots as *bare* ones, handed
+//! out before any new slot is carved (`trim.rs`).
+//!
 //! Slabs are never unmapped while the pool lives; a stack leaked by a coroutine
 //! that never finished therefore stays valid memory.
 
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::guard::{self, GuardMode};
 use super::page::page_size;
 use super::slab::Slab;
+use super::trim::TrimClock;
 use super::vma_budget;
 use super::Stack;
 
@@ -76,12 +81,21 @@ pub(crate) struct StackPool {
     /// with a plain store (no locked instruction on the spawn path), for
     /// [`pooled`](Self::pooled).
     locals: Mutex<Vec<Arc<AtomicUsize>>>,
+    /// Stacks taken from or given back to the free lists, ever: trimming
+    /// waits until this stops moving (`trim.rs`).
+    traffic: AtomicUsize,
     pub stats: Arc<PoolStats>,
 }
 
-struct SizeClass {
+pub(super) struct SizeClass {
     slot_size: usize,
-    free: Vec<Stack>,
+    /// Released stacks with their top page resident (LIFO).
+    pub(super) free: Vec<Stack>,
+    /// Tops of trimmed slots: nothing resident, no label (`trim.rs`).
+    pub(super) bare: Vec<usize>,
+    /// Stacks taken out of `free` by a trim that has not put them in
+    /// `bare` yet.
+    pub(super) trimming: usize,
     slabs: Vec<Slab>,
     /// Next never-used slot in the last slab.
     next_fresh: usize,
@@ -99,6 +113,8 @@ pub(crate) struct LocalStacks {
     fault_mark: u64,
     /// `clean.len() + dirty.len()`, for `Runtime::stats` on other threads.
     held: Arc<AtomicUsize>,
+    /// When this worker last saw the free lists' traffic (`trim.rs`).
+    pub(super) trim: TrimClock,
 }
 
 impl LocalStacks {
@@ -116,6 +132,7 @@ impl StackPool {
             default_size,
             classes: Mutex::new(Vec::new()),
             locals: Mutex::new(Vec::new()),
+            traffic: AtomicUsize::new(0),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -132,6 +149,7 @@ impl StackPool {
             dirty: Vec::with_capacity(DIRTY_MAX),
             fault_mark: u64::MAX,
             held,
+            trim: TrimClock::default(),
         }
     }
 
@@ -141,14 +159,31 @@ impl StackPool {
     /// under the `classes` lock, which this holds, so a stack in transit is
     /// never counted twice or missed.
     pub fn pooled(&self) -> usize {
-        let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
-        let global: usize = classes.iter().map(|c| c.free.len()).sum();
+        let classes = self.lock_classes();
+        let global: usize = classes
+            .iter()
+            .map(|c| c.free.len() + c.bare.len() + c.trimming)
+            .sum();
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
         global
             + locals
                 .iter()
                 .map(|h| h.load(Ordering::Relaxed))
                 .sum::<usize>()
+    }
+
+    pub(super) fn lock_classes(&self) -> MutexGuard<'_, Vec<SizeClass>> {
+        self.classes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The free lists' traffic count, if some size class holds more than
+    /// `reserve` stacks that could be trimmed.
+    pub(super) fn traffic_if_trimmable(&self, reserve: usize) -> Option<usize> {
+        let classes = self.lock_classes();
+        classes
+            .iter()
+            .any(|c| c.free.len() > reserve)
+            .then(|| self.traffic.load(Ordering::Relaxed))
     }
 
     pub fn mode(&self) -> GuardMode {
@@ -238,10 +273,11 @@ impl StackPool {
     /// cache, `local` (already without them) publishes its count before the
     /// lock is released (see [`pooled`](Self::pooled)).
     fn give_back(&self, stacks: Vec<Stack>, local: Option<&LocalStacks>) {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         if let Some(first) = stacks.first() {
             let class = class_for(&mut classes, first.size());
             class.free.extend(stacks);
+            self.traffic.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(local) = local {
             local.publish();
@@ -251,7 +287,7 @@ impl StackPool {
     /// Fill a worker's empty cache with a batch of stacks (fresh slots if the
     /// free list is empty), publishing its count under the lock.
     fn refill(&self, local: &mut LocalStacks, size: usize) -> io::Result<()> {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         let class = class_for(&mut classes, size);
         let mut batch = self.take_locked(class, BATCH)?;
         local.clean.append(&mut batch);
@@ -261,16 +297,33 @@ impl StackPool {
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         let class = class_for(&mut classes, size);
         self.take_locked(class, want)
     }
 
     /// [`take_batch`](Self::take_batch) with the `classes` lock held.
     fn take_locked(&self, class: &mut SizeClass, want: usize) -> io::Result<Vec<Stack>> {
+        self.traffic.fetch_add(1, Ordering::Relaxed);
         if !class.free.is_empty() {
             let at = class.free.len().saturating_sub(want);
             return Ok(class.free.split_off(at));
+        }
+        if !class.bare.is_empty() {
+            let at = class.bare.len().saturating_sub(want);
+            let size = class.slot_size;
+            return Ok(class
+                .bare
+                .split_off(at)
+                .into_iter()
+                .map(|top| {
+                    let top = NonNull::new(top as *mut u8).expect("non-null");
+                    // SAFETY: a bare slot is a slot of a live slab with its
+                    // guard, released whole, described by no Stack (it left
+                    // the free list as a top address only).
+                    unsafe { Stack::from_bare_slot(top, size) }
+                })
+                .collect());
         }
         let mut out = Vec::with_capacity(want);
         while out.len() < want {
@@ -313,12 +366,12 @@ impl StackPool {
         self.stats.slots.fetch_add(1, Ordering::Relaxed);
         let top = NonNull::new(base.wrapping_add(class.slot_size)).expect("non-null");
         // SAFETY: the slot is inside a live slab, guarded, and handed out once.
-        Ok(unsafe { Stack::from_fresh_slot(top, class.slot_size) })
+        Ok(unsafe { Stack::from_bare_slot(top, class.slot_size) })
     }
 
     /// Resident bytes over every slot ever carved, by `mincore(2)`.
     pub fn resident_bytes(&self) -> io::Result<usize> {
-        let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let classes = self.lock_classes();
         let mut total = 0;
         for class in classes.iter() {
             for (i, slab) in class.slabs.iter().enumerate() {
@@ -354,6 +407,8 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
             classes.push(SizeClass {
                 slot_size,
                 free: Vec::new(),
+                bare: Vec::new(),
+                trimming: 0,
                 slabs: Vec::new(),
                 next_fresh: 0,
             });
