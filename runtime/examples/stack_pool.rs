@@ -118,23 +118,50 @@ fn reuse(rt: &Runtime, n: usize) {
 
 fn fanout(rt: &Runtime, n: usize) {
     for round in 0..3 {
-        let ns = rt.block_on(move || {
-            let wg = WaitGroup::new();
-            let t = Instant::now();
-            wg.add(n);
-            for _ in 0..n {
-                let w = wg.clone();
-                drop(spindle::spawn(move || w.done()));
-            }
-            wg.wait();
-            t.elapsed().as_nanos() as f64 / n as f64
+        // Sample how many coroutines are spawned and not finished: each
+        // holds a stack, so the peak is the fewest slots the round needs.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (ns, peak) = std::thread::scope(|scope| {
+            let sampler = scope.spawn(|| {
+                let mut peak = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(rt.stats().live);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                peak
+            });
+            let ns = fanout_round(rt, n);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            (ns, sampler.join().unwrap())
         });
         let s = rt.stats();
+        let per = |d: Duration| d.as_nanos() as f64 / n as f64;
         println!(
-            "fanout round {round}: {ns:.0} ns/coroutine; spawned {} slots {} pooled {}",
-            s.spawned, s.slots, s.pooled_stacks
+            "fanout round {round}: {:.0} ns/coroutine ({:.0} ns of it spawning); spawned {} \
+             slots {} pooled {}; peak live (sampled) {peak}",
+            per(ns.0),
+            per(ns.1),
+            s.spawned,
+            s.slots,
+            s.pooled_stacks
         );
     }
+}
+
+/// One fan-out round: total time, and time spent in the spawn loop.
+fn fanout_round(rt: &Runtime, n: usize) -> (Duration, Duration) {
+    rt.block_on(move || {
+        let wg = WaitGroup::new();
+        let t = Instant::now();
+        wg.add(n);
+        for _ in 0..n {
+            let w = wg.clone();
+            drop(spindle::spawn(move || w.done()));
+        }
+        let spawned = t.elapsed();
+        wg.wait();
+        (t.elapsed(), spawned)
+    })
 }
 
 fn burst(rt: &Runtime, n: usize) {
