@@ -50,6 +50,9 @@ pub(crate) const DIRTY_MAX: usize = 32;
 /// How many stacks move between the levels at once: also how many fresh
 /// slots a worker's cache carves ahead of its coroutines.
 pub const BATCH: usize = LOCAL_MAX / 2;
+/// Fresh slots whose guard regions are installed together, in one system
+/// call where the kernel allows it (`guard::install_regions`).
+const GUARD_AHEAD: usize = 64;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
 const SLAB_BYTES: usize = 64 << 20;
@@ -99,6 +102,9 @@ pub(super) struct SizeClass {
     slabs: Vec<Slab>,
     /// Next never-used slot in the last slab.
     next_fresh: usize,
+    /// Slots of the last slab below this one have their guard (guard
+    /// regions are installed [`GUARD_AHEAD`] slots at a time).
+    guarded: usize,
 }
 
 /// A worker's private stack cache (default slot size only).
@@ -354,14 +360,28 @@ impl StackPool {
                 .fetch_add(slab.reserved_bytes(), Ordering::Relaxed);
             class.slabs.push(slab);
             class.next_fresh = 0;
+            class.guarded = 0;
         }
         let slab = class.slabs.last().expect("a slab was just ensured");
         if self.mode == GuardMode::Mprotect {
             vma_budget::reserve(2)?;
         }
         let base = slab.slot_base(class.next_fresh);
-        // SAFETY: `base` is the first page of a never-used slot of our slab.
-        unsafe { guard::install(self.mode, base, page)? };
+        match self.mode {
+            // Guard regions are installed for a run of slots at once.
+            GuardMode::Regions if class.next_fresh >= class.guarded => {
+                let end = (class.next_fresh + GUARD_AHEAD).min(slab.count());
+                let ranges: Vec<(usize, usize)> = (class.next_fresh..end)
+                    .map(|i| (slab.slot_base(i) as usize, page))
+                    .collect();
+                // SAFETY: the first page of never-used slots of our slab.
+                unsafe { guard::install_regions(&ranges)? };
+                class.guarded = end;
+            }
+            GuardMode::Regions => {}
+            // SAFETY: `base` is the first page of a never-used slot of our slab.
+            GuardMode::Mprotect => unsafe { guard::install(self.mode, base, page)? },
+        }
         class.next_fresh += 1;
         self.stats.slots.fetch_add(1, Ordering::Relaxed);
         let top = NonNull::new(base.wrapping_add(class.slot_size)).expect("non-null");
@@ -411,6 +431,7 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
                 trimming: 0,
                 slabs: Vec::new(),
                 next_fresh: 0,
+                guarded: 0,
             });
             classes.len() - 1
         }
