@@ -17,7 +17,8 @@
 //!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
 //!    without a system call (the pages below the top arrive by page fault),
 //!    not what a parked one keeps: a shallow coroutine costs one page,
-//!    whether its slot is fresh or reused.
+//!    whether its slot is fresh or reused (figures:
+//!    `docs/notes/runtime-figures.md`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
 //!    makes no system call.
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The

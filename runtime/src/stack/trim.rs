@@ -18,7 +18,8 @@
 //! and an idle one is trimmed even if nothing wakes its workers, because a
 //! worker that leaves stacks to trim sleeps at most until the trim is due.
 //! The pool's lock is held only to move a chunk of [`CHUNK`] stacks out and
-//! back, and the trim stops as soon as the worker has work again.
+//! back, and the trim stops as soon as the worker has work again. Figures:
+//! `docs/notes/runtime-figures.md`.
 
 use std::time::{Duration, Instant};
 
