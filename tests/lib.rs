@@ -239,3 +239,40 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic payload>".to_string()
     }
 }
+
+/// Coroutines parked with [`park_until_refused`], and the channel that
+/// releases them.
+pub struct Parked {
+    pub handles: Vec<spindle::JoinHandle<bool>>,
+    pub release: spindle::chan::Sender<()>,
+}
+
+/// For the mprotect tests: park coroutines (each returns `true` when woken
+/// by the channel's close), spawning the `i`th on `runtimes[i % len]`, until
+/// a spawn fails. Returns them and the error, and checks on the way that no
+/// more fit than `vm.max_map_count` allows (2 VMAs per stack).
+pub fn park_until_refused(
+    runtimes: &[&spindle::Runtime],
+    progress: &Progress,
+) -> (Parked, std::io::Error) {
+    let limit = spindle::stack::budget::max_map_count();
+    let (release, rx) = spindle::chan::bounded::<()>(0);
+    let mut handles = Vec::new();
+    let err = loop {
+        let rt = runtimes[handles.len() % runtimes.len()];
+        let rx = rx.clone();
+        match spindle::Builder::new().spawn_on(rt, move || rx.recv().is_err()) {
+            Ok(h) => handles.push(h),
+            Err(e) => break e,
+        }
+        assert!(
+            handles.len() <= limit / 2,
+            "{} stacks with 2 VMAs each cannot fit under vm.max_map_count = {limit}",
+            handles.len()
+        );
+        if handles.len() % 1024 == 0 {
+            progress.tick();
+        }
+    };
+    (Parked { handles, release }, err)
+}

@@ -19,8 +19,8 @@
 //! up the whole process's VMA budget.
 
 use spindle::stack::budget::{current_map_count, max_map_count};
-use spindle::{chan, Builder, GuardMode, Runtime};
-use spindle_tests::{guard_mode, run_child, watchdog};
+use spindle::{Builder, GuardMode, Runtime};
+use spindle_tests::{guard_mode, park_until_refused, run_child, watchdog, Parked};
 
 const TEST: &str = "spawning_up_to_the_map_limit_fails_cleanly";
 
@@ -42,23 +42,7 @@ fn exhaust_and_recover(progress: &spindle_tests::Progress) {
     let rt = Runtime::builder().workers(2).build().unwrap();
     assert_eq!(rt.stats().guard_mode, GuardMode::Mprotect);
 
-    let (tx, rx) = chan::bounded::<()>(0);
-    let mut handles = Vec::new();
-    let err = loop {
-        let rx = rx.clone();
-        match Builder::new().spawn_on(&rt, move || rx.recv().is_err()) {
-            Ok(h) => handles.push(h),
-            Err(e) => break e,
-        }
-        assert!(
-            handles.len() <= limit / 2,
-            "{} stacks with 2 VMAs each cannot fit under vm.max_map_count = {limit}",
-            handles.len()
-        );
-        if handles.len() % 1024 == 0 {
-            progress.tick();
-        }
-    };
+    let (Parked { handles, release }, err) = park_until_refused(&[&rt], progress);
     let parked = handles.len();
     eprintln!(
         "spawn #{} failed after {parked} stacks ({} maps, limit {limit}): {err}",
@@ -87,8 +71,7 @@ fn exhaust_and_recover(progress: &spindle_tests::Progress) {
     progress.tick();
 
     // Release the parked coroutines: each wakes with RecvError.
-    drop(rx);
-    drop(tx);
+    drop(release);
     let mut released = 0;
     for h in handles {
         assert!(h.join().expect("parked coroutine panicked"));

@@ -333,16 +333,19 @@ impl Worker {
         if self.spinning.replace(false) {
             idle.stop_spinning();
         }
-        // Give finished stacks' memory back before going idle.
-        self.scheduler
+        // Give finished stacks' memory back before going idle, and come back
+        // to trim the pool if it stays idle (stack/trim.rs).
+        let trim_in = self
+            .scheduler
             .pool
-            .release_dirty(&mut self.stacks.borrow_mut());
+            .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
         idle.prepare_sleep(self.index);
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)
         } else {
             self.scheduler.counters.worker(self.index).add_sleep();
-            idle.sleep(self.index, self.scheduler.timers.until_next())
+            let timeout = [self.scheduler.timers.until_next(), trim_in];
+            idle.sleep(self.index, timeout.into_iter().flatten().min())
         };
         if let Wakeup::Notified = woke {
             self.spinning.set(true);

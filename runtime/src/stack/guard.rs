@@ -140,6 +140,27 @@ pub unsafe fn install(mode: GuardMode, addr: *mut u8, len: usize) -> io::Result<
     }
 }
 
+/// [`install`] guard regions on every `(address, length)` range, with one
+/// `process_madvise` for up to 64 of them where the kernel takes it (a
+/// system call per slot was most of carving a fresh one), one `madvise`
+/// per range otherwise (installing a guard twice is harmless).
+///
+/// # Safety
+/// Same as [`install`], for every range.
+pub unsafe fn install_regions(ranges: &[(usize, usize)]) -> io::Result<()> {
+    use super::release::{advise_all, MAX_BATCH};
+    for chunk in ranges.chunks(MAX_BATCH) {
+        if advise_all(chunk, MADV_GUARD_INSTALL) {
+            continue;
+        }
+        for &(addr, len) in chunk {
+            // SAFETY: the caller's promise, per range.
+            unsafe { install(GuardMode::Regions, addr as *mut u8, len)? };
+        }
+    }
+    Ok(())
+}
+
 /// Undo [`install`] so the range can be carved differently.
 ///
 /// # Safety
@@ -169,26 +190,57 @@ mod tests {
     /// page fails with EFAULT (no signal), and works again once removed.
     /// spindle itself never needs `remove`: a slot keeps its layout for life
     /// and guard markers survive the `MADV_DONTNEED` of a stack release.
+    /// `write(2)` one byte from `addr`: its result and errno.
+    fn write_from(addr: *const u8) -> (isize, Option<i32>) {
+        let mut fds = [0; 2];
+        // SAFETY: a fresh pipe; write(2) only reads `addr` (or fails).
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            let rc = libc::write(fds[1], addr.cast(), 1);
+            let errno = io::Error::last_os_error().raw_os_error();
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            (rc, errno)
+        }
+    }
+
+    /// Guards installed as a batch (`install_regions`) guard every range
+    /// and nothing between them.
+    #[test]
+    fn guard_regions_installed_in_one_batch() {
+        if mode().unwrap() != GuardMode::Regions {
+            return; // mprotect mode installs one guard at a time
+        }
+        let page = page_size();
+        let map = memmap2::MmapMut::map_anon(200 * page).unwrap();
+        let base = map.as_ptr() as usize;
+        let ranges: Vec<(usize, usize)> = (0..100).map(|i| (base + 2 * i * page, page)).collect();
+        // SAFETY: pages of our own mapping, holding nothing.
+        unsafe { install_regions(&ranges).unwrap() };
+        for i in 0..100 {
+            let guard = (base + 2 * i * page) as *const u8;
+            assert_eq!(write_from(guard), (-1, Some(libc::EFAULT)), "range {i}");
+            assert_eq!(write_from(guard.wrapping_add(page)).0, 1, "after range {i}");
+        }
+    }
+
     #[test]
     fn install_then_remove_a_guard() {
         let page = page_size();
         let mode = mode().unwrap();
         let map = memmap2::MmapMut::map_anon(2 * page).unwrap();
         let p = map.as_ptr() as *mut u8;
-        let write_from = |addr: *const u8| {
-            let mut fds = [0; 2];
-            // SAFETY: a fresh pipe; write(2) only reads `addr` (or fails).
-            unsafe {
-                assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
-                let rc = libc::write(fds[1], addr.cast(), 1);
-                let errno = io::Error::last_os_error().raw_os_error();
-                libc::close(fds[0]);
-                libc::close(fds[1]);
-                (rc, errno)
-            }
-        };
         // SAFETY: the first page of our own mapping, holding nothing.
         unsafe { install(mode, p, page).unwrap() };
+        assert_eq!(write_from(p), (-1, Some(libc::EFAULT)));
+        assert_eq!(write_from(p.wrapping_add(page)).0, 1);
+        // A release over the guard (the trim of a run of pooled stacks,
+        // `trim.rs`) keeps it.
+        // SAFETY: our own mapping, holding nothing we need.
+        assert_eq!(
+            unsafe { libc::madvise(p.cast(), 2 * page, libc::MADV_DONTNEED) },
+            0
+        );
         assert_eq!(write_from(p), (-1, Some(libc::EFAULT)));
         assert_eq!(write_from(p.wrapping_add(page)).0, 1);
         // SAFETY: as above.

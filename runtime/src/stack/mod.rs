@@ -10,15 +10,21 @@
 //!
 //! 1. A slot's lowest page is a guard (`guard.rs`). Running into it is a stack
 //!    overflow, reported and aborted by `overflow.rs`.
-//! 2. A [`Stack`] handed to a coroutine has at most [`page::start_window`]
-//!    bytes resident (the "8 KiB start"): a fresh slot has only its label
-//!    page, and a finished stack has everything below its top window released with
-//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`).
+//! 2. A [`Stack`] handed to a coroutine has at most one page resident: its
+//!    top page, which holds the label. A fresh slot has only that page, and
+//!    a finished stack has everything below it released with
+//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`). The
+//!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
+//!    without a system call (the pages below the top arrive by page fault),
+//!    not what a parked one keeps: a shallow coroutine costs one page,
+//!    whether its slot is fresh or reused (figures:
+//!    `docs/notes/runtime-figures.md`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
 //!    makes no system call.
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The
 //!    [`Stack`] value itself only knows where the slot is.
-
+//! 5. A pool that has been idle for a while gives back the memory of the
+//!    stacks it holds, top pages included (`pool.rs`, *trimming*).
 //!
 //! **Architecture differences** (x86_64, aarch64) stay out of this module:
 //! register saving, the initial frame and the red zone are corosensei's
@@ -34,6 +40,7 @@ pub mod page;
 pub(crate) mod pool;
 mod release;
 mod slab;
+mod trim;
 mod vma_budget;
 
 /// What a run of many stacks needs from the system, for a caller planning it
@@ -67,12 +74,14 @@ pub struct Stack {
 unsafe impl Send for Stack {}
 
 impl Stack {
-    /// Claim a freshly carved slot and record its size in its label.
+    /// Claim a bare slot (freshly carved, or trimmed to nothing by the
+    /// pool) and record its size in its label.
     ///
     /// # Safety
-    /// `[top - size, top)` must be a never-used slot of a live slab whose
-    /// lowest page is a guard, and no other `Stack` may describe it.
-    pub(crate) unsafe fn from_fresh_slot(top: NonNull<u8>, size: usize) -> Stack {
+    /// `[top - size, top)` must be a slot of a live slab whose lowest page
+    /// is a guard, holding no live data, and no other `Stack` may describe
+    /// it.
+    pub(crate) unsafe fn from_bare_slot(top: NonNull<u8>, size: usize) -> Stack {
         let stack = Stack { top };
         // SAFETY: the label lies in the slot's top bytes, which are writable
         // and aligned; the slot is ours.
@@ -125,13 +134,27 @@ impl Stack {
         label.name[..len].copy_from_slice(&name[..len]);
     }
 
-    /// The pages a finished coroutine may have dirtied below the start
-    /// window, as `(address, length)`: everything from just above the guard
-    /// page up to the window. Empty if the slot is no bigger than the window.
+    /// The pages a finished coroutine may have dirtied below its top page,
+    /// as `(address, length)`: everything from just above the guard page up
+    /// to the top page, which keeps the label.
     pub(crate) fn deep_range(&self) -> (usize, usize) {
-        let from = self.slot_base() + page::page_size();
-        let to = self.top() - page::start_window();
+        let page = page::page_size();
+        let from = self.slot_base() + page;
+        let to = self.top() - page;
         (from, to.saturating_sub(from))
+    }
+
+    /// Everything above the guard page, label included, as `(address,
+    /// length)`: what trimming a pooled stack releases.
+    pub(crate) fn whole_range(&self) -> (usize, usize) {
+        let page = page::page_size();
+        (self.slot_base() + page, self.size() - page)
+    }
+
+    /// Give up the handle, keeping only where the slot ends: after its
+    /// memory is released the label is gone, and with it the size.
+    pub(crate) fn into_top(self) -> NonNull<u8> {
+        self.top
     }
 
     /// Resident bytes of this slot, by `mincore(2)`.

@@ -32,8 +32,10 @@ pub fn round_up(bytes: usize) -> usize {
     bytes.div_ceil(page) * page
 }
 
-/// The "8 KiB start": how much of a stack's top may be resident when it is
-/// handed to a new coroutine. On 16 or 64 KiB page systems this is one page.
+/// The "8 KiB start": how much of its stack a coroutine may use without a
+/// system call (the pool hands out stacks with only their top page
+/// resident; the rest of the window arrives by page fault). On 16 or 64 KiB
+/// page systems this is one page.
 pub fn start_window() -> usize {
     (8 << 10).max(page_size())
 }

@@ -7,12 +7,12 @@
 //! * a global, mutex-protected [`StackPool`] with one free list per slot size,
 //!   which also carves fresh slots out of slabs.
 //!
-//! Invariant: every stack *handed out* has at most `page::start_window()`
-//! bytes resident, its guard page installed, and a label that is rewritten at
-//! hand-out.
+//! Invariant: every stack *handed out* has at most one page resident (its
+//! top page, with the label), its guard page installed, and a label that is
+//! rewritten at hand-out.
 //!
-//! Releasing a finished stack's deep pages (`MADV_DONTNEED` below the start
-//! window) is a system call that costs about as much as everything else in a
+//! Releasing a finished stack's deep pages (`MADV_DONTNEED` below the top
+//! page) is a system call that costs about as much as everything else in a
 //! spawn and join together, and spindle cannot know cheaply whether a stack
 //! grew (its growth is invisible demand paging; Go knows because it grows by
 //! copying). So a worker keeps finished stacks on a short *dirty* list and
@@ -24,18 +24,23 @@
 //! touched no new page: the process's page-fault count has not moved since
 //! the stack was handed out (`release.rs`).
 //!
+//! A pool that stays idle gives the memory of the stacks on its free lists
+//! back, top pages included, and keeps their slots as *bare* ones, handed
+//! out before any new slot is carved (`trim.rs`).
+//!
 //! Slabs are never unmapped while the pool lives; a stack leaked by a coroutine
 //! that never finished therefore stays valid memory.
 
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::guard::{self, GuardMode};
 use super::page::page_size;
 use super::slab::Slab;
-use super::vma_budget::VmaBudget;
+use super::trim::TrimClock;
+use super::vma_budget;
 use super::Stack;
 
 /// Most clean stacks a worker keeps before handing half to the global pool.
@@ -45,6 +50,9 @@ pub(crate) const DIRTY_MAX: usize = 32;
 /// How many stacks move between the levels at once: also how many fresh
 /// slots a worker's cache carves ahead of its coroutines.
 pub const BATCH: usize = LOCAL_MAX / 2;
+/// Fresh slots whose guard regions are installed together, in one system
+/// call where the kernel allows it (`guard::install_regions`).
+const GUARD_AHEAD: usize = 64;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
 const SLAB_BYTES: usize = 64 << 20;
@@ -76,17 +84,27 @@ pub(crate) struct StackPool {
     /// with a plain store (no locked instruction on the spawn path), for
     /// [`pooled`](Self::pooled).
     locals: Mutex<Vec<Arc<AtomicUsize>>>,
-    /// VMA accounting for mprotect mode (see [`VmaBudget`]).
-    vmas: Mutex<VmaBudget>,
+    /// Stacks taken from or given back to the free lists, ever: trimming
+    /// waits until this stops moving (`trim.rs`).
+    traffic: AtomicUsize,
     pub stats: Arc<PoolStats>,
 }
 
-struct SizeClass {
+pub(super) struct SizeClass {
     slot_size: usize,
-    free: Vec<Stack>,
+    /// Released stacks with their top page resident (LIFO).
+    pub(super) free: Vec<Stack>,
+    /// Tops of trimmed slots: nothing resident, no label (`trim.rs`).
+    pub(super) bare: Vec<usize>,
+    /// Stacks taken out of `free` by a trim that has not put them in
+    /// `bare` yet.
+    pub(super) trimming: usize,
     slabs: Vec<Slab>,
     /// Next never-used slot in the last slab.
     next_fresh: usize,
+    /// Slots of the last slab below this one have their guard (guard
+    /// regions are installed [`GUARD_AHEAD`] slots at a time).
+    guarded: usize,
 }
 
 /// A worker's private stack cache (default slot size only).
@@ -101,6 +119,8 @@ pub(crate) struct LocalStacks {
     fault_mark: u64,
     /// `clean.len() + dirty.len()`, for `Runtime::stats` on other threads.
     held: Arc<AtomicUsize>,
+    /// When this worker last saw the free lists' traffic (`trim.rs`).
+    pub(super) trim: TrimClock,
 }
 
 impl LocalStacks {
@@ -118,7 +138,7 @@ impl StackPool {
             default_size,
             classes: Mutex::new(Vec::new()),
             locals: Mutex::new(Vec::new()),
-            vmas: Mutex::new(VmaBudget::default()),
+            traffic: AtomicUsize::new(0),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -135,6 +155,7 @@ impl StackPool {
             dirty: Vec::with_capacity(DIRTY_MAX),
             fault_mark: u64::MAX,
             held,
+            trim: TrimClock::default(),
         }
     }
 
@@ -144,14 +165,31 @@ impl StackPool {
     /// under the `classes` lock, which this holds, so a stack in transit is
     /// never counted twice or missed.
     pub fn pooled(&self) -> usize {
-        let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
-        let global: usize = classes.iter().map(|c| c.free.len()).sum();
+        let classes = self.lock_classes();
+        let global: usize = classes
+            .iter()
+            .map(|c| c.free.len() + c.bare.len() + c.trimming)
+            .sum();
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
         global
             + locals
                 .iter()
                 .map(|h| h.load(Ordering::Relaxed))
                 .sum::<usize>()
+    }
+
+    pub(super) fn lock_classes(&self) -> MutexGuard<'_, Vec<SizeClass>> {
+        self.classes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The free lists' traffic count, if some size class holds more than
+    /// `reserve` stacks that could be trimmed.
+    pub(super) fn traffic_if_trimmable(&self, reserve: usize) -> Option<usize> {
+        let classes = self.lock_classes();
+        classes
+            .iter()
+            .any(|c| c.free.len() > reserve)
+            .then(|| self.traffic.load(Ordering::Relaxed))
     }
 
     pub fn mode(&self) -> GuardMode {
@@ -241,10 +279,11 @@ impl StackPool {
     /// cache, `local` (already without them) publishes its count before the
     /// lock is released (see [`pooled`](Self::pooled)).
     fn give_back(&self, stacks: Vec<Stack>, local: Option<&LocalStacks>) {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         if let Some(first) = stacks.first() {
             let class = class_for(&mut classes, first.size());
             class.free.extend(stacks);
+            self.traffic.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(local) = local {
             local.publish();
@@ -254,7 +293,7 @@ impl StackPool {
     /// Fill a worker's empty cache with a batch of stacks (fresh slots if the
     /// free list is empty), publishing its count under the lock.
     fn refill(&self, local: &mut LocalStacks, size: usize) -> io::Result<()> {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         let class = class_for(&mut classes, size);
         let mut batch = self.take_locked(class, BATCH)?;
         local.clean.append(&mut batch);
@@ -264,16 +303,33 @@ impl StackPool {
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
-        let mut classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut classes = self.lock_classes();
         let class = class_for(&mut classes, size);
         self.take_locked(class, want)
     }
 
     /// [`take_batch`](Self::take_batch) with the `classes` lock held.
     fn take_locked(&self, class: &mut SizeClass, want: usize) -> io::Result<Vec<Stack>> {
+        self.traffic.fetch_add(1, Ordering::Relaxed);
         if !class.free.is_empty() {
             let at = class.free.len().saturating_sub(want);
             return Ok(class.free.split_off(at));
+        }
+        if !class.bare.is_empty() {
+            let at = class.bare.len().saturating_sub(want);
+            let size = class.slot_size;
+            return Ok(class
+                .bare
+                .split_off(at)
+                .into_iter()
+                .map(|top| {
+                    let top = NonNull::new(top as *mut u8).expect("non-null");
+                    // SAFETY: a bare slot is a slot of a live slab with its
+                    // guard, released whole, described by no Stack (it left
+                    // the free list as a top address only).
+                    unsafe { Stack::from_bare_slot(top, size) }
+                })
+                .collect());
         }
         let mut out = Vec::with_capacity(want);
         while out.len() < want {
@@ -296,8 +352,7 @@ impl StackPool {
         if need_slab {
             let count = slots_per_slab(class.slot_size);
             if self.mode == GuardMode::Mprotect {
-                let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-                vmas.reserve(1)?;
+                vma_budget::reserve(1)?;
             }
             let slab = Slab::reserve(class.slot_size, count)?;
             self.stats
@@ -305,25 +360,38 @@ impl StackPool {
                 .fetch_add(slab.reserved_bytes(), Ordering::Relaxed);
             class.slabs.push(slab);
             class.next_fresh = 0;
+            class.guarded = 0;
         }
         let slab = class.slabs.last().expect("a slab was just ensured");
         if self.mode == GuardMode::Mprotect {
-            let mut vmas = self.vmas.lock().unwrap_or_else(|e| e.into_inner());
-            vmas.reserve(2)?;
+            vma_budget::reserve(2)?;
         }
         let base = slab.slot_base(class.next_fresh);
-        // SAFETY: `base` is the first page of a never-used slot of our slab.
-        unsafe { guard::install(self.mode, base, page)? };
+        match self.mode {
+            // Guard regions are installed for a run of slots at once.
+            GuardMode::Regions if class.next_fresh >= class.guarded => {
+                let end = (class.next_fresh + GUARD_AHEAD).min(slab.count());
+                let ranges: Vec<(usize, usize)> = (class.next_fresh..end)
+                    .map(|i| (slab.slot_base(i) as usize, page))
+                    .collect();
+                // SAFETY: the first page of never-used slots of our slab.
+                unsafe { guard::install_regions(&ranges)? };
+                class.guarded = end;
+            }
+            GuardMode::Regions => {}
+            // SAFETY: `base` is the first page of a never-used slot of our slab.
+            GuardMode::Mprotect => unsafe { guard::install(self.mode, base, page)? },
+        }
         class.next_fresh += 1;
         self.stats.slots.fetch_add(1, Ordering::Relaxed);
         let top = NonNull::new(base.wrapping_add(class.slot_size)).expect("non-null");
         // SAFETY: the slot is inside a live slab, guarded, and handed out once.
-        Ok(unsafe { Stack::from_fresh_slot(top, class.slot_size) })
+        Ok(unsafe { Stack::from_bare_slot(top, class.slot_size) })
     }
 
     /// Resident bytes over every slot ever carved, by `mincore(2)`.
     pub fn resident_bytes(&self) -> io::Result<usize> {
-        let classes = self.classes.lock().unwrap_or_else(|e| e.into_inner());
+        let classes = self.lock_classes();
         let mut total = 0;
         for class in classes.iter() {
             for (i, slab) in class.slabs.iter().enumerate() {
@@ -359,8 +427,11 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
             classes.push(SizeClass {
                 slot_size,
                 free: Vec::new(),
+                bare: Vec::new(),
+                trimming: 0,
                 slabs: Vec::new(),
                 next_fresh: 0,
+                guarded: 0,
             });
             classes.len() - 1
         }
@@ -371,14 +442,13 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::page::start_window;
 
     fn pool() -> StackPool {
         StackPool::new(64 * page_size(), guard::mode().unwrap())
     }
 
     #[test]
-    fn returned_stack_keeps_only_its_start_window() {
+    fn returned_stack_keeps_only_its_top_page() {
         let pool = pool();
         let page = page_size();
         let mut local = pool.new_local();
@@ -400,7 +470,7 @@ mod tests {
         pool.release_dirty(&mut local);
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
-        assert!(again.resident_bytes().unwrap() <= start_window());
+        assert_eq!(again.resident_bytes().unwrap(), page, "only the top page");
     }
 
     /// The fault-count shortcut must not hide pages touched by a coroutine
@@ -425,12 +495,12 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert!(stack.resident_bytes().unwrap() > start_window());
+        assert!(stack.resident_bytes().unwrap() > page);
         pool.put(Some(&mut local), stack);
         pool.release_dirty(&mut local);
         let again = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert_eq!(again.top(), top, "warm reuse is LIFO");
-        assert!(again.resident_bytes().unwrap() <= start_window());
+        assert_eq!(again.resident_bytes().unwrap(), page, "only the top page");
     }
 
     /// A stack whose user touched no new page comes back clean without a

@@ -28,7 +28,7 @@ use super::Stack;
 /// `PIDFD_SELF` from the Linux 6.14 uapi; not in the `libc` crate yet.
 const PIDFD_SELF: libc::c_int = -10000;
 /// Ranges per `process_madvise` call (the kernel accepts up to `IOV_MAX`).
-const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 
 static BATCHING_WORKS: AtomicBool = AtomicBool::new(true);
 /// Cleared if a slab could not be kept off transparent huge pages.
@@ -94,6 +94,25 @@ pub(crate) fn release_ranges(ranges: &[(usize, usize)]) -> Result<(), Vec<usize>
 /// Try one `process_madvise` for `chunk`; returns how many leading ranges
 /// were released (all of them, or 0 after switching batching off).
 fn batch(chunk: &[(usize, usize)]) -> usize {
+    if advise_all(chunk, libc::MADV_DONTNEED) {
+        return chunk.len();
+    }
+    // Unsupported here (or a partial result, which we do not try to parse):
+    // from now on this process releases range by range, which is always
+    // correct because releasing a range twice is harmless.
+    BATCHING_WORKS.store(false, Ordering::Relaxed);
+    0
+}
+
+/// Give `advice` for every range of `chunk` (at most [`MAX_BATCH`]) with
+/// one `process_madvise` on this process. Returns false if the call failed
+/// or did not cover every range; the caller then repeats what it needs
+/// range by range (only for advice that is harmless to repeat).
+///
+/// Each range must be page-aligned and inside a mapping this crate owns
+/// that can take `advice` (for `MADV_DONTNEED`: holding no live data).
+pub(crate) fn advise_all(chunk: &[(usize, usize)], advice: libc::c_int) -> bool {
+    debug_assert!(chunk.len() <= MAX_BATCH);
     let iov: Vec<libc::iovec> = chunk
         .iter()
         .map(|&(addr, len)| libc::iovec {
@@ -103,25 +122,18 @@ fn batch(chunk: &[(usize, usize)]) -> usize {
         .collect();
     let total: usize = chunk.iter().map(|&(_, len)| len).sum();
     // SAFETY: every iovec names a range the caller guarantees is ours and
-    // unused; process_madvise only reads the vector.
+    // fit for `advice`; process_madvise only reads the vector.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_process_madvise,
             PIDFD_SELF,
             iov.as_ptr(),
             iov.len(),
-            libc::MADV_DONTNEED,
+            advice,
             0,
         )
     };
-    if rc >= 0 && rc as usize == total {
-        return chunk.len();
-    }
-    // Unsupported here (or a partial result, which we do not try to parse):
-    // from now on this process releases range by range, which is always
-    // correct because releasing a range twice is harmless.
-    BATCHING_WORKS.store(false, Ordering::Relaxed);
-    0
+    rc >= 0 && rc as usize == total
 }
 
 /// Page faults this process has taken so far (minor and major, all threads,

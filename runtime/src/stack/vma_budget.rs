@@ -4,8 +4,11 @@
 //! of its slot become separate mappings), and a process may have at most
 //! `vm.max_map_count` of them: 65,530 by default. Past that limit *every*
 //! `mmap` fails, the allocator's included, so the pool must stop before it:
-//! [`VmaBudget::reserve`] is asked before each slab and each guard, and
+//! [`reserve`] is asked before each slab and each guard, and
 //! refuses with an error that names the limit ([`check_vma_budget`]).
+//! The limit is the process's, so there is one budget per process
+//! ([`reserve`]), shared by every runtime's pool: with one budget each, two
+//! runtimes together ran into the kernel's limit and got a bare `ENOMEM`.
 //! Guard-region mode (`MADV_GUARD_INSTALL`) costs no VMA per stack and never
 //! consults this budget.
 //!
@@ -15,6 +18,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// VMAs we leave for everything else in the process (allocator arenas,
 /// thread stacks, shared libraries) when budgeting in mprotect mode.
@@ -28,18 +32,30 @@ pub const VMA_HEADROOM: usize = 2048;
 /// limit (it may be stale, in either direction), and whenever our additions
 /// reach the last count (or 4096), so other code's maps never drift far out
 /// of view while the number of recounts stays logarithmic.
-#[derive(Default)]
-pub(crate) struct VmaBudget {
+struct VmaBudget {
     counted: usize,
     added: usize,
+}
+
+/// The process's budget, for every runtime's pool.
+static BUDGET: Mutex<VmaBudget> = Mutex::new(VmaBudget {
+    counted: 0,
+    added: 0,
+});
+
+/// Account for `extra` new maps in this process, or refuse with the error
+/// of [`check_vma_budget`] (which names `vm.max_map_count`).
+pub(crate) fn reserve(extra: usize) -> io::Result<()> {
+    BUDGET
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .reserve(extra)
 }
 
 impl VmaBudget {
     const RECOUNT_EVERY: usize = 4096;
 
-    /// Account for `extra` new maps, or refuse with the error of
-    /// [`check_vma_budget`] (which names `vm.max_map_count`).
-    pub fn reserve(&mut self, extra: usize) -> io::Result<()> {
+    fn reserve(&mut self, extra: usize) -> io::Result<()> {
         if self.counted == 0 || self.added >= Self::RECOUNT_EVERY.max(self.counted) {
             self.recount();
         }
