@@ -65,6 +65,7 @@ fn unstarted_coroutines_are_dropped_without_running() {
         );
         let (ran2, dropped2, rt2) = (ran.clone(), dropped.clone(), rt.clone());
         let (handles_tx, handles_rx) = mpsc::channel();
+        let (go, wait) = mpsc::channel::<()>();
         let parent = rt.spawn(move || {
             for _ in 0..100 {
                 let (ran, guard) = (ran2.clone(), Guard(dropped2.clone()));
@@ -75,10 +76,14 @@ fn unstarted_coroutines_are_dropped_without_running() {
                     }))
                     .unwrap();
             }
-            // One worker, and we never block: no child has started.
+            // One worker, and we never switch out (the std channel blocks
+            // the worker thread): no child has started. Ours is the last
+            // reference once the test thread has let go of its own.
+            wait.recv().unwrap();
             drop(rt2);
         });
         drop(rt);
+        go.send(()).unwrap();
         parent.join().unwrap();
         for h in handles_rx.iter() {
             assert!(h.join().unwrap_err().is::<Cancelled>());

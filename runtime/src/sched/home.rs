@@ -57,6 +57,12 @@ impl Home {
     }
 
     pub fn pop_inbox(&self) -> Option<TaskRef> {
+        // `steal` starts with a full fence even on an empty queue; most
+        // looks find it empty (a stale "empty" only delays the task: the
+        // re-check before sleeping, `Worker::work_visible`, sees it).
+        if self.inbox.is_empty() {
+            return None;
+        }
         loop {
             match self.inbox.steal() {
                 Steal::Success(task) => return Some(task),

@@ -67,7 +67,7 @@ impl Idle {
 
     /// May one more worker start spinning? (Go: `2*nmspinning < busy`.)
     pub fn may_spin(&self) -> bool {
-        let busy = self.workers - self.num_sleeping.load(SeqCst);
+        let busy = self.workers.saturating_sub(self.num_sleeping.load(SeqCst));
         2 * self.num_spinning.load(SeqCst) < busy
     }
 
@@ -119,8 +119,11 @@ impl Idle {
 
     /// Wake every sleeper (shutdown).
     pub fn notify_all(&self) {
-        let all: Vec<usize> = lock(&self.sleepers).drain(..).collect();
-        self.num_sleeping.fetch_sub(all.len(), SeqCst);
+        let all: Vec<usize> = {
+            let mut sleepers = lock(&self.sleepers);
+            self.num_sleeping.fetch_sub(sleepers.len(), SeqCst);
+            sleepers.drain(..).collect()
+        };
         for index in all {
             self.ring(index);
         }
@@ -135,8 +138,13 @@ impl Idle {
     /// Register `index` as sleeping. The caller must re-check for work
     /// afterwards and call [`cancel_sleep`](Self::cancel_sleep) if it finds some.
     pub fn prepare_sleep(&self, index: usize) {
-        lock(&self.sleepers).push(index);
-        self.num_sleeping.fetch_add(1, SeqCst);
+        {
+            // Counted under the lock, as every removal is: the count never
+            // falls below the list's length.
+            let mut sleepers = lock(&self.sleepers);
+            sleepers.push(index);
+            self.num_sleeping.fetch_add(1, SeqCst);
+        }
         fence(SeqCst);
     }
 

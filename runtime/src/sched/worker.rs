@@ -146,7 +146,6 @@ impl Worker {
             }
             self.sleep();
         }
-        self.stop_spinning();
         self.shutdown();
         context::set_worker(ptr::null());
     }
