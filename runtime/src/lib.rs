@@ -44,10 +44,13 @@
 //!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: `task/state.rs::wake`
 //!    decides, `sched/worker.rs::push_runnext` queues. When `run_task`
 //!    resumes it, `suspend` returns and `wait` sees the outcome.
-//! 5. **Finish.** `coroutine_main` stores the result and returns;
+//! 5. **Finish.** `coroutine_main` stores the result, and
+//!    `task/join_state.rs::store` decides whether the coroutine drops it
+//!    (the handle is gone: `join.rs::drop_detached`, still inside the
+//!    coroutine) or leaves it to the handle; then it returns.
 //!    `sched/worker.rs::finish` returns the stack, and
 //!    `task/join_state.rs::complete` decides whether to wake the joiner in
-//!    `join.rs::join` or drop the result.
+//!    `join.rs::join`.
 //!
 //! ## Where to start reading
 //!

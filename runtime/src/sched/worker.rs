@@ -26,10 +26,9 @@ use crossbeam_deque::{Steal, Worker as Deque};
 use super::context;
 use super::idle::Wakeup;
 use super::Scheduler;
-use crate::coroutine::{OutputDropper, Suspend};
+use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
-use crate::task::join_state::Completion;
 use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the local queue.
@@ -278,11 +277,11 @@ impl Worker {
                 None => self.scheduler.counters.worker(self.index).add_park(),
                 Some(task) => self.push_runnext(task),
             },
-            CoroutineResult::Return(dropper) => self.finish(task, dropper),
+            CoroutineResult::Return(()) => self.finish(task),
         }
     }
 
-    fn finish(&self, task: TaskRef, dropper: OutputDropper) {
+    fn finish(&self, task: TaskRef) {
         // The reference the task kept for its next wait (task/spare.rs) has
         // no wait left to serve.
         drop(task.take_spare());
@@ -293,20 +292,15 @@ impl Worker {
             .put(Some(&mut self.stacks.borrow_mut()), stack);
         task.task().state.finish();
         self.scheduler.counters.worker(self.index).add_finished();
-        // Publish completion, then wake the joiner or, if the handle is
-        // gone, drop the result (task/join_state.rs).
-        match task.task().join.complete() {
-            // SAFETY: the handle is gone and saw no COMPLETE: the result is ours.
-            Completion::DropResult => unsafe { dropper(task.cell()) },
-            Completion::WakeJoiner => {
-                // SAFETY: we saw JOIN_WAITER, so the joiner's write is
-                // visible and it will not touch the slot again.
-                if let Some(raw) = unsafe { task.take_joiner() } {
-                    // SAFETY: the slot holds a word from `Waiter::into_raw`.
-                    unsafe { Waiter::from_raw(raw) }.wake();
-                }
+        // Publish completion and wake the joiner, if one waits. (A detached
+        // result was already dropped by the coroutine: task/join_state.rs.)
+        if task.task().join.complete() {
+            // SAFETY: we saw JOIN_WAITER, so the joiner's write is visible
+            // and it will not touch the slot again.
+            if let Some(raw) = unsafe { task.take_joiner() } {
+                // SAFETY: the slot holds a word from `Waiter::into_raw`.
+                unsafe { Waiter::from_raw(raw) }.wake();
             }
-            Completion::Nothing => {}
         }
     }
 
