@@ -68,7 +68,7 @@
 //!   It and `sched` call each other, the one cycle between modules (as Go's
 //!   `gopark`/`goready` live in proc.go).
 //! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
-//!   [`Runtime`].
+//!   [`Runtime`]; [`Handle`], to spawn from where no `&Runtime` is at hand.
 //!
 //! ## Thread-locals and migration
 //!
@@ -104,6 +104,7 @@
 
 pub mod chan;
 mod coroutine;
+mod handle;
 mod join;
 mod loom_shim;
 mod park;
@@ -117,6 +118,9 @@ mod wait_cell;
 
 use std::io;
 
+use sched::spawn::SpawnOptions;
+
+pub use handle::{Handle, TryCurrentError};
 pub use join::JoinHandle;
 pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
 pub use sched::{sleep, yield_now};
@@ -134,9 +138,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Builder::new()
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+    expect_spawned(sched::spawn::spawn_here(SpawnOptions::default(), f))
+}
+
+/// The join handle of a spawn that the caller asked to panic on failure.
+pub(crate) fn expect_spawned<T: Send + 'static>(
+    spawned: io::Result<task::TaskRef>,
+) -> JoinHandle<T> {
+    match spawned {
+        Ok(task) => JoinHandle::new(task),
+        Err(e) => panic!("spindle: failed to spawn coroutine: {e}"),
+    }
 }
 
 /// Spawn options, like `std::thread::Builder`.
@@ -185,8 +197,18 @@ impl Builder {
         rt.scheduler().spawn(self.options(), f).map(JoinHandle::new)
     }
 
-    fn options(&self) -> sched::spawn::SpawnOptions<'_> {
-        sched::spawn::SpawnOptions {
+    /// Spawn on the runtime of `handle`, from any thread. Fails with
+    /// "runtime has shut down" once that runtime was dropped.
+    pub fn spawn_on_handle<F, T>(self, handle: &Handle, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        handle.spawn_with(self.options(), f).map(JoinHandle::new)
+    }
+
+    fn options(&self) -> SpawnOptions<'_> {
+        SpawnOptions {
             name: self.name.as_deref(),
             stack_max: self.stack_max,
         }

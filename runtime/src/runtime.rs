@@ -13,12 +13,13 @@
 
 use std::io;
 use std::panic;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crossbeam_deque::Injector;
 
+use crate::handle::{self, Handle};
 use crate::join::JoinHandle;
 use crate::sched::idle::Idle;
 use crate::sched::spawn::SpawnOptions;
@@ -83,6 +84,7 @@ impl RuntimeBuilder {
             pool: StackPool::new(stack_max, mode),
             counters: Counters::new(workers),
             shutdown: AtomicBool::new(false),
+            spawns_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         });
         let mut rt = Runtime {
@@ -157,14 +159,14 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let opts = SpawnOptions {
-            name: None,
-            stack_max: None,
-        };
-        self.scheduler
-            .spawn(opts, f)
-            .map(JoinHandle::new)
-            .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+        crate::expect_spawned(self.scheduler.spawn(SpawnOptions::default(), f))
+    }
+
+    /// A handle to this runtime, to spawn onto it from anywhere (see
+    /// [`Handle`]). It outlives the runtime, but spawns through it fail once
+    /// the runtime is dropped.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.scheduler.clone())
     }
 
     pub(crate) fn scheduler(&self) -> &Arc<Scheduler> {
@@ -209,7 +211,8 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.scheduler.shutdown.store(true, Ordering::Release);
+        // Set the shutdown flag; wait for outside spawns already admitted.
+        handle::close(&self.scheduler);
         self.scheduler.idle.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();

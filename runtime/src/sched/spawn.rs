@@ -28,6 +28,7 @@ use crate::task::join_state::Stored;
 use crate::task::{TaskPtr, TaskRef};
 
 /// What a spawn asks for beyond the function itself.
+#[derive(Default)]
 pub(crate) struct SpawnOptions<'a> {
     pub name: Option<&'a str>,
     pub stack_max: Option<usize>,
