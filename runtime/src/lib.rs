@@ -122,7 +122,7 @@ use sched::spawn::SpawnOptions;
 
 pub use handle::{Handle, TryCurrentError};
 pub use join::JoinHandle;
-pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
+pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX, MAX_WORKERS};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;
 pub use stats::Stats;

@@ -32,6 +32,11 @@ use crate::stats::{Counters, Stats};
 /// Default `stack_max`: 256 KiB per coroutine, guard page included.
 pub const DEFAULT_STACK_MAX: usize = 256 << 10;
 
+/// Most worker threads a runtime accepts: Go's cap on `GOMAXPROCS`
+/// (`_MaxGomaxprocs` in runtime/proc.go). Far above any useful count, and
+/// low enough that the per-worker tables are never an absurd allocation.
+pub const MAX_WORKERS: usize = 1024;
+
 /// A spindle runtime: worker threads, their queues, and a stack pool.
 pub struct Runtime {
     scheduler: Arc<Scheduler>,
@@ -46,7 +51,8 @@ pub struct RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// Number of worker threads (at least 1). Default: available parallelism.
+    /// Number of worker threads, 1 to [`MAX_WORKERS`]; `build` rejects
+    /// others. Default: available parallelism (at most `MAX_WORKERS`).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -62,14 +68,16 @@ impl RuntimeBuilder {
     /// Start the runtime.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
-            Some(0) => {
+            Some(n) if !(1..=MAX_WORKERS).contains(&n) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "a runtime needs at least 1 worker",
+                    format!(
+                    "workers must be between 1 and {MAX_WORKERS} (spindle::MAX_WORKERS), got {n}"
+                ),
                 ))
             }
             Some(n) => n,
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
+            None => thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
         };
         let stack_max = crate::stack_size_for(self.stack_max)?;
         let mode = guard::mode()?;
