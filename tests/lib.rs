@@ -13,6 +13,9 @@
 //!   a stall (no progress reported for a long while) into a test failure
 //!   instead of a stuck `cargo test`. It never asserts on speed: the limit is
 //!   only a deadlock detector and can be raised with `SPINDLE_TEST_STALL_SECS`.
+//! * **AddressSanitizer.** `.ci/run` runs the stress tests instrumented, with
+//!   `SPINDLE_ASAN=1`; the few tests whose subject ASan changes skip
+//!   themselves through [`under_asan`], saying why.
 
 use std::ffi::OsString;
 use std::process::{Command, Output};
@@ -275,4 +278,33 @@ pub fn park_until_refused(
         }
     };
     (Parked { handles, release }, err)
+}
+
+/// Environment variable that `.ci/run` sets when it runs the tests under
+/// AddressSanitizer.
+pub const ASAN_ENV: &str = "SPINDLE_ASAN";
+
+/// Is this run instrumented by AddressSanitizer (`SPINDLE_ASAN=1`)? If so,
+/// say on stderr that the calling test is skipped, and why: for tests whose
+/// subject ASan changes (frame sizes, address-space limits).
+pub fn under_asan(why_skipped: &str) -> bool {
+    let asan = std::env::var_os(ASAN_ENV).is_some_and(|v| v == "1");
+    if asan {
+        eprintln!("skipped under AddressSanitizer: {why_skipped}");
+    }
+    asan
+}
+
+/// Recurse forever with 1 KiB frames (smaller than any page, so no frame can
+/// step over a guard page): the crash tests' stack overflow.
+#[inline(never)]
+pub fn recurse_forever(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    std::hint::black_box(&mut frame);
+    frame[0] = depth as u8;
+    if std::hint::black_box(true) {
+        recurse_forever(depth + 1) + u64::from(std::hint::black_box(frame[1]))
+    } else {
+        depth
+    }
 }

@@ -1,6 +1,7 @@
 //! What a coroutine is to `corosensei`: a function running on a spindle
 //! [`Stack`], that can switch back to its worker with a [`Suspend`] reason
-//! and finishes by returning an [`OutputDropper`].
+//! and finishes by returning (its result stays in the task, see
+//! `task/join_state.rs`).
 //!
 //! These are types only, no behaviour: the task (`task/`) stores a
 //! [`Coroutine`], the scheduler (`sched/`) creates, resumes and suspends it.
@@ -8,7 +9,6 @@
 //! task knows *what* its coroutine is, not who schedules it.
 
 use crate::stack::Stack;
-use crate::wait_cell::WaitCell;
 
 /// Why a coroutine switched back to its worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,12 +19,7 @@ pub(crate) enum Suspend {
     Park,
 }
 
-/// Drops a finished task's stored result (it sits in the task's wait cell);
-/// knows its type. The coroutine returns one, so that the worker can drop a
-/// result nobody will join without the task being generic.
-pub(crate) type OutputDropper = unsafe fn(WaitCell<'_>);
-
-pub(crate) type Coroutine = corosensei::Coroutine<(), Suspend, OutputDropper, Stack>;
+pub(crate) type Coroutine = corosensei::Coroutine<(), Suspend, (), Stack>;
 
 /// The coroutine's end of the switch: lives at the base of its own stack.
 pub(crate) type Yielder = corosensei::Yielder<(), Suspend>;

@@ -7,6 +7,7 @@
 
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::park::{Caller, Waiter};
 use crate::task::TaskRef;
@@ -60,7 +61,8 @@ impl<T: Send + 'static> JoinHandle<T> {
         if join.is_cancelled() {
             return Err(Box::new(Cancelled));
         }
-        // SAFETY: COMPLETE is set without CANCELLED, and JOIN_INTEREST was
+        // SAFETY: COMPLETE is set without CANCELLED (so STORED is set too)
+        // and JOIN_INTEREST was
         // never cleared, so the result is stored and ours to take, once.
         unsafe { task.cell().take::<std::thread::Result<T>>() }
     }
@@ -72,12 +74,40 @@ impl<T: Send + 'static> JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
-    /// Detach: the coroutine runs on; its result is dropped by whoever is last.
+    /// Detach: the coroutine runs on; its result is dropped by its own
+    /// coroutine, or here if it is already stored (task/join_state.rs).
     fn drop(&mut self) {
         if self.task.task().join.detach() {
-            // SAFETY: the finisher saw JOIN_INTEREST and left the result to us.
-            drop(unsafe { self.task.cell().take::<std::thread::Result<T>>() });
+            // SAFETY: the coroutine saw JOIN_INTEREST when it stored its
+            // result, so the result is ours.
+            drop_detached(unsafe { self.task.cell().take::<std::thread::Result<T>>() });
         }
+    }
+}
+
+/// Drop the result of a coroutine that nobody will join. A destructor that
+/// panics is caught and reported as one line on stderr: a detached result
+/// has nobody to hand the panic to, and it must not unwind through the
+/// runtime's frames. (A payload whose own destructor panics as well is
+/// leaked rather than dropped.)
+pub(crate) fn drop_detached<T>(result: std::thread::Result<T>) {
+    let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(result))) else {
+        return;
+    };
+    if crate::sched::context::cancelling() {
+        // The runtime shut down while the destructor was parked: this is the
+        // forced unwind of the coroutine (sched/shutdown.rs), not a panic of
+        // the destructor. It must reach the coroutine's root.
+        panic::resume_unwind(payload);
+    }
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload");
+    eprintln!("spindle: dropping the result of a detached coroutine panicked: {what}");
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 

@@ -49,10 +49,13 @@
 //!    home's inbox (`sched/home.rs::push_inbox`) and wakes that worker
 //!    (`sched/idle.rs::notify_worker`). When `run_task` resumes it,
 //!    `suspend` returns and `wait` sees the outcome.
-//! 5. **Finish.** `coroutine_main` stores the result and returns;
+//! 5. **Finish.** `coroutine_main` stores the result, and
+//!    `task/join_state.rs::store` decides whether the coroutine drops it
+//!    (the handle is gone: `join.rs::drop_detached`, still inside the
+//!    coroutine) or leaves it to the handle; then it returns.
 //!    `sched/worker.rs::finish` returns the stack, and
-//!    `sched/worker.rs::complete` wakes the joiner in `join.rs::join` or
-//!    drops the result, as `task/join_state.rs::complete` decides.
+//!    `sched/worker.rs::complete` wakes the joiner in `join.rs::join`, as
+//!    `task/join_state.rs::complete` decides.
 //! 6. **Or shutdown.** If the runtime is dropped first,
 //!    `sched/shutdown.rs::shutdown` finds the task (parked, queued, or not
 //!    started) and `sched/shutdown.rs::cancel` unwinds it with
@@ -74,7 +77,7 @@
 //!   It and `sched` call each other, the one cycle between modules (as Go's
 //!   `gopark`/`goready` live in proc.go).
 //! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
-//!   [`Runtime`].
+//!   [`Runtime`]; [`Handle`], to spawn from where no `&Runtime` is at hand.
 //!
 //! ## Where a coroutine runs: thread-locals and `!Send` values
 //!
@@ -142,6 +145,7 @@
 
 pub mod chan;
 mod coroutine;
+mod handle;
 mod join;
 mod loom_shim;
 mod park;
@@ -155,8 +159,11 @@ mod wait_cell;
 
 use std::io;
 
+use sched::spawn::SpawnOptions;
+
+pub use handle::{Handle, TryCurrentError};
 pub use join::{Cancelled, JoinHandle};
-pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX};
+pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX, MAX_WORKERS};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;
 pub use stats::Stats;
@@ -172,9 +179,17 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Builder::new()
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+    expect_spawned(sched::spawn::spawn_here(SpawnOptions::default(), f))
+}
+
+/// The join handle of a spawn that the caller asked to panic on failure.
+pub(crate) fn expect_spawned<T: Send + 'static>(
+    spawned: io::Result<task::TaskRef>,
+) -> JoinHandle<T> {
+    match spawned {
+        Ok(task) => JoinHandle::new(task),
+        Err(e) => panic!("spindle: failed to spawn coroutine: {e}"),
+    }
 }
 
 /// Spawn options, like `std::thread::Builder`.
@@ -223,8 +238,18 @@ impl Builder {
         rt.scheduler().spawn(self.options(), f).map(JoinHandle::new)
     }
 
-    fn options(&self) -> sched::spawn::SpawnOptions<'_> {
-        sched::spawn::SpawnOptions {
+    /// Spawn on the runtime of `handle`, from any thread. Fails with
+    /// "runtime has shut down" once that runtime was dropped.
+    pub fn spawn_on_handle<F, T>(self, handle: &Handle, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        handle.spawn_with(self.options(), f).map(JoinHandle::new)
+    }
+
+    fn options(&self) -> SpawnOptions<'_> {
+        SpawnOptions {
             name: self.name.as_deref(),
             stack_max: self.stack_max,
         }

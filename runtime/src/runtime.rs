@@ -22,12 +22,13 @@
 
 use std::io;
 use std::panic;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crossbeam_deque::Injector;
 
+use crate::handle::{self, Handle};
 use crate::join::JoinHandle;
 use crate::sched::home::Home;
 use crate::sched::idle::Idle;
@@ -40,6 +41,11 @@ use crate::stats::{Counters, Stats};
 
 /// Default `stack_max`: 256 KiB per coroutine, guard page included.
 pub const DEFAULT_STACK_MAX: usize = 256 << 10;
+
+/// Most worker threads a runtime accepts: Go's cap on `GOMAXPROCS`
+/// (`_MaxGomaxprocs` in runtime/proc.go). Far above any useful count, and
+/// low enough that the per-worker tables are never an absurd allocation.
+pub const MAX_WORKERS: usize = 1024;
 
 /// A spindle runtime: worker threads, their queues, and a stack pool.
 pub struct Runtime {
@@ -55,7 +61,8 @@ pub struct RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
-    /// Number of worker threads (at least 1). Default: available parallelism.
+    /// Number of worker threads, 1 to [`MAX_WORKERS`]; `build` rejects
+    /// others. Default: available parallelism (at most `MAX_WORKERS`).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -71,14 +78,16 @@ impl RuntimeBuilder {
     /// Start the runtime.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
-            Some(0) => {
+            Some(n) if !(1..=MAX_WORKERS).contains(&n) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "a runtime needs at least 1 worker",
+                    format!(
+                    "workers must be between 1 and {MAX_WORKERS} (spindle::MAX_WORKERS), got {n}"
+                ),
                 ))
             }
             Some(n) => n,
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
+            None => thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
         };
         let stack_max = crate::stack_size_for(self.stack_max)?;
         let mode = guard::mode()?;
@@ -94,6 +103,7 @@ impl RuntimeBuilder {
             pool: StackPool::new(stack_max, mode),
             counters: Counters::new(workers),
             shutdown: AtomicBool::new(false),
+            spawns_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         });
         let mut rt = Runtime {
@@ -168,14 +178,14 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let opts = SpawnOptions {
-            name: None,
-            stack_max: None,
-        };
-        self.scheduler
-            .spawn(opts, f)
-            .map(JoinHandle::new)
-            .unwrap_or_else(|e| panic!("spindle: failed to spawn coroutine: {e}"))
+        crate::expect_spawned(self.scheduler.spawn(SpawnOptions::default(), f))
+    }
+
+    /// A handle to this runtime, to spawn onto it from anywhere (see
+    /// [`Handle`]). It outlives the runtime, but spawns through it fail once
+    /// the runtime is dropped.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.scheduler.clone())
     }
 
     pub(crate) fn scheduler(&self) -> &Arc<Scheduler> {
@@ -221,7 +231,9 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         let scheduler = &self.scheduler;
-        scheduler.shutdown.store(true, Ordering::SeqCst);
+        // Set the shutdown flag; wait for outside spawns already admitted
+        // (handle.rs).
+        handle::close(scheduler);
         scheduler.idle.notify_all();
         let inside =
             context::with_worker(|w| w.is_some_and(|w| Arc::ptr_eq(&w.scheduler, scheduler)));

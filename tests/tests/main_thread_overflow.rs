@@ -8,24 +8,10 @@
 //! (`harness = false`): in a child process the main thread starts a runtime
 //! (installing spindle's handler) and then recurses without bound.
 
-use std::hint::black_box;
-
 use spindle::Runtime;
-use spindle_tests::{is_child, run_command, self_command, SIGABRT};
+use spindle_tests::{is_child, recurse_forever, run_command, self_command, SIGABRT};
 
 const ROLE: &str = "main-thread-overflow";
-
-#[inline(never)]
-fn recurse_forever(depth: u64) -> u64 {
-    let mut frame = [0u8; 1024];
-    black_box(&mut frame);
-    frame[0] = depth as u8;
-    if black_box(true) {
-        recurse_forever(depth + 1) + u64::from(black_box(frame[1]))
-    } else {
-        depth
-    }
-}
 
 /// Rust prints `thread '<name>' has overflowed its stack`, and recent
 /// versions add the thread id after the name: `thread 'main' (1234) has ...`.

@@ -18,25 +18,9 @@
 //! the crash to perform, and asserts on the child's exit signal and stderr.
 //! The named-coroutine overflow also runs once with `SPINDLE_GUARD=mprotect`.
 
-use std::hint::black_box;
-
 use spindle::stack::page::page_size;
 use spindle::{chan, Builder, Runtime, DEFAULT_STACK_MAX};
-use spindle_tests::{is_child, run_child, ChildRun, SIGABRT, SIGSEGV};
-
-/// Recurse forever with 1 KiB frames (smaller than any page, so no frame can
-/// step over a guard page).
-#[inline(never)]
-fn recurse_forever(depth: u64) -> u64 {
-    let mut frame = [0u8; 1024];
-    black_box(&mut frame);
-    frame[0] = depth as u8;
-    if black_box(true) {
-        recurse_forever(depth + 1) + u64::from(black_box(frame[1]))
-    } else {
-        depth
-    }
-}
+use spindle_tests::{is_child, recurse_forever, run_child, ChildRun, SIGABRT, SIGSEGV};
 
 /// A write to address 16: not mapped, and not anyone's guard page.
 fn write_near_null() {

@@ -32,7 +32,7 @@ pub(crate) mod spawn;
 pub(crate) mod timer;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +55,8 @@ pub(crate) struct Scheduler {
     pub pool: StackPool,
     pub counters: Counters,
     pub shutdown: AtomicBool,
+    /// Spawns from outside admitted but not yet queued (`handle.rs`).
+    pub spawns_in_flight: AtomicUsize,
     pub next_id: AtomicU64,
 }
 

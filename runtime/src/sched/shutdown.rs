@@ -115,5 +115,5 @@ fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>)
     let stack = unsafe { task.take_stack() };
     scheduler.pool.put(local, stack);
     task.task().state.finish();
-    complete(&task, None);
+    complete(&task, true);
 }

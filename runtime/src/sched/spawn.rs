@@ -11,9 +11,11 @@
 //!
 //! [`coroutine_main`] is the first code that runs on the new stack, the
 //! first time a worker resumes the task: it publishes the coroutine as this
-//! thread's current one, runs the user's function (catching a panic), stores
-//! the result in the task's wait cell for `join`, and returns the dropper for
-//! that result to the worker.
+//! thread's current one, runs the user's function (catching a panic), and
+//! stores the result in the task's wait cell for `join`; if the join handle
+//! is already gone, it drops the result itself, still current, so that the
+//! result's destructor runs as part of the coroutine (it may park, and a
+//! panic in it is caught), never on the bare worker thread.
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -23,12 +25,13 @@ use std::sync::Arc;
 use super::context;
 use super::worker::Worker;
 use super::Scheduler;
-use crate::coroutine::{Coroutine, OutputDropper, Yielder};
+use crate::coroutine::{Coroutine, Yielder};
 use crate::stack::Stack;
+use crate::task::join_state::Stored;
 use crate::task::{TaskPtr, TaskRef};
-use crate::wait_cell::WaitCell;
 
 /// What a spawn asks for beyond the function itself.
+#[derive(Default)]
 pub(crate) struct SpawnOptions<'a> {
     pub name: Option<&'a str>,
     pub stack_max: Option<usize>,
@@ -102,8 +105,8 @@ impl Scheduler {
     }
 }
 
-fn shut_down() -> io::Error {
-    io::Error::other("spindle: cannot spawn: the runtime is shutting down")
+pub(crate) fn shut_down() -> io::Error {
+    io::Error::other("spindle: cannot spawn: the runtime has shut down")
 }
 
 /// Spawn on the runtime of the calling worker (`spindle::spawn`). Returns
@@ -135,36 +138,32 @@ where
 }
 
 /// The first code a new coroutine runs, on its own stack, and its last.
-fn coroutine_main<F, T>(me: TaskPtr, yielder: &Yielder, f: F) -> OutputDropper
+fn coroutine_main<F, T>(me: TaskPtr, yielder: &Yielder, f: F)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     context::enter(me.as_ptr(), yielder);
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    match result {
-        // The runtime is cancelling us (worker.rs, `cancel`): this is
-        // corosensei's forced unwind, not a panic of `f`. Let it reach the
-        // coroutine's root; there is no result.
+    // The runtime is cancelling us (sched/shutdown.rs): this is corosensei's
+    // forced unwind, not a panic of `f`. Let it reach the coroutine's root;
+    // there is no result.
+    let result = match result {
         Err(payload) if context::cancelling() => panic::resume_unwind(payload),
-        result => store_result(me, result),
-    }
-}
-
-/// Store the coroutine's result for `join`, and hand its dropper to the
-/// worker.
-fn store_result<T>(me: TaskPtr, result: std::thread::Result<T>) -> OutputDropper
-where
-    T: Send + 'static,
-{
-    unsafe fn drop_result<T>(cell: WaitCell<'_>) {
-        // SAFETY: the caller saw COMPLETE and owns the stored result.
-        drop(unsafe { cell.take::<std::thread::Result<T>>() });
-    }
-    context::leave();
+        result => result,
+    };
     // SAFETY: the task is alive (its worker holds a reference while it
     // runs), it is not waiting on anything, so its hand-off slot is free,
-    // and nobody reads the result before COMPLETE is published.
+    // and nobody reads the result before STORED is published.
     unsafe { me.cell().put(result) };
-    drop_result::<T> as OutputDropper
+    // SAFETY: (task alive, as above.)
+    if unsafe { &*me.as_ptr() }.join.store() == Stored::Detached {
+        // SAFETY: the handle was gone when we set STORED, so the result is
+        // ours alone (task/join_state.rs); taking it frees the hand-off slot
+        // for any wait its destructor makes.
+        let result = unsafe { me.cell().take::<std::thread::Result<T>>() };
+        // Still current: a destructor that blocks parks this coroutine.
+        crate::join::drop_detached(result);
+    }
+    context::leave();
 }

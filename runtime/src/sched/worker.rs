@@ -40,10 +40,9 @@ use super::context;
 use super::home::Home;
 use super::idle::Wakeup;
 use super::Scheduler;
-use crate::coroutine::{OutputDropper, Suspend};
+use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
-use crate::task::join_state::Completion;
 use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the other queues.
@@ -386,7 +385,7 @@ impl Worker {
                 None => self.scheduler.counters.worker(self.index).add_park(),
                 Some(task) => self.push_runnext(task),
             },
-            CoroutineResult::Return(dropper) => self.finish(task, dropper),
+            CoroutineResult::Return(()) => self.finish(task),
         }
     }
 
@@ -402,7 +401,7 @@ impl Worker {
         }
     }
 
-    fn finish(&self, task: TaskRef, dropper: OutputDropper) {
+    fn finish(&self, task: TaskRef) {
         // The reference the task kept for its next wait (task/spare.rs) has
         // no wait left to serve.
         drop(task.take_spare());
@@ -414,7 +413,7 @@ impl Worker {
         task.task().state.finish();
         self.unregister_if_last(&task);
         self.scheduler.counters.worker(self.index).add_finished();
-        complete(&task, Some(dropper));
+        complete(&task, false);
     }
 
     /// The common case of a short-lived task: it is the newest registered,
@@ -459,26 +458,16 @@ impl RunQueue {
     }
 }
 
-/// Publish that `task` is complete, then wake the joiner or, if the handle
-/// is gone, drop the result with `dropper` (task/join_state.rs). No dropper
-/// means the task was cancelled: there is no result.
-pub(super) fn complete(task: &TaskRef, dropper: Option<OutputDropper>) {
-    match task.task().join.complete(dropper.is_none()) {
-        Completion::DropResult => {
-            if let Some(dropper) = dropper {
-                // SAFETY: the handle is gone and saw no COMPLETE: the result
-                // is ours.
-                unsafe { dropper(task.cell()) }
-            }
+/// Publish that `task` is complete (`cancelled`: it has no result) and wake
+/// the joiner, if one waits. A detached result was already dropped by the
+/// coroutine itself (task/join_state.rs); the worker never runs it.
+pub(super) fn complete(task: &TaskRef, cancelled: bool) {
+    if task.task().join.complete(cancelled) {
+        // SAFETY: we saw JOIN_WAITER, so the joiner's write is visible and it
+        // will not touch the slot again.
+        if let Some(raw) = unsafe { task.take_joiner() } {
+            // SAFETY: the slot holds a word from `Waiter::into_raw`.
+            unsafe { Waiter::from_raw(raw) }.wake();
         }
-        Completion::WakeJoiner => {
-            // SAFETY: we saw JOIN_WAITER, so the joiner's write is visible
-            // and it will not touch the slot again.
-            if let Some(raw) = unsafe { task.take_joiner() } {
-                // SAFETY: the slot holds a word from `Waiter::into_raw`.
-                unsafe { Waiter::from_raw(raw) }.wake();
-            }
-        }
-        Completion::Nothing => {}
     }
 }

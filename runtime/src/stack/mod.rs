@@ -54,7 +54,7 @@ use std::io;
 use std::ptr::NonNull;
 
 use corosensei::stack::STACK_ALIGNMENT;
-use slab::{Label, LABEL_BYTES, LABEL_NAME_BYTES};
+use slab::{Label, LABEL_BYTES};
 
 // The stack base is the slot top (page-aligned) minus the label.
 const _: () = assert!(LABEL_BYTES % STACK_ALIGNMENT == 0);
@@ -122,16 +122,19 @@ impl Stack {
         unsafe { (*self.label()).fault_mark }
     }
 
-    /// Write the owner's id and name where the overflow handler looks.
+    /// Write the owner's id and name where the overflow handler looks. The
+    /// name is stored as the report will print it (`overflow::escape_name`:
+    /// control characters escaped, cut on a character boundary), so the
+    /// signal handler only copies bytes.
     pub(crate) fn set_label(&mut self, id: u64, name: Option<&str>) {
-        let name = name.unwrap_or("").as_bytes();
-        let len = name.len().min(LABEL_NAME_BYTES);
         // SAFETY: the top LABEL_BYTES of the slot belong to this Stack, are
         // writable (above the guard) and aligned (top is page-aligned).
         let label = unsafe { &mut *self.label() };
         label.id = id;
-        label.name_len = len as u64;
-        label.name[..len].copy_from_slice(&name[..len]);
+        label.name_len = match name {
+            None => 0,
+            Some(name) => overflow::escape_name(name, &mut label.name) as u64,
+        };
     }
 
     /// The pages a finished coroutine may have dirtied below its top page,

@@ -8,6 +8,31 @@
 //! spindle: coroutine #42 (parser) overflowed its 256 KiB stack
 //! ```
 //!
+//! A fault in a guard page is not always an overflow: a wild write from
+//! elsewhere (another coroutine, a thread) can land in it too. Then the line
+//! names both sides instead:
+//!
+//! ```text
+//! spindle: coroutine #7 (worker) hit the guard page of coroutine #42 (parser)
+//! ```
+//!
+//! **Overflow or wild write?** The handler asks where the faulting thread's
+//! stack pointer was, from the registers the kernel saved (`ucontext_t`),
+//! not from a "current coroutine" thread-local (see below). An overflow
+//! faults with the stack pointer *at* the guard page: inside it (stack
+//! probes move it page by page), just above it (a push, a store into a frame
+//! that ends there), or less than a page below it (one unprobed frame
+//! allocation that jumped over the page boundary). So a guard hit is an
+//! overflow if the stack pointer lies within one page of the guard page,
+//! and a wild write otherwise. This needs no bookkeeping on the switch path
+//! and reads only the signal frame. (On an architecture where we do not read
+//! the saved stack pointer, every guard hit is reported as an overflow.)
+//!
+//! **The name** is escaped and cut when the label is written, at spawn
+//! (`escape_name`): control characters become `\n`, `\u{1b}`..., so a name
+//! cannot forge a second line, and the cut falls on a character boundary.
+//! The handler only copies the stored bytes.
+//!
 //! Rules the handler lives by:
 //!
 //! * **It runs on an alternate signal stack.** The faulting stack has no room
@@ -28,6 +53,32 @@ use std::sync::Once;
 
 use super::page::page_size;
 use super::slab::{registry, Label, LABEL_BYTES, LABEL_NAME_BYTES};
+
+/// Write `name` into `out` as the report prints it: backslashes doubled,
+/// control characters escaped as Rust does (`\n`, `\u{1b}`), everything
+/// else as is; cut before the first character or escape that does not fit
+/// whole. Returns the bytes written. Runs at spawn, not in the handler.
+pub(crate) fn escape_name(name: &str, out: &mut [u8]) -> usize {
+    let mut len = 0;
+    for c in name.chars() {
+        let mut piece = [0u8; 12];
+        let n = if c == '\\' || c.is_control() {
+            let mut n = 0;
+            for e in c.escape_default() {
+                n += e.encode_utf8(&mut piece[n..]).len();
+            }
+            n
+        } else {
+            c.encode_utf8(&mut piece).len()
+        };
+        if len + n > out.len() {
+            break;
+        }
+        out[len..len + n].copy_from_slice(&piece[..n]);
+        len += n;
+    }
+    len
+}
 
 /// The handlers we replaced, one per signal, written once before ours is live.
 static mut PREVIOUS_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
@@ -98,39 +149,62 @@ pub(crate) fn ensure_altstack() {
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some((slot_base, slot_size)) = registry::find_slot(addr) {
-        if addr < slot_base + page_size() {
-            report_overflow(slot_base, slot_size);
+    if let Some(guarded) = registry::find_slot(addr) {
+        if addr < guarded.0 + page_size() {
+            let mut buf = LineBuf::new();
+            buf.push(b"spindle: ");
+            // SAFETY: the kernel passes the interrupted context to an
+            // SA_SIGINFO handler.
+            match unsafe { stack_pointer(ctx) } {
+                Some(sp) if !near_guard(sp, guarded.0) => {
+                    match registry::find_slot(sp) {
+                        Some(culprit) => buf.push_coroutine(culprit),
+                        None => buf.push(b"a thread outside any coroutine"),
+                    }
+                    buf.push(b" hit the guard page of ");
+                    buf.push_coroutine(guarded);
+                    buf.push(b"\n");
+                }
+                _ => {
+                    buf.push_coroutine(guarded);
+                    buf.push(b" overflowed its ");
+                    buf.push_u64((guarded.1 >> 10) as u64);
+                    buf.push(b" KiB stack\n");
+                }
+            }
+            // SAFETY: write(2) and abort(3) are async-signal-safe.
+            unsafe {
+                libc::write(2, buf.bytes.as_ptr().cast(), buf.len);
+                libc::abort();
+            }
         }
     }
     chain(sig, info, ctx);
 }
 
-/// Write the one-line report and abort. Never returns.
-fn report_overflow(slot_base: usize, slot_size: usize) -> ! {
-    let label = (slot_base + slot_size - LABEL_BYTES) as *const Label;
-    // SAFETY: the label lies in the slot's top page, which is mapped (the
-    // slab is registered) and was written when the slot was handed out.
-    let (id, name_len) = unsafe { ((*label).id, (*label).name_len as usize) };
-    let name: &[u8] = if name_len == 0 {
-        b"unnamed"
-    } else {
-        // SAFETY: as above; name_len was clamped to the buffer when written.
-        unsafe { &(&(*label).name)[..name_len.min(LABEL_NAME_BYTES)] }
-    };
-    let mut buf = LineBuf::new();
-    buf.push(b"spindle: coroutine #");
-    buf.push_u64(id);
-    buf.push(b" (");
-    buf.push(name);
-    buf.push(b") overflowed its ");
-    buf.push_u64((slot_size >> 10) as u64);
-    buf.push(b" KiB stack\n");
-    // SAFETY: write(2) and abort(3) are async-signal-safe.
-    unsafe {
-        libc::write(2, buf.bytes.as_ptr().cast(), buf.len);
-        libc::abort();
-    }
+/// Is a stack pointer at `sp` within one page of the guard page of the slot
+/// at `slot_base` (below it, in it, or above it)? Then the fault there is
+/// that stack's overflow (module docs).
+fn near_guard(sp: usize, slot_base: usize) -> bool {
+    let page = page_size();
+    sp >= slot_base.saturating_sub(page) && sp < slot_base + 2 * page
+}
+
+/// The interrupted thread's stack pointer, from the saved registers.
+///
+/// # Safety
+/// `ctx` is the `ucontext_t` the kernel passed to an `SA_SIGINFO` handler.
+#[allow(unused_variables)]
+unsafe fn stack_pointer(ctx: *mut libc::c_void) -> Option<usize> {
+    let uc = ctx as *const libc::ucontext_t;
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    return Some(unsafe { (*uc).uc_mcontext.gregs[libc::REG_RSP as usize] } as usize);
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    // SAFETY: the caller passes the kernel's ucontext_t.
+    return Some(unsafe { (*uc).uc_mcontext.sp } as usize);
+    #[allow(unreachable_code)]
+    None
 }
 
 /// Hand a fault that is not ours to whoever handled it before us.
@@ -163,14 +237,14 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
 
 /// A fixed-size line buffer on the signal stack.
 struct LineBuf {
-    bytes: [u8; 160],
+    bytes: [u8; 256],
     len: usize,
 }
 
 impl LineBuf {
     fn new() -> Self {
         LineBuf {
-            bytes: [0; 160],
+            bytes: [0; 256],
             len: 0,
         }
     }
@@ -179,6 +253,24 @@ impl LineBuf {
         let n = s.len().min(self.bytes.len() - self.len);
         self.bytes[self.len..self.len + n].copy_from_slice(&s[..n]);
         self.len += n;
+    }
+
+    /// `coroutine #<id> (<name>)` of the slot `(base, size)`, from its label.
+    fn push_coroutine(&mut self, (slot_base, slot_size): (usize, usize)) {
+        let label = (slot_base + slot_size - LABEL_BYTES) as *const Label;
+        // SAFETY: the label lies in the slot's top page, which is mapped (the
+        // slab is registered) and was written when the slot was handed out.
+        let (id, name_len) = unsafe { ((*label).id, (*label).name_len as usize) };
+        self.push(b"coroutine #");
+        self.push_u64(id);
+        self.push(b" (");
+        if name_len == 0 {
+            self.push(b"unnamed");
+        } else {
+            // SAFETY: as above; name_len was clamped to the buffer when written.
+            self.push(unsafe { &(&(*label).name)[..name_len.min(LABEL_NAME_BYTES)] });
+        }
+        self.push(b")");
     }
 
     fn push_u64(&mut self, mut v: u64) {
@@ -199,6 +291,25 @@ impl LineBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn escaped(name: &str) -> String {
+        let mut out = [0u8; LABEL_NAME_BYTES];
+        let n = escape_name(name, &mut out);
+        String::from_utf8(out[..n].to_vec()).expect("escape_name cut a character")
+    }
+
+    #[test]
+    fn names_are_escaped_and_cut_on_a_character_boundary() {
+        assert_eq!(escaped("parser"), "parser");
+        assert_eq!(escaped("a\nb\tc\\d\u{1b}e"), "a\\nb\\tc\\\\d\\u{1b}e");
+        // 1 + 15 * 2 bytes fit in 32; the 16th 'é' would not.
+        assert_eq!(
+            escaped(&format!("x{}", "é".repeat(20))),
+            format!("x{}", "é".repeat(15))
+        );
+        // An escape is never cut in half: 31 bytes, then `\n` does not fit.
+        assert_eq!(escaped(&format!("{}\n", "y".repeat(31))), "y".repeat(31));
+    }
 
     #[test]
     fn line_buffer_formats_like_the_report() {

@@ -22,10 +22,9 @@
 //! so wait queues and run queues store one word per task).
 //!
 //! The task is not generic over the result type `T`: the result lives in the
-//! hand-off slot (boxed if larger than two words), and the one piece of code
-//! that must know `T` without a `JoinHandle` (dropping an unjoined result) is
-//! handed to the worker as the coroutine's return value, an
-//! [`OutputDropper`].
+//! hand-off slot (boxed if larger than two words), and the two pieces of code
+//! that know `T` are the coroutine itself (which drops a result nobody will
+//! join, `join_state.rs`) and the `JoinHandle`.
 //!
 //! This module is below the scheduler and the parking code: it holds the
 //! state machines of one task, not the code that runs or wakes it.
@@ -38,7 +37,7 @@ use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
-use crate::coroutine::{Coroutine, OutputDropper, Suspend};
+use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
 use crate::wait_cell::{new_hand_off, HandOff, OutcomeByte, WaitCell};
 use join_state::JoinState;
@@ -168,7 +167,7 @@ impl TaskRef {
     ///
     /// # Safety
     /// The caller is the worker that took the task from a run queue.
-    pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, OutputDropper> {
+    pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, ()> {
         // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.task().coroutine.get() };
         co.as_mut().expect("resumed a finished task").resume(())

@@ -211,6 +211,68 @@ mod loom_tests {
         });
     }
 
+    /// Two wakers, each publishing its own data (`Release`) before it wakes,
+    /// race a running task that checks both and parks until it has seen
+    /// both. This is the one model that reaches the already-`NOTIFIED` path
+    /// of `wake` with data still unseen: the second waker finds `NOTIFIED`,
+    /// and only its read-modify-write (writing `NOTIFIED` back) makes the
+    /// worker's next RMW on the state acquire that waker's data. Mutating
+    /// `wake` to `return false` on `NOTIFIED` without the RMW makes this
+    /// model fail (the task consumes the first wake, misses the second
+    /// waker's data, parks, and nobody enqueues it); every other model here
+    /// passes that mutation.
+    ///
+    /// The run queue is a count of enqueues. Once the task has parked, the
+    /// model waits for both wakers (a parked task cannot run until one of
+    /// them enqueues it) and fails if neither did.
+    #[test]
+    fn loom_two_wakers_each_publish_their_own_data() {
+        use loom::sync::atomic::AtomicUsize;
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        // Three threads: bound the preemptions (as tokio's models do). With
+        // the bound this runs in a fraction of a second instead of about five
+        // minutes, and still fails on the mutation (the race needs two).
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let state = Arc::new(SchedState::new_runnable());
+            let data = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let enqueued = Arc::new(AtomicUsize::new(0));
+            let wakers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (s, d, q) = (state.clone(), data.clone(), enqueued.clone());
+                    loom::thread::spawn(move || {
+                        d[i].store(true, Release);
+                        if s.wake() {
+                            q.fetch_add(1, Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            // The worker runs the task until it has seen both wakers' data
+            // or parks. A requeue (a wake overtook the park) runs it again.
+            let parked = loop {
+                state.start_running();
+                if data.iter().all(|d| d.load(Acquire)) {
+                    state.finish();
+                    break false;
+                }
+                if state.commit_park() {
+                    break true;
+                }
+            };
+            for w in wakers {
+                w.join().unwrap();
+            }
+            let enqueued = enqueued.load(Relaxed);
+            if parked {
+                assert_eq!(enqueued, 1, "wake-up lost (or doubled) after a park");
+            } else {
+                assert_eq!(enqueued, 0, "a running or finished task was enqueued");
+            }
+        });
+    }
+
     /// Two wakers race to wake one parked task: exactly one enqueues it.
     #[test]
     fn loom_concurrent_wakers_enqueue_once() {
