@@ -27,6 +27,15 @@ pub(crate) mod outcome {
     pub const CLOSED: u8 = 4;
     /// Woken with no value (timer fired, wait group reached zero).
     pub const DONE: u8 = 5;
+    /// A selecting sender was chosen by a receiver of a rendezvous channel:
+    /// the cell holds that receiver's `Waiter`, to hand the value to.
+    pub const PAIRED: u8 = 6;
+    /// A selecting sender was chosen for a buffered channel: a slot is
+    /// reserved for its value.
+    pub const RESERVED: u8 = 7;
+    /// The party that chose this waiter gave up before completing (a
+    /// dropped `SelectedOperation`): the waiter starts its operation again.
+    pub const RETRY: u8 = 8;
 }
 
 /// Words of inline hand-off space; bigger values are boxed.
