@@ -435,4 +435,6 @@ impl<T> std::fmt::Debug for Receiver<T> {
 }
 
 #[cfg(all(test, loom))]
+mod loom_select;
+#[cfg(all(test, loom))]
 mod loom_tests;

@@ -260,7 +260,11 @@ impl<'a> Select<'a> {
 
 /// Park until a channel chose `sel` and finished our cell (`Some(case)`), or
 /// until `deadline`, when our own claim wins (`None`).
-fn wait_chosen(me: &Current, sel: &Selection, deadline: Option<Instant>) -> Option<usize> {
+pub(crate) fn wait_chosen(
+    me: &Current,
+    sel: &Selection,
+    deadline: Option<Instant>,
+) -> Option<usize> {
     loop {
         if me.cell().outcome() != outcome::WAITING {
             return sel.chosen();
@@ -280,8 +284,11 @@ fn wait_chosen(me: &Current, sel: &Selection, deadline: Option<Instant>) -> Opti
     }
 }
 
-/// Shuffle `ops` uniformly (Fisher-Yates).
+/// Shuffle `ops` uniformly (Fisher-Yates). Not under loom: a model must
+/// make the same choices in every run it replays.
+#[cfg_attr(loom, allow(unused_variables))]
 fn shuffle<T>(ops: &mut [T]) {
+    #[cfg(not(loom))]
     for i in (1..ops.len()).rev() {
         ops.swap(i, random_below(i + 1));
     }
@@ -289,6 +296,7 @@ fn shuffle<T>(ops: &mut [T]) {
 
 /// A random number below `n`, from a per-thread xorshift generator. Out of
 /// line, like every thread-local access (see `sched/context.rs`).
+#[cfg(not(loom))]
 #[inline(never)]
 fn random_below(n: usize) -> usize {
     use std::cell::Cell;
