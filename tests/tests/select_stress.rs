@@ -48,7 +48,7 @@ fn drain_all(rxs: &[Receiver<u64>], progress: &Progress) -> Vec<u64> {
 fn many_selectors(cap: usize, progress: Progress) {
     const CHANS: usize = 4;
     const PRODUCERS: u64 = 6;
-    const PER: u64 = 4_000;
+    const PER: u64 = 20_000;
     let rt = rt();
     let (txs, rxs): (Vec<Sender<u64>>, Vec<Receiver<u64>>) =
         (0..CHANS).map(|_| bounded(cap)).unzip();
