@@ -117,13 +117,13 @@ impl WaitQueue {
     /// entries are dropped.
     #[inline]
     pub fn claim(&mut self) -> Option<Party> {
-        match self.0.front() {
+        match self.0.pop_front() {
             None => None,
-            Some(Entry::Plain(_)) => match self.0.pop_front() {
-                Some(Entry::Plain(w)) => Some(Party::Plain(w)),
-                _ => unreachable!(),
-            },
-            Some(Entry::Select(..)) => self.claim_slow(),
+            Some(Entry::Plain(w)) => Some(Party::Plain(w)),
+            Some(selecting) => {
+                self.0.push_front(selecting);
+                self.claim_slow()
+            }
         }
     }
 
