@@ -36,13 +36,15 @@
 //!    and `task/mod.rs::resume` switches to the new stack, where
 //!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
 //!    the user's function.
-//! 3. **Park on `recv`.** `chan/mod.rs::recv` finds no value, queues the
-//!    caller and calls `park/mod.rs::wait`, which calls `sched/mod.rs::park`
+//! 3. **Park on `recv`.** `chan/mod.rs::recv` calls
+//!    `chan/channel.rs::recv`, which finds no value, queues the caller and
+//!    calls `park/mod.rs::wait`, which calls `sched/mod.rs::park`
 //!    and `sched/context.rs::suspend`: the switch back. The worker, in
 //!    `run_task`, commits the park with `task/spare.rs::commit_park` and
 //!    `task/state.rs::commit_park`.
-//! 4. **Wake by `send`.** `chan/mod.rs::send` dequeues the receiver,
-//!    `chan/mod.rs::deliver` writes the value into its wait cell and calls
+//! 4. **Wake by `send`.** `chan/channel.rs::send` dequeues the receiver
+//!    (`chan/queue.rs::claim`), `chan/channel.rs::deliver` writes the value
+//!    into its wait cell and, through `chan/queue.rs::finish`, calls
 //!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: `task/state.rs::wake`
 //!    decides; on the home worker `sched/worker.rs::push_runnext` queues it,
 //!    from any other thread `sched/mod.rs::wake_remote` puts it in the
@@ -101,10 +103,11 @@
 //! something else is ready on this worker) is a point where the others run.
 //! `docs/notes/soundness.md` measures the cost and compares other runtimes.
 //!
-//! The runtime's own thread-locals are in three files: `sched/context.rs`
+//! The runtime's own thread-locals are in four files: `sched/context.rs`
 //! (the worker, the current coroutine, the cancellation flag),
-//! `park/thread_parker.rs` (a plain thread's parker) and `stack/overflow.rs`
-//! (the signal stack and the fault report); each is read behind an
+//! `park/thread_parker.rs` (a plain thread's parker), `stack/overflow.rs`
+//! (the signal stack and the fault report) and `chan/select.rs` (the random
+//! generator that shuffles a select's cases); each is read behind an
 //! `#[inline(never)]` function.
 //!
 //! ## Shutdown: cancellation

@@ -36,6 +36,15 @@ pub(crate) enum Outcome {
     Closed = 4,
     /// Woken with no value (timer fired, wait group reached zero).
     Done = 5,
+    /// A selecting sender was chosen by a receiver of a rendezvous channel:
+    /// the cell holds that receiver's `Waiter`, to hand the value to.
+    Paired = 6,
+    /// A selecting sender was chosen for a buffered channel: a slot is
+    /// reserved for its value.
+    Reserved = 7,
+    /// The party that chose this waiter gave up before completing (a
+    /// dropped `SelectedOperation`): the waiter starts its operation again.
+    Retry = 8,
 }
 
 impl Outcome {
@@ -47,6 +56,9 @@ impl Outcome {
             3 => Outcome::Taken,
             4 => Outcome::Closed,
             5 => Outcome::Done,
+            6 => Outcome::Paired,
+            7 => Outcome::Reserved,
+            8 => Outcome::Retry,
             _ => unreachable!("only Outcome values are stored"),
         }
     }

@@ -99,6 +99,7 @@ fn default_suite_quick_json_has_the_documented_schema() {
             "yield_pingpong",
             "chan_pingpong_1worker",
             "chan_pingpong_2workers",
+            "select_pingpong_1worker",
             "thread_pipe_same_cpu",
             "thread_pipe_cross_cpu",
         ],

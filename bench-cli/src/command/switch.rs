@@ -96,7 +96,7 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
         Op::new("raw_resume_suspend", "raw corosensei resume/suspend", n),
         Ok(s),
     ));
-    let runtime_rows: [RuntimeRow; 3] = [
+    let runtime_rows: [RuntimeRow; 4] = [
         (
             "yield_pingpong",
             "yield_now ping-pong, 1 worker",
@@ -114,6 +114,12 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
             "rendezvous channel ping-pong, 2 workers",
             2,
             chan_pingpong,
+        ),
+        (
+            "select_pingpong_1worker",
+            "the same, receiving with select! over 2 channels, 1 worker",
+            1,
+            select_pingpong,
         ),
     ];
     for (name, label, workers, sample) in runtime_rows {
@@ -223,6 +229,43 @@ fn chan_pingpong(n: u64) -> f64 {
     let t0 = Instant::now();
     for i in 0..rounds {
         if ping_tx.send(i).is_err() || pong_rx.recv().is_err() {
+            break;
+        }
+    }
+    let elapsed = t0.elapsed();
+    drop(ping_tx);
+    let _ = echo.join();
+    elapsed.as_nanos() as f64 / (2 * rounds) as f64
+}
+
+/// `chan_pingpong` with every receive a `select!` over the ping (or pong)
+/// channel and a second channel nobody sends on: what a select costs over a
+/// plain receive when it has to park on two queues; ns per one-way.
+fn select_pingpong(n: u64) -> f64 {
+    let rounds = (n / 2).max(1);
+    let (ping_tx, ping_rx) = spindle::chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = spindle::chan::bounded::<u64>(0);
+    let (_idle_tx, idle_rx) = spindle::chan::bounded::<u64>(0);
+    let idle = idle_rx.clone();
+    let echo = spindle::spawn(move || loop {
+        let v = spindle::select! {
+            recv(ping_rx) -> v => v,
+            recv(idle) -> v => v,
+        };
+        if v.map(|v| pong_tx.send(v)).is_err() {
+            break;
+        }
+    });
+    let t0 = Instant::now();
+    for i in 0..rounds {
+        if ping_tx.send(i).is_err() {
+            break;
+        }
+        let back = spindle::select! {
+            recv(pong_rx) -> v => v,
+            recv(idle_rx) -> v => v,
+        };
+        if back.is_err() {
             break;
         }
     }

@@ -110,6 +110,19 @@ impl Waiter {
         }
     }
 
+    /// Sleep once, at most until `deadline`; may return early or spuriously.
+    /// A coroutine arms a runtime timer for the deadline and takes it back
+    /// when it wakes; a thread waits on its condition variable with a timeout.
+    pub fn park_until(&self, deadline: std::time::Instant) {
+        match self.kind() {
+            Kind::Task(t) => {
+                let _wake_up = crate::sched::timer::wake_at(t, deadline);
+                crate::sched::park();
+            }
+            Kind::Thread(p) => p.park_until(deadline),
+        }
+    }
+
     /// Park until the cell's wait has an outcome, and return it.
     #[inline(always)]
     pub fn wait(&self) -> Outcome {

@@ -46,6 +46,30 @@ impl ThreadParker {
         *notified = false;
     }
 
+    /// [`park`](Self::park), but return at `deadline` at the latest.
+    #[cfg(not(loom))]
+    pub fn park_until(&self, deadline: std::time::Instant) {
+        let mut notified = lock(&self.notified);
+        while !*notified {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            notified = match self.cv.wait_timeout(notified, left) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        *notified = false;
+    }
+
+    /// Loom has no clock: its models give timed waits a deadline that has
+    /// passed, so they never sleep on it.
+    #[cfg(loom)]
+    pub fn park_until(&self, _deadline: std::time::Instant) {
+        self.park();
+    }
+
     pub fn unpark(&self) {
         *lock(&self.notified) = true;
         self.cv.notify_one();

@@ -6,9 +6,12 @@
 //! deadline, so a timer fires on time even when nothing else happens.
 //! `next_deadline` lets the hot loop check "anything due?" with one atomic
 //! load instead of taking the lock.
+//!
+//! The heap is an ordered map keyed by (deadline, sequence number), so that a
+//! timed channel wait can take its wake-up back in O(log n) once a channel
+//! served it ([`Timers::cancel`]): a finished wait leaves no entry behind.
 
-use std::cmp::{Ordering as CmpOrdering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -19,40 +22,29 @@ use crate::wait_cell::Outcome;
 
 pub(crate) struct Timers {
     epoch: Instant,
-    heap: Mutex<BinaryHeap<Reverse<Entry>>>,
+    heap: Mutex<BTreeMap<TimerKey, Entry>>,
     /// Nanoseconds since `epoch` of the earliest deadline; `u64::MAX` if none.
     next_deadline: AtomicU64,
     seq: AtomicU64,
 }
 
-struct Entry {
-    at: u64,
-    seq: u64,
-    waiter: Waiter,
-}
+/// Where a timer sits in the heap: its deadline (ns since `epoch`) and a
+/// sequence number that makes equal deadlines distinct.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct TimerKey(u64, u64);
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
+struct Entry {
+    waiter: Waiter,
+    /// `sleep` timers publish `Outcome::Done` in the waiter's cell before waking it;
+    /// wake-up timers ([`Timers::add_wake`]) only wake: the waiter decides.
+    finish: bool,
 }
 
 impl Timers {
     pub fn new() -> Timers {
         Timers {
             epoch: Instant::now(),
-            heap: Mutex::new(BinaryHeap::new()),
+            heap: Mutex::new(BTreeMap::new()),
             next_deadline: AtomicU64::new(u64::MAX),
             seq: AtomicU64::new(0),
         }
@@ -69,10 +61,31 @@ impl Timers {
         let at = self
             .now()
             .saturating_add(after.as_nanos().min(u64::MAX as u128 / 2) as u64);
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.insert(at, waiter, true).1
+    }
+
+    /// Wake `waiter` at `deadline` without touching its cell (a timed
+    /// channel wait checks the clock itself when it wakes). Returns the key
+    /// for [`cancel`](Self::cancel) and, as [`add`](Self::add), whether this
+    /// is now the earliest deadline.
+    pub fn add_wake(&self, deadline: Instant, waiter: Waiter) -> (TimerKey, bool) {
+        let at = deadline.saturating_duration_since(self.epoch).as_nanos();
+        self.insert(at.min(u64::MAX as u128 / 2) as u64, waiter, false)
+    }
+
+    fn insert(&self, at: u64, waiter: Waiter, finish: bool) -> (TimerKey, bool) {
+        let key = TimerKey(at, self.seq.fetch_add(1, Ordering::Relaxed));
         let mut heap = lock(&self.heap);
-        heap.push(Reverse(Entry { at, seq, waiter }));
-        self.next_deadline.fetch_min(at, Ordering::SeqCst) > at
+        heap.insert(key, Entry { waiter, finish });
+        (key, self.next_deadline.fetch_min(at, Ordering::SeqCst) > at)
+    }
+
+    /// Take back a timer that has not fired yet; a no-op if it has. The
+    /// earliest-deadline hint may stay early: a worker then wakes once for
+    /// nothing, which is harmless.
+    pub fn cancel(&self, key: TimerKey) {
+        let removed = lock(&self.heap).remove(&key);
+        drop(removed);
     }
 
     /// Is a timer due now?
@@ -96,24 +109,62 @@ impl Timers {
         let mut due = Vec::new();
         {
             let mut heap = lock(&self.heap);
-            while heap.peek().is_some_and(|e| e.0.at <= now) {
-                due.push(heap.pop().expect("peeked").0.waiter);
+            while let Some(entry) = heap.first_entry().filter(|e| e.key().0 <= now) {
+                due.push(entry.remove());
             }
-            let next = heap.peek().map_or(u64::MAX, |e| e.0.at);
+            let next = heap.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
             self.next_deadline.store(next, Ordering::SeqCst);
         }
         let n = due.len();
-        for w in due {
-            w.cell().finish(Outcome::Done);
-            w.wake();
+        for e in due {
+            if e.finish {
+                e.waiter.cell().finish(Outcome::Done);
+            }
+            e.waiter.wake();
         }
         n
     }
 
     /// Drop every pending timer (runtime shutdown).
     pub fn clear(&self) {
-        let drained: Vec<_> = lock(&self.heap).drain().collect();
+        let drained = std::mem::take(&mut *lock(&self.heap));
         self.next_deadline.store(u64::MAX, Ordering::SeqCst);
         drop(drained);
+    }
+}
+
+/// A wake-up of the running coroutine at a deadline, taken back when
+/// dropped (see [`Timers::add_wake`]).
+pub(crate) struct WakeUp {
+    timers: *const Timers,
+    key: TimerKey,
+}
+
+/// Arrange for `task` (the running coroutine) to be woken at `deadline`.
+pub(crate) fn wake_at(task: &crate::task::TaskRef, deadline: Instant) -> WakeUp {
+    // SAFETY: the running task is alive while it runs, it has started so it
+    // has a home, and its worker keeps the Scheduler (and so its timers)
+    // alive; the WakeUp is dropped by that task, on that worker, before it
+    // finishes (also when shutdown cancels it by unwinding).
+    let scheduler = unsafe { &*(*super::home_of(task.task())).scheduler };
+    // The timer wakes through `Waiter::wake`, that is `sched::wake`: fired on
+    // another worker, it goes to the task's home inbox like any remote wake.
+    let (key, earliest) = scheduler
+        .timers
+        .add_wake(deadline, Waiter::task(task.clone()));
+    if earliest {
+        // As in `sleep`: a worker asleep without a timeout must re-compute.
+        scheduler.idle.notify_one();
+    }
+    WakeUp {
+        timers: &scheduler.timers,
+        key,
+    }
+}
+
+impl Drop for WakeUp {
+    fn drop(&mut self) {
+        // SAFETY: as in `wake_at`: created and dropped by the running task.
+        unsafe { &*self.timers }.cancel(self.key);
     }
 }

@@ -1,0 +1,182 @@
+//! A channel's wait queue, and the claim that lets one select wait on many.
+//!
+//! A party blocked in a plain `send`/`recv` sits in one queue, as a plain
+//! [`Waiter`]: whoever dequeues it owns its cell (see `park/`). A party
+//! blocked in a *select* sits in the queue of every channel it selects on at
+//! once, so dequeuing is not enough: two channels may fire at the same time.
+//! All its entries share one [`Selection`], and the channel that dequeues an
+//! entry must first *claim* the selection with one compare-and-swap of
+//! `chosen` from `UNDECIDED` to its case. Exactly one claim succeeds (Go's
+//! `selectDone`); the winner owns the selector's cell for that wait, as if it
+//! had dequeued a plain waiter, and every other entry of the selection is now
+//! stale: a channel that meets one drops it, and the selector unlinks the rest
+//! when it wakes. The selector itself claims `GAVE_UP` when its deadline
+//! passes or when it finds an operation ready while registering, and then
+//! nobody else can.
+//!
+//! A *watch* selection (`Select::ready`) wants to hear that an operation may
+//! have become ready, not to take part in it: a channel that meets one claims
+//! it, wakes it, and goes on looking for a real partner.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use crate::loom_shim::{Arc, AtomicUsize};
+use crate::park::Waiter;
+use crate::wait_cell::{Outcome, WaitCell};
+
+const UNDECIDED: usize = 0;
+const GAVE_UP: usize = usize::MAX;
+
+/// One blocked select (or timed wait), shared by its entries in every queue.
+pub(crate) struct Selection {
+    /// `UNDECIDED`, `case + 1` once a channel claimed it, or `GAVE_UP`.
+    chosen: AtomicUsize,
+    /// Only wants to be told when an operation may be ready.
+    watch: bool,
+    waiter: Waiter,
+}
+
+impl Selection {
+    pub fn new(waiter: Waiter, watch: bool) -> Arc<Selection> {
+        Arc::new(Selection {
+            chosen: AtomicUsize::new(UNDECIDED),
+            watch,
+            waiter,
+        })
+    }
+
+    /// Claim the selection for `case`. `true` for exactly one claimant.
+    fn claim(&self, case: usize) -> bool {
+        self.chosen
+            .compare_exchange(UNDECIDED, case + 1, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// The selector's own claim: nobody may choose it any more. `false` if a
+    /// channel got there first (then it owns the cell and will finish it).
+    pub fn give_up(&self) -> bool {
+        self.chosen
+            .compare_exchange(UNDECIDED, GAVE_UP, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// The case a channel chose, if one did.
+    pub fn chosen(&self) -> Option<usize> {
+        match self.chosen.load(Acquire) {
+            UNDECIDED | GAVE_UP => None,
+            c => Some(c - 1),
+        }
+    }
+
+    fn undecided(&self) -> bool {
+        self.chosen.load(Acquire) == UNDECIDED
+    }
+}
+
+/// An entry in a wait queue.
+pub(crate) enum Entry {
+    Plain(Waiter),
+    Select(Arc<Selection>, usize),
+}
+
+/// A waiter taken from a queue; the taker owns its cell for this wait.
+pub(crate) enum Party {
+    Plain(Waiter),
+    Select(Arc<Selection>),
+}
+
+impl Party {
+    pub fn cell(&self) -> WaitCell<'_> {
+        match self {
+            Party::Plain(w) => w.cell(),
+            Party::Select(s) => s.waiter.cell(),
+        }
+    }
+
+    /// Publish `outcome` in the party's cell and wake it.
+    pub fn finish(self, outcome: Outcome) {
+        self.cell().finish(outcome);
+        match self {
+            Party::Plain(w) => w.wake(),
+            Party::Select(s) => s.waiter.clone().wake(),
+        }
+    }
+}
+
+/// A FIFO of parked parties: a channel's `recvq` or `sendq`.
+#[derive(Default)]
+pub(crate) struct WaitQueue(VecDeque<Entry>);
+
+impl WaitQueue {
+    pub fn push(&mut self, e: Entry) {
+        self.0.push_back(e);
+    }
+
+    /// Take the first party that can be had: a plain waiter, or a selection
+    /// this call claims. Watchers met on the way are told and dropped; stale
+    /// entries are dropped.
+    #[inline]
+    pub fn claim(&mut self) -> Option<Party> {
+        match self.0.pop_front() {
+            None => None,
+            Some(Entry::Plain(w)) => Some(Party::Plain(w)),
+            Some(selecting) => {
+                self.0.push_front(selecting);
+                self.claim_slow()
+            }
+        }
+    }
+
+    #[cold]
+    fn claim_slow(&mut self) -> Option<Party> {
+        while let Some(e) = self.0.pop_front() {
+            match e {
+                Entry::Plain(w) => return Some(Party::Plain(w)),
+                Entry::Select(s, case) => {
+                    if !s.claim(case) {
+                        continue; // stale: another channel or the selector won
+                    }
+                    if !s.watch {
+                        return Some(Party::Select(s));
+                    }
+                    // Woken under the channel lock: rare (only `ready`
+                    // waits), and it keeps this loop simple.
+                    Party::Select(s).finish(Outcome::Done);
+                }
+            }
+        }
+        None
+    }
+
+    /// Is a party waiting that [`claim`](Self::claim) might take, other than
+    /// `except`'s own entries? A hint (a selecting party may be claimed by
+    /// another channel at any time), used while registering a select: its
+    /// entries on this queue may already sit here, if it selects on both
+    /// ends of the channel.
+    pub fn has_party(&self, except: Option<&Selection>) -> bool {
+        self.0.iter().any(|e| match e {
+            Entry::Plain(_) => true,
+            Entry::Select(s, _) => {
+                !except.is_some_and(|me| std::ptr::eq(me, &**s)) && !s.watch && s.undecided()
+            }
+        })
+    }
+
+    /// Unlink every entry of `me` (after its wait ended).
+    pub fn remove(&mut self, me: &Selection) {
+        self.0
+            .retain(|e| !matches!(e, Entry::Select(s, _) if std::ptr::eq(me, &**s)));
+    }
+
+    /// Take every party out (the channel closed), for the caller to finish
+    /// once it released the lock; watchers are woken at once.
+    pub fn drain(&mut self) -> Vec<Party> {
+        std::iter::from_fn(|| self.claim_slow()).collect()
+    }
+
+    #[cfg(all(test, not(loom)))]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
