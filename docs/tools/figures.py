@@ -342,7 +342,8 @@ def go_copy_and_double():
 
 
 def gmp_and_workers():
-    svg = Svg(1000, 560, "Go's G, M and P next to spindle's workers, run queues, runnext and injector")
+    svg = Svg(1000, 680, "Go's G, M and P next to spindle's workers: runnext, pinned queue, inbox, "
+              "spawn slot, deque and injector")
     svg.text(20, 24, "Who runs what: Go's G/M/P (left) and spindle's workers (right)", bold=True, size=14)
 
     def queue(x, y, n, w=20, label=None, fill="#d6e6fb", more=False):
@@ -355,7 +356,7 @@ def gmp_and_workers():
 
     # Go side
     gx = 20
-    svg.rect(gx, 40, 460, 470, fill="#fbfcfe")
+    svg.rect(gx, 40, 460, 590, fill="#fbfcfe")
     svg.text(gx + 10, 60, "Go (runtime/proc.go, runtime2.go)", bold=True)
     queue(gx + 20, 90, 6, label="global run queue sched.runq (unbounded, under a lock)", more=True)
     for i, px in enumerate([gx + 20, gx + 240]):
@@ -378,34 +379,57 @@ def gmp_and_workers():
     svg.text(gx + 120, 458, "M2 in a system call:", anchor="middle", size=11)
     svg.text(gx + 120, 472, "handoffp gives its P away", anchor="middle", size=11)
     svg.text(gx + 240, 462, "sysmon preempts a G after 10 ms", size=11)
+    svg.text(gx + 20, 520, "Any G may be stolen and run on any M, started or not.", size=11)
     svg.path(f"M{gx + 240} 240 C {gx + 225} 215, {gx + 225} 215, {gx + 208} 240", arrow=True, dash=True)
 
     # spindle side
     sx = 510
-    svg.rect(sx, 40, 470, 470, fill="#fbfcfe")
+    svg.rect(sx, 40, 470, 590, fill="#fbfcfe")
     svg.text(sx + 10, 60, "spindle (runtime/src/sched/)", bold=True)
-    queue(sx + 20, 90, 6, label="injector: crossbeam Injector, for work from outside the workers", more=True)
+    queue(sx + 20, 90, 6, label="injector: crossbeam Injector, for spawns from outside the workers",
+          more=True)
+    pinned_fill, free_fill = "#f6dede", "#d6e6fb"
     for i, wx in enumerate([sx + 20, sx + 250]):
         wy = 150
-        svg.rect(wx, wy, 200, 190, fill="#ffffff")
+        svg.rect(wx, wy, 200, 300, fill="#ffffff")
         svg.text(wx + 8, wy + 18, f"worker {i}: one OS thread", bold=True)
         svg.text(wx + 8, wy + 33, "(an M and a P in one)", size=11, fill="#55607a")
-        svg.rect(wx + 8, wy + 42, 60, 22, fill="#fde9c9")
-        svg.text(wx + 38, wy + 57, "runnext", anchor="middle", size=11)
-        svg.text(wx + 74, wy + 57, "≤ 32 picks in a row", size=11)
-        queue(wx + 8, wy + 88, 8, w=20, label="RunQueue: FIFO deque, grows", more=True)
-        svg.text(wx + 8, wy + 128, "steal: about half, at most 32", size=11)
-        svg.text(wx + 8, wy + 144, "stack cache: finished stacks", size=11)
-        svg.text(wx + 8, wy + 160, "a dirty list released in batches", size=11)
-        svg.rect(wx + 40, wy + 200, 120, 28, fill="#d6e6fb")
-        svg.text(wx + 100, wy + 218, "coroutine running", anchor="middle")
-        svg.line(wx + 100, wy + 190, wx + 100, wy + 200)
-    svg.path(f"M{sx + 250} 250 C {sx + 235} 225, {sx + 235} 225, {sx + 218} 250", arrow=True, dash=True)
-    svg.text(sx + 20, 420, "A wake or spawn on a worker goes to its runnext; the task that was there", size=11)
-    svg.text(sx + 20, 436, "moves to the back of the deque, where others can steal it.", size=11)
-    svg.text(sx + 20, 458, "Every 61st pick a worker looks at the injector first (Go: the global queue).", size=11)
-    svg.text(sx + 20, 480, "No preemption, no hand-off in system calls: a blocking call blocks the worker.", size=11)
-    svg.text(20, 540, "Dashed arrows: stealing. Go's ring of 256 overflows into the global queue; crossbeam's deque grows instead.", fill="#55607a")
+        svg.text(wx + 8, wy + 52, "started: pinned here", size=11, bold=True)
+        svg.rect(wx + 8, wy + 60, 60, 22, fill="#fde9c9")
+        svg.text(wx + 38, wy + 75, "runnext", anchor="middle", size=11)
+        svg.text(wx + 74, wy + 75, "≤ 32 picks in a row", size=11)
+        queue(wx + 8, wy + 104, 6, w=20, label="pinned: yielded or displaced", fill=pinned_fill,
+              more=True)
+        queue(wx + 8, wy + 146, 4, w=20, label="inbox: woken by other threads", fill=pinned_fill,
+              more=True)
+        svg.text(wx + 8, wy + 186, "unstarted: stealable", size=11, bold=True)
+        svg.rect(wx + 8, wy + 194, 70, 22, fill="#fde9c9")
+        svg.text(wx + 43, wy + 209, "spawn slot", anchor="middle", size=11)
+        svg.text(wx + 84, wy + 209, "stolen after 3 µs", size=11)
+        queue(wx + 8, wy + 238, 8, w=20, label="deque: FIFO, grows", fill=free_fill, more=True)
+        svg.text(wx + 8, wy + 274, "steal: about half, at most 32", size=11)
+        svg.text(wx + 8, wy + 290, "(+ stack cache, dirty list)", size=11, fill="#55607a")
+        svg.rect(wx + 40, wy + 312, 120, 28, fill="#d6e6fb")
+        svg.text(wx + 100, wy + 330, "coroutine running", anchor="middle")
+        svg.line(wx + 100, wy + 300, wx + 100, wy + 312)
+    # thieves: worker 1 takes worker 0's unstarted work only
+    svg.path(f"M{sx + 250} {150 + 248} C {sx + 235} {150 + 228}, {sx + 235} {150 + 228}, "
+             f"{sx + 218} {150 + 248}", arrow=True, dash=True)
+    svg.path(f"M{sx + 250} {150 + 205} C {sx + 235} {150 + 185}, {sx + 235} {150 + 185}, "
+             f"{sx + 218} {150 + 205}", arrow=True, dash=True)
+    notes = [
+        "A wake on the task's home worker goes to runnext; from any other",
+        "thread, to the home's inbox, and that worker is woken.",
+        "A spawn goes to the spawn slot and wakes an idle worker; the",
+        "previous spawn moves to the deque.",
+        "Every 61st pick a worker looks at its inbox, spawn slot, deque",
+        "and the injector first (Go: the global queue).",
+        "No preemption, no hand-off in system calls.",
+    ]
+    for k, t in enumerate(notes):
+        svg.text(sx + 20, 512 + k * 16, t, size=11)
+    svg.text(20, 660, "Dashed arrows: stealing. Red-tinted queues hold started coroutines, which never "
+             "change thread; Go's ring of 256 overflows into the global queue.", fill="#55607a", size=11)
     svg.save("gmp-and-workers.svg")
 
 
