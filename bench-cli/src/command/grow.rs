@@ -5,8 +5,8 @@
 //! (demand paging). So a stack "grows" without any copying: the coroutine
 //! recurses, touches new pages, and each first touch is a page fault that
 //! the kernel serves. When the coroutine ends and its stack goes back to the
-//! pool, the runtime releases every page below the top start window with
-//! `MADV_DONTNEED`: the stack shrinks.
+//! pool, the runtime releases every page below the top one with
+//! `MADV_DONTNEED`: the stack shrinks to one page.
 //!
 //! Here one coroutine recurses with B-byte frames (a `[u8; B]` array per
 //! frame, passed through `black_box` so the compiler cannot drop it). At

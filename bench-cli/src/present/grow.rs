@@ -40,11 +40,10 @@ pub fn render(r: &GrowResult) -> String {
     }
     let right_after = binary(r.resident_right_after_join_bytes as u64);
     let after = binary(r.resident_after_return_bytes as u64);
-    let window = binary(r.start_window as u64);
     if r.resident_right_after_join_bytes <= r.start_window {
         out.push_str(&format!(
             "  right after join: {right_after} resident: deep pages already released \
-             with MADV_DONTNEED below the {window} start window\n"
+             with MADV_DONTNEED below the top page\n"
         ));
     } else {
         out.push_str(&format!(
@@ -53,7 +52,7 @@ pub fn render(r: &GrowResult) -> String {
         ));
         out.push_str(&format!(
             "  {} later, once the worker went idle: {after} resident (released with \
-             MADV_DONTNEED below the {window} start window)\n",
+             MADV_DONTNEED below the top page)\n",
             ns(r.shrink_after_ns)
         ));
     }
