@@ -14,6 +14,8 @@
 //! Every party in a queue has its cell `WAITING`; only the one that takes it
 //! out (and, for a select, claims it) may touch the cell. Wake-ups happen
 //! after the lock is released, except for `ready` watchers (`queue.rs`).
+//! A wait that unwinds (its coroutine cancelled at shutdown) withdraws its
+//! entry first, as a timed-out one does ([`Parked`], `select.rs`).
 
 use std::collections::VecDeque;
 
@@ -120,7 +122,7 @@ impl<T> Chan<T> {
         unsafe { me.cell().put(value) };
         inner.sendq.push(Entry::Plain(me.to_waiter()));
         drop(inner);
-        match me.wait() {
+        match self.wait_queued(&me, true) {
             Outcome::Taken => Ok(()),
             // SAFETY: CLOSED means nobody took the value; the cell is ours again.
             _ => Err(unsafe { me.cell().take() }),
@@ -158,12 +160,26 @@ impl<T> Chan<T> {
         me.cell().prepare();
         inner.recvq.push(Entry::Plain(me.to_waiter()));
         drop(inner);
-        match me.wait() {
+        match self.wait_queued(&me, false) {
             // SAFETY: DELIVERED means a sender put a T into our cell.
             Outcome::Delivered => Some(unsafe { me.cell().take() }),
             Outcome::Closed => None,
             _ => self.recv_again(),
         }
+    }
+
+    /// Wait for the outcome of a plain wait that `me` queued (in `sendq` if
+    /// `send`), withdrawing it if the wait unwinds (see [`Parked`]).
+    #[inline(always)]
+    fn wait_queued(&self, me: &Caller, send: bool) -> Outcome {
+        let parked = Parked {
+            chan: self,
+            me,
+            send,
+        };
+        let outcome = me.wait();
+        std::mem::forget(parked);
+        outcome
     }
 
     /// A select chose us for its send and then dropped the operation
@@ -296,13 +312,19 @@ impl<T> Chan<T> {
 
     /// Unlink `me`'s entries (its wait is over).
     pub fn unregister(&self, send: bool, me: &Selection) {
+        self.withdraw(send, me.addr());
+    }
+
+    /// Unlink the entries of the waiter `me` ([`Entry`]'s owner) from the
+    /// send or receive queue: `true` if one was there, so nobody took it.
+    fn withdraw(&self, send: bool, me: *const ()) -> bool {
         let mut inner = self.inner.lock();
         let q = if send {
             &mut inner.sendq
         } else {
             &mut inner.recvq
         };
-        q.remove(me);
+        q.remove(me)
     }
 
     /// Send `value` into a slot [`start_send`](Self::start_send) reserved.
@@ -337,6 +359,57 @@ impl<T> Chan<T> {
     pub fn queued(&self) -> (usize, usize) {
         let inner = self.inner.lock();
         (inner.recvq.len(), inner.sendq.len())
+    }
+}
+
+/// A plain `send` or `recv` parked in a queue. Forgotten when the wait
+/// returns; dropped only if the wait unwinds (the runtime cancels the
+/// coroutine at shutdown, `sched/shutdown.rs`): then it withdraws the entry,
+/// so that the channel, still open through other handles, never serves a
+/// dead party.
+struct Parked<'a, T> {
+    chan: &'a Chan<T>,
+    me: &'a Caller,
+    send: bool,
+}
+
+impl<T> Drop for Parked<'_, T> {
+    #[cold]
+    fn drop(&mut self) {
+        let me = self.me;
+        let outcome = if self.chan.withdraw(self.send, me.addr()) {
+            Outcome::Waiting // nobody took us: the cell is ours again
+        } else {
+            // Taken out of the queue before we withdrew: the hand-off
+            // happened before the cancellation, and its taker finishes our
+            // cell soon. We cannot park (the coroutine is no longer current).
+            until_finished(me)
+        };
+        // A sender's value still in its cell (withdrawn, or the channel
+        // closed), or a value delivered to a receiver, is dropped here.
+        let value_in_cell = match outcome {
+            Outcome::Waiting | Outcome::Closed => self.send,
+            Outcome::Delivered => !self.send,
+            _ => false,
+        };
+        if value_in_cell {
+            // SAFETY: the cell holds a T (put by us or by a sender that took
+            // us), and no one else owns this wait any more.
+            drop(unsafe { me.cell().take::<T>() });
+        }
+    }
+}
+
+/// Spin until a party that took `me` from a queue finishes its cell (it
+/// does so right after releasing the channel lock); the outcome.
+#[cold]
+pub(crate) fn until_finished(me: &Caller) -> Outcome {
+    loop {
+        let outcome = me.cell().outcome();
+        if outcome != Outcome::Waiting {
+            return outcome;
+        }
+        std::thread::yield_now();
     }
 }
 

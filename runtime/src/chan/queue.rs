@@ -69,6 +69,11 @@ impl Selection {
         }
     }
 
+    /// The selection's identity in a queue (for [`WaitQueue::remove`]).
+    pub fn addr(&self) -> *const () {
+        (self as *const Selection).cast()
+    }
+
     fn undecided(&self) -> bool {
         self.chosen.load(Acquire) == UNDECIDED
     }
@@ -78,6 +83,17 @@ impl Selection {
 pub(crate) enum Entry {
     Plain(Waiter),
     Select(Arc<Selection>, usize),
+}
+
+impl Entry {
+    /// Who queued this entry: the plain waiter's task or parker, or the
+    /// selection (shared by all entries of one select).
+    fn owner(&self) -> *const () {
+        match self {
+            Entry::Plain(w) => w.addr(),
+            Entry::Select(s, _) => Selection::addr(s),
+        }
+    }
 }
 
 /// A waiter taken from a queue; the taker owns its cell for this wait.
@@ -163,10 +179,13 @@ impl WaitQueue {
         })
     }
 
-    /// Unlink every entry of `me` (after its wait ended).
-    pub fn remove(&mut self, me: &Selection) {
-        self.0
-            .retain(|e| !matches!(e, Entry::Select(s, _) if std::ptr::eq(me, &**s)));
+    /// Unlink every entry of `me` (its wait ended, timed out, or was
+    /// cancelled); `true` if there was one. `me` is the waiter's identity:
+    /// see [`Entry::owner`].
+    pub fn remove(&mut self, me: *const ()) -> bool {
+        let before = self.0.len();
+        self.0.retain(|e| e.owner() != me);
+        self.0.len() != before
     }
 
     /// Take every party out (the channel closed), for the caller to finish

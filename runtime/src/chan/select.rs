@@ -26,7 +26,7 @@
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::channel::{deliver, SendToken};
+use super::channel::{deliver, until_finished, SendToken};
 use super::error::{
     ReadyTimeoutError, RecvError, SelectTimeoutError, SendError, TryReadyError, TrySelectError,
 };
@@ -241,7 +241,14 @@ impl<'a> Select<'a> {
             let chosen = if looks_ready && sel.give_up() {
                 None
             } else {
-                wait_chosen(&me, &sel, wake_at)
+                let waiting = Waiting {
+                    ops: &self.ops[..registered],
+                    me: &me,
+                    sel: &sel,
+                };
+                let chosen = wait_chosen(&me, &sel, wake_at);
+                std::mem::forget(waiting);
+                chosen
             };
             // 4. Unregister, and take what the chosen operation secured.
             for &(_, op) in &self.ops[..registered] {
@@ -255,6 +262,41 @@ impl<'a> Select<'a> {
                     return Some((pos, Some(token)));
                 }
             }
+        }
+    }
+}
+
+/// A select parked in its queues. Forgotten when the wait returns; dropped
+/// only if it unwinds (the runtime cancels the coroutine at shutdown,
+/// `sched/shutdown.rs`): then it withdraws like a timed-out select, so no
+/// channel, still open through other handles, serves a dead party; if a
+/// channel chose us first, what that secured is given back (as by a
+/// dropped [`SelectedOperation`]).
+struct Waiting<'s, 'a> {
+    ops: &'s [(usize, &'a dyn Operation)],
+    me: &'s Caller,
+    sel: &'s Selection,
+}
+
+impl Drop for Waiting<'_, '_> {
+    #[cold]
+    fn drop(&mut self) {
+        let chosen = if self.sel.give_up() {
+            None
+        } else {
+            // A channel chose us; it finishes our cell right after its lock.
+            until_finished(self.me);
+            self.sel.chosen()
+        };
+        for &(_, op) in self.ops {
+            op.unregister(self.sel);
+        }
+        let Some(pos) = chosen else {
+            return;
+        };
+        let op = self.ops[pos].1;
+        if let Some(token) = op.accept(self.me, self.me.cell().outcome()) {
+            give_back(op, token);
         }
     }
 }
@@ -376,16 +418,21 @@ impl Drop for SelectedOperation<'_> {
         let Some(token) = self.token.take() else {
             return;
         };
-        // Give back what the choice secured: a partner waiting for our value
-        // starts over, a reserved slot is freed. A received value is dropped.
-        match token {
-            Token::Send(SendToken::Partner(receiver)) => receiver.finish(Outcome::Retry),
-            Token::Send(SendToken::Slot) => self.op.release_slot(),
-            Token::Send(SendToken::Closed) | Token::Recv(_) => {}
-        }
+        give_back(self.op, token);
         if !std::thread::panicking() {
             panic!("dropped `SelectedOperation` without completing the operation");
         }
+    }
+}
+
+/// Give back what a choice of `op` secured and nobody will use: a partner
+/// waiting for our value starts over, a reserved slot is freed. A received
+/// value is dropped.
+fn give_back(op: &dyn Operation, token: Token) {
+    match token {
+        Token::Send(SendToken::Partner(receiver)) => receiver.finish(Outcome::Retry),
+        Token::Send(SendToken::Slot) => op.release_slot(),
+        Token::Send(SendToken::Closed) | Token::Recv(_) => {}
     }
 }
 

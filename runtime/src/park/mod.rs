@@ -79,6 +79,12 @@ impl Waiter {
         }
     }
 
+    /// The waiter's identity: its task or parker (tag included), the same
+    /// for every reference to it.
+    pub fn addr(&self) -> *const () {
+        self.0.as_ptr().cast_const().cast()
+    }
+
     pub fn cell(&self) -> WaitCell<'_> {
         match self.kind() {
             Kind::Task(t) => t.cell(),
