@@ -82,6 +82,7 @@ impl Scheduler {
                 self.next_id.fetch_add(1, Ordering::Relaxed),
             ),
         };
+        crate::stack::asan::forget_stale_poison(&stack);
         stack.set_label(id, opts.name);
         let (run, handle) = TaskRef::new(|me| new_coroutine(me, stack, f));
         match local {

@@ -34,6 +34,7 @@
 //! the coroutine's stack base is [`STACK_ALIGNMENT`]-aligned, which the
 //! label size guarantees (checked at compile time below).
 
+pub(crate) mod asan;
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;
