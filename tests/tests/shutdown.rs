@@ -169,7 +169,14 @@ fn a_hundred_shutdowns_do_not_grow_memory() {
     if spindle_tests::under_asan("ASan's quarantine keeps freed memory resident, so RSS grows") {
         return;
     }
-    let parked = by_mode(10_000, 2_000);
+    // 10^4 per round as the issue asks, in the release run of the README's
+    // test command; a debug build (CI's debug pass) parks fewer, or the
+    // unoptimised shutdown path alone takes minutes.
+    let parked = if cfg!(debug_assertions) {
+        1_000
+    } else {
+        by_mode(10_000, 2_000)
+    };
     watchdog("100 shutdowns", move |progress| {
         let mut after_warmup = 0;
         for round in 0..100 {
