@@ -59,6 +59,14 @@ fn an_idle_runtime_returns_its_pooled_stacks_memory() {
         let run = run_child(TEST, "mprotect", &[("SPINDLE_GUARD", "mprotect")]);
         run.assert_passed();
     }
+    if std::env::var(spindle_tests::CHILD_RUNNER_ENV).is_ok_and(|r| r.contains("qemu")) {
+        // Seen in CI: under qemu-user a quarter of the burst stayed resident
+        // (20 of 61 MB). The process RSS there includes the emulator's own
+        // memory and qemu applies madvise(2) itself; the trim is checked on
+        // the native runs (both guard modes).
+        eprintln!("skipped under qemu-user: its RSS does not show the trim");
+        return;
+    }
     let n = by_mode(100_000, 10_000);
     let rt = Runtime::builder().workers(2).build().unwrap();
     let before = rss();
