@@ -78,6 +78,12 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run everything; write results.json, results.md, SVG charts, index.html.
     Report(ReportArgs),
+    /// Echo server, one task per connection: memory per idle connection,
+    /// set-up rate, round-trip latency and throughput, spindle beside Go.
+    Net(crate::command::net::NetArgs),
+    /// Internal: the echo server `net` measures, in a child process.
+    #[command(hide = true)]
+    NetServer(crate::command::net_server::NetServerArgs),
 }
 
 #[derive(Debug, Args)]

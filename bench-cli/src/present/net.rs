@@ -1,0 +1,268 @@
+//! Presenting `net`: one table per N, a column per server, and a last
+//! column that says which of spindle and Go did better on each line (and
+//! by how much), Go wins included.
+
+use crate::command::net::{Echo, NetReport, Server, ServerRun};
+use crate::measure::row::Row;
+use crate::present::table::Table;
+use crate::present::units::{bytes, count, group, ns};
+use crate::present::Render;
+
+/// Which way a line is better.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Lower,
+    Higher,
+    /// Not a contest (the kernel's share, CPU seconds).
+    Neither,
+}
+
+/// One line of a table: label, how to show a value, which way is better,
+/// and how to read it from a server's run.
+struct Metric<'a> {
+    label: String,
+    show: fn(f64) -> String,
+    better: Better,
+    get: Box<dyn Fn(&ServerRun) -> Option<f64> + 'a>,
+}
+
+fn per_second(v: f64) -> String {
+    format!("{}/s", group(v.round() as u64))
+}
+
+fn seconds(v: f64) -> String {
+    format!("{v:.2} s")
+}
+
+/// "spindle (1.52×)" or "Go wins (1.20×)", from spindle's and Go's values.
+pub fn verdict(spindle: f64, go: f64, lower_is_better: bool) -> String {
+    if spindle <= 0.0 || go <= 0.0 {
+        return "-".into();
+    }
+    let spindle_better = if lower_is_better {
+        spindle < go
+    } else {
+        spindle > go
+    };
+    let r = if spindle > go {
+        spindle / go
+    } else {
+        go / spindle
+    };
+    if (r - 1.0).abs() < 1e-9 {
+        "even".into()
+    } else if spindle_better {
+        format!("spindle ({r:.2}×)")
+    } else {
+        format!("Go wins ({r:.2}×)")
+    }
+}
+
+fn echo_at(r: &ServerRun, k: u64) -> Option<&Echo> {
+    r.echo.iter().find(|e| e.active == k.min(r.count))
+}
+
+fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
+    let m = |label: &str,
+             show: fn(f64) -> String,
+             better,
+             get: Box<dyn Fn(&ServerRun) -> Option<f64>>| {
+        Metric {
+            label: label.into(),
+            show,
+            better,
+            get,
+        }
+    };
+    let mut v = vec![
+        m(
+            "memory per idle connection (server RSS + page tables)",
+            bytes,
+            Better::Lower,
+            Box::new(|r| Some(r.idle.per_connection_bytes)),
+        ),
+        m(
+            "  of which page tables",
+            bytes,
+            Better::Neither,
+            Box::new(|r| Some(r.idle.pte_per_connection_bytes)),
+        ),
+        m(
+            "kernel per connection, both ends (socket slabs + TCP pages, system-wide)",
+            bytes,
+            Better::Neither,
+            Box::new(|r| r.idle.kernel.per_connection_bytes),
+        ),
+        m(
+            "connection set-up (connect + first echo)",
+            per_second,
+            Better::Higher,
+            Box::new(|r| Some(r.setup.connections_per_second)),
+        ),
+    ];
+    for &k in ks {
+        let kk = count(k);
+        v.push(Metric {
+            label: format!("echo, K = {kk} active: throughput"),
+            show: per_second,
+            better: Better::Higher,
+            get: Box::new(move |r| echo_at(r, k).map(|e| e.requests_per_second)),
+        });
+        v.push(Metric {
+            label: "  round trip p50".into(),
+            show: ns,
+            better: Better::Lower,
+            get: Box::new(move |r| echo_at(r, k).map(|e| e.p50_ns)),
+        });
+        v.push(Metric {
+            label: "  round trip p99".into(),
+            show: ns,
+            better: Better::Lower,
+            get: Box::new(move |r| echo_at(r, k).map(|e| e.p99_ns)),
+        });
+        v.push(Metric {
+            label: "  CPU of the server in the pass".into(),
+            show: seconds,
+            better: Better::Neither,
+            get: Box::new(move |r| echo_at(r, k).map(|e| e.server_cpu_seconds)),
+        });
+        v.push(Metric {
+            label: "  CPU of the client in the pass".into(),
+            show: seconds,
+            better: Better::Neither,
+            get: Box::new(move |r| echo_at(r, k).map(|e| e.client_cpu_seconds)),
+        });
+    }
+    v
+}
+
+/// The table for one N.
+pub fn table(r: &NetReport, n: u64) -> Table {
+    let runs: Vec<(Server, Option<&ServerRun>)> =
+        r.servers.iter().map(|&s| (s, r.get(s, n))).collect();
+    let both = r.servers.contains(&Server::Spindle) && r.servers.contains(&Server::Go);
+    let mut headers = vec![format!("N = {}", count(n))];
+    headers.extend(runs.iter().map(|(s, _)| s.name().to_string()));
+    if both {
+        headers.push("better".into());
+    }
+    let mut t = Table::new(&headers);
+    if both {
+        t.text_column(headers.len() - 1);
+    }
+    let ks = r.settings_active();
+    for m in metrics(&ks) {
+        let mut cells = vec![m.label.clone()];
+        for (_, run) in &runs {
+            let v = run.and_then(|x| (m.get)(x));
+            let mut cell = v.map_or("-".into(), m.show);
+            let capped = m.label.contains("throughput")
+                && run.is_some_and(|x| x.echo.iter().any(|e| e.capped));
+            if capped {
+                cell.push_str(" (capped)");
+            }
+            cells.push(cell);
+        }
+        if both {
+            let get = |s| r.get(s, n).and_then(|x| (m.get)(x));
+            cells.push(match (m.better, get(Server::Spindle), get(Server::Go)) {
+                (Better::Neither, _, _) | (_, None, _) | (_, _, None) => String::new(),
+                (b, Some(s), Some(g)) => verdict(s, g, b == Better::Lower),
+            });
+        }
+        t.row(cells);
+    }
+    let mut extra = vec!["listen backlog (kernel) / accept-queue drops".to_string()];
+    for (_, run) in &runs {
+        extra.push(run.map_or("-".into(), |x| {
+            let opt = |v: Option<u64>| v.map_or("?".into(), group);
+            format!(
+                "{} / {}",
+                opt(x.setup.listen_backlog),
+                opt(x.setup.listen_drops)
+            )
+        }));
+    }
+    t.row(extra);
+    for row in r.runs.iter().filter(|x| x.at().count == n) {
+        if let Row::Skipped { what, skipped } = row {
+            t.skipped(what.to_string(), skipped);
+        }
+    }
+    t
+}
+
+impl NetReport {
+    /// The K values of the echo passes, as measured.
+    pub fn settings_active(&self) -> Vec<u64> {
+        let mut ks: Vec<u64> = self
+            .runs
+            .iter()
+            .filter_map(Row::measured)
+            .flat_map(|r| r.echo.iter().map(|e| e.active))
+            .collect();
+        ks.sort_unstable();
+        ks.dedup();
+        ks
+    }
+}
+
+/// What the tables measure and how, in one paragraph.
+pub fn caption(r: &NetReport) -> String {
+    let s = &r.settings;
+    let l = &s.limits;
+    format!(
+        "Echo server, one task per connection, each reading lines through a {} B buffer \
+         (Go: bufio.Reader) and writing them back; server in a child process with {} \
+         workers (Go: GOMAXPROCS={}); the client is spindle-bench itself, {} threads with \
+         epoll, {} source addresses per 10^5 connections. Each echo pass: {} round trips of \
+         {}-byte lines spread over K connections, after a warm-up of a tenth; the rest of the \
+         N stay idle. Time cap {} s per phase. RLIMIT_NOFILE {}/{}, somaxconn {}. Memory per \
+         connection: (server RSS + page tables with N idle connections - before any) / N. \
+         Kernel figures are system-wide (other processes add noise) and count both ends. \
+         Wall-clock figures on a shared machine are noisy; CPU seconds show which process \
+         was busy.",
+        s.buffer_bytes,
+        s.workers,
+        s.workers,
+        s.client_threads,
+        100_000u64.div_ceil(l.ports_per_source.max(1)),
+        group(s.round_trips),
+        s.message_bytes,
+        s.time_cap_seconds,
+        l.nofile_soft,
+        l.nofile_hard,
+        l.somaxconn.map_or("?".into(), group),
+    )
+}
+
+pub fn render(r: &NetReport) -> String {
+    let mut out = format!("net: {}\n", caption(r));
+    if let Some(v) = &r.go_version {
+        out.push_str(&format!("Go: {v}\n"));
+    }
+    for &n in &r.counts {
+        out.push('\n');
+        out.push_str(&table(r, n).render());
+    }
+    out
+}
+
+impl Render for NetReport {
+    fn render(&self) -> String {
+        render(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_name_the_better_side() {
+        assert_eq!(verdict(100.0, 200.0, true), "spindle (2.00×)");
+        assert_eq!(verdict(100.0, 200.0, false), "Go wins (2.00×)");
+        assert_eq!(verdict(300.0, 100.0, false), "spindle (3.00×)");
+        assert_eq!(verdict(0.0, 1.0, true), "-");
+    }
+}
