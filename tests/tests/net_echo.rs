@@ -182,7 +182,10 @@ fn clients(addr: SocketAddr, progress: Progress) {
                 conn.shutdown(Shutdown::Write).unwrap();
                 let mut back = Vec::with_capacity(data.len());
                 conn.read_to_end(&mut back).unwrap();
-                assert!(back == data, "client {i}: the echo differs from what was sent");
+                assert!(
+                    back == data,
+                    "client {i}: the echo differs from what was sent"
+                );
                 progress.tick();
             })
         })

@@ -47,7 +47,11 @@ impl RawAddr {
                 raw.len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
                 // SAFETY: sockaddr_storage is larger than and aligned for any
                 // sockaddr_* (that is its purpose), so the write is in bounds.
-                unsafe { (&raw mut raw.storage).cast::<libc::sockaddr_in>().write(sin) };
+                unsafe {
+                    (&raw mut raw.storage)
+                        .cast::<libc::sockaddr_in>()
+                        .write(sin)
+                };
             }
             SocketAddr::V6(a) => {
                 let sin6 = libc::sockaddr_in6 {
@@ -61,7 +65,11 @@ impl RawAddr {
                 };
                 raw.len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
                 // SAFETY: as for the IPv4 case.
-                unsafe { (&raw mut raw.storage).cast::<libc::sockaddr_in6>().write(sin6) };
+                unsafe {
+                    (&raw mut raw.storage)
+                        .cast::<libc::sockaddr_in6>()
+                        .write(sin6)
+                };
             }
         }
         raw
@@ -97,13 +105,19 @@ pub(crate) fn from_raw(
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, the
             // length says it is all there, and storage is aligned for it.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             Ok(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
                 u16::from_be(sin6.sin6_port),

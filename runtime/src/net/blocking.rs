@@ -41,8 +41,10 @@ impl Blocking {
     /// A copy of the current settings, for `try_clone`.
     pub(crate) fn copy(&self) -> Blocking {
         let b = Blocking::new();
-        b.read_ns.store(self.read_ns.load(Ordering::Relaxed), Ordering::Relaxed);
-        b.write_ns.store(self.write_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.read_ns
+            .store(self.read_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        b.write_ns
+            .store(self.write_ns.load(Ordering::Relaxed), Ordering::Relaxed);
         b.nonblocking.store(self.nonblocking(), Ordering::Relaxed);
         b
     }
@@ -110,7 +112,10 @@ impl Blocking {
 
 /// `std::net`'s answer to a zero timeout.
 pub(crate) fn zero_timeout() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot set a 0 duration timeout",
+    )
 }
 
 #[cfg(test)]
@@ -121,13 +126,17 @@ mod tests {
     fn timeouts_round_trip_and_zero_is_refused() {
         let b = Blocking::new();
         assert_eq!(b.timeout(Direction::Read), None);
-        b.set_timeout(Direction::Read, Some(Duration::from_millis(5))).unwrap();
+        b.set_timeout(Direction::Read, Some(Duration::from_millis(5)))
+            .unwrap();
         assert_eq!(b.timeout(Direction::Read), Some(Duration::from_millis(5)));
         assert_eq!(b.timeout(Direction::Write), None);
-        let e = b.set_timeout(Direction::Write, Some(Duration::ZERO)).unwrap_err();
+        let e = b
+            .set_timeout(Direction::Write, Some(Duration::ZERO))
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(e.to_string(), "cannot set a 0 duration timeout");
-        b.set_timeout(Direction::Write, Some(Duration::from_nanos(1))).unwrap();
+        b.set_timeout(Direction::Write, Some(Duration::from_nanos(1)))
+            .unwrap();
         assert_eq!(b.timeout(Direction::Write), Some(Duration::from_nanos(1)));
         b.set_timeout(Direction::Read, Some(Duration::MAX)).unwrap();
         assert!(b.timeout(Direction::Read).unwrap() > Duration::from_secs(500 * 365 * 86400));

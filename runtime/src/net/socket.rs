@@ -48,9 +48,8 @@ fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
 impl Socket {
     pub(crate) fn new(domain: libc::c_int, ty: libc::c_int) -> io::Result<Socket> {
         // SAFETY: socket(2) takes no pointers; a non-negative result is a new fd we own.
-        let fd = cvt(unsafe {
-            libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0)
-        })?;
+        let fd =
+            cvt(unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: fd was just returned by socket(2) and nothing else owns it.
         Ok(Socket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -103,7 +102,11 @@ impl Socket {
                 events,
                 revents: 0,
             };
-            let wait = if context::in_coroutine() { 0 } else { timeout_ms };
+            let wait = if context::in_coroutine() {
+                0
+            } else {
+                timeout_ms
+            };
             // SAFETY: pfd is a valid pollfd for the duration of the call.
             let n = unsafe { libc::poll(&mut pfd, 1, wait) };
             if n == 0 && context::in_coroutine() {

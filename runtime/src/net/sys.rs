@@ -59,7 +59,11 @@ pub(crate) fn setsockopt<T: Copy>(
 }
 
 /// Read an option whose value is a plain C type for which all zeroes is valid.
-pub(crate) fn getsockopt<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+pub(crate) fn getsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
     // SAFETY: T is one of the C option types (int, linger), plain old data
     // for which all zeroes is a valid value.
     let mut value: T = unsafe { mem::zeroed() };
@@ -70,7 +74,12 @@ pub(crate) fn getsockopt<T: Copy>(fd: RawFd, level: libc::c_int, name: libc::c_i
     Ok(value)
 }
 
-pub(crate) fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int, on: bool) -> io::Result<()> {
+pub(crate) fn set_flag(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    on: bool,
+) -> io::Result<()> {
     setsockopt(fd, level, name, libc::c_int::from(on))
 }
 
@@ -97,7 +106,9 @@ pub(crate) fn ttl(fd: RawFd) -> io::Result<u32> {
 pub(crate) fn set_linger(fd: RawFd, linger: Option<Duration>) -> io::Result<()> {
     let l = libc::linger {
         l_onoff: libc::c_int::from(linger.is_some()),
-        l_linger: linger.map_or(0, |d| d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int),
+        l_linger: linger.map_or(0, |d| {
+            d.as_secs().min(libc::c_int::MAX as u64) as libc::c_int
+        }),
     };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, l)
 }
@@ -230,7 +241,8 @@ pub(crate) fn recv_from(
     let (p, l) = raw.as_mut_ptrs();
     // SAFETY: the kernel writes at most buf.len() bytes into buf and at most
     // *l bytes of address into raw; all live across the call.
-    let n = cvt_len(unsafe { libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), flags, p, l) })?;
+    let n =
+        cvt_len(unsafe { libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), flags, p, l) })?;
     Ok((n, raw.to_socket_addr()?))
 }
 

@@ -251,14 +251,20 @@ impl TcpStream {
 
     /// Read without removing the data from the socket's queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.blocking
-            .io(&self.sock, Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
+        self.blocking.io(&self.sock, Direction::Read, |fd| {
+            sys::recv(fd, buf, libc::MSG_PEEK)
+        })
     }
 
     /// `TCP_NODELAY`: send small writes at once instead of batching them
     /// (Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        sys::set_flag(self.sock.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, nodelay)
+        sys::set_flag(
+            self.sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            nodelay,
+        )
     }
 
     pub fn nodelay(&self) -> io::Result<bool> {
@@ -312,8 +318,9 @@ impl TcpStream {
     }
 
     fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.blocking
-            .io(&self.sock, Direction::Write, |fd| sys::send_vectored(fd, bufs))
+        self.blocking.io(&self.sock, Direction::Write, |fd| {
+            sys::send_vectored(fd, bufs)
+        })
     }
 }
 
@@ -340,13 +347,20 @@ fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpS
 /// `Ok`, its error, or `WouldBlock` while it is still under way.
 fn connect_finished(fd: RawFd) -> io::Result<()> {
     match sys::take_error(fd)? {
-        Some(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR)) => {
+        Some(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR)
+            ) =>
+        {
             Err(io::ErrorKind::WouldBlock.into())
         }
         Some(e) => Err(e),
         None => match sys::peer_addr(fd) {
             Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
             Err(e) => Err(e),
         },
     }

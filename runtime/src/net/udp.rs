@@ -79,8 +79,9 @@ impl UdpSocket {
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.blocking
-            .io(&self.sock, Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
+        self.blocking.io(&self.sock, Direction::Read, |fd| {
+            sys::recv(fd, buf, libc::MSG_PEEK)
+        })
     }
 
     /// Send a datagram to the first address `addr` resolves to.
@@ -91,8 +92,9 @@ impl UdpSocket {
                 "no addresses to send data to",
             ));
         };
-        self.blocking
-            .io(&self.sock, Direction::Write, |fd| sys::send_to(fd, buf, &to))
+        self.blocking.io(&self.sock, Direction::Write, |fd| {
+            sys::send_to(fd, buf, &to)
+        })
     }
 
     /// Receive a datagram and the address it came from.
@@ -156,7 +158,12 @@ impl UdpSocket {
 
     /// `SO_BROADCAST`: allow sending to a broadcast address.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        sys::set_flag(self.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BROADCAST, on)
+        sys::set_flag(
+            self.sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_BROADCAST,
+            on,
+        )
     }
 
     pub fn broadcast(&self) -> io::Result<bool> {
