@@ -118,12 +118,6 @@ pub fn run(a: &NetServerArgs) -> Result<(), String> {
     }
 }
 
-#[cfg(not(any()))]
-fn spindle_server(_workers: usize) -> Result<(), String> {
-    Err("spindle::net is not merged into this branch yet".into())
-}
-
-#[cfg(any())]
 fn spindle_server(workers: usize) -> Result<(), String> {
     use spindle::net::TcpListener;
     let rt = spindle::Runtime::builder()
