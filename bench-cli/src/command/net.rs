@@ -132,14 +132,19 @@ pub fn default_count(quick: bool) -> u64 {
     }
 }
 
+/// `--count` / `--net-count` as given, or the default.
+pub fn counts_or_default(given: &[u64], quick: bool) -> Vec<u64> {
+    if given.is_empty() {
+        vec![default_count(quick)]
+    } else {
+        given.to_vec()
+    }
+}
+
 impl NetConfig {
     pub fn new(a: &NetArgs, g: &Global) -> NetConfig {
         NetConfig {
-            counts: if a.count.is_empty() {
-                vec![default_count(g.quick)]
-            } else {
-                a.count.clone()
-            },
+            counts: counts_or_default(&a.count, g.quick),
             active: a.active.clone(),
             round_trips: a.round_trips,
             time_cap: Duration::from_secs(a.time_cap),
@@ -324,17 +329,42 @@ impl Measurement for NetConfig {
     }
 }
 
-/// Run `cfg`; `go` is a Go reference program already built (by `compare`),
-/// else one is built here if a Go row is asked for.
-pub fn run(cfg: &NetConfig, go: Option<&Goref>) -> Result<NetReport, String> {
+/// What `compare` and `report` asked `net` for, when it could not run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetAsked {
+    pub counts: Vec<u64>,
+}
+
+/// `net` as part of `compare` or `report`: measured, or why not.
+pub type NetSection = Row<NetReport, NetAsked>;
+
+/// `net` for `compare` and `report` (spindle and Go at `counts`); a run
+/// that cannot start here (limits) becomes a skipped section.
+pub fn section(counts: Vec<u64>, quick: bool, go: Result<&Goref, String>) -> NetSection {
+    let asked = NetAsked {
+        counts: counts.clone(),
+    };
+    Row::of(asked, run(&NetConfig::at(counts, None, quick), Some(go)))
+}
+
+/// Run `cfg`; `go` is a Go reference program already built or why there is
+/// none (`compare`, `report`), else one is built here if a Go row is asked
+/// for. An explicit `--go` that does not work is an error; no Go on PATH
+/// only skips the Go rows.
+pub fn run(cfg: &NetConfig, go: Option<Result<&Goref, String>>) -> Result<NetReport, String> {
     let largest = cfg.counts.iter().copied().max().unwrap_or(1);
     let limits = sockets::raise_nofile(&cfg.what(largest), largest)?;
     let built;
     let go: Result<&Goref, String> = match go {
-        Some(g) => Ok(g),
+        Some(g) => g,
         None if cfg.servers.contains(&Server::Go) => {
             progress::phase("net: building the Go reference program");
             built = goref::build(cfg.go.as_deref());
+            if cfg.go.is_some() {
+                if let Err(e) = &built {
+                    return Err(e.clone());
+                }
+            }
             built.as_ref().map_err(Clone::clone)
         }
         None => Err("not asked for".into()),
@@ -348,6 +378,7 @@ pub fn run(cfg: &NetConfig, go: Option<&Goref>) -> Result<NetReport, String> {
                 (Server::Go, Err(why)) => Err(why.clone()),
                 _ => measure(cfg, at, go.as_ref().ok().copied()),
             };
+
             progress::clear();
             runs.push(Row::of(at, r));
         }

@@ -3,7 +3,8 @@
 //! The default suite ([`suite::run`]), the OS-thread baseline at two N
 //! (where the limits allow), and the Go side when Go is installed: Go's
 //! `mem` at the suite's N and in reused slots, `switch`, `spawn` and
-//! `fanout`, and the [`Comparison`] at the largest N both sides measured.
+//! `fanout`, and the [`Comparison`] at the largest N both sides measured;
+//! then the echo servers of [`net`](super::net) at N = 10^4 (`--net-count`).
 //! Written into DIR:
 //!
 //! * `results.json`: every number, machine-readable;
@@ -25,12 +26,13 @@ use serde::{Deserialize, Serialize};
 
 use super::compare::{go_mem_row, Comparison, GoMemRow, Sides};
 use super::mem::WARM_TOUCH;
+use super::net::NetSection;
 use super::sizes::Sizes;
 use super::suite::{self, SuiteConfig, SuiteResult};
 use super::threads::{self, ThreadsRow};
 use super::{Global, Measurement};
 use crate::cli::ReportArgs;
-use crate::measure::goref::{self, GoRows};
+use crate::measure::goref::{self, GoRows, Goref};
 use crate::measure::header::Header;
 use crate::measure::row::measured;
 use crate::present::{progress, Documents};
@@ -40,6 +42,9 @@ pub struct ReportConfig {
     pub out: PathBuf,
     pub go: Option<PathBuf>,
     pub suite: SuiteConfig,
+    /// N for the echo servers (`net`).
+    pub net_counts: Vec<u64>,
+    pub quick: bool,
 }
 
 impl ReportConfig {
@@ -48,6 +53,8 @@ impl ReportConfig {
             out: a.out,
             go: a.go,
             suite: SuiteConfig::new(g),
+            net_counts: super::net::counts_or_default(&a.net_count, g.quick),
+            quick: g.quick,
         }
     }
 
@@ -76,6 +83,9 @@ pub struct Results {
     pub threads: Vec<ThreadsRow>,
     pub go: Option<GoSection>,
     pub go_skipped: Option<String>,
+    /// The echo servers, spindle beside Go (`net`).
+    #[serde(default)]
+    pub net: Option<NetSection>,
     pub wall_seconds: f64,
 }
 
@@ -124,9 +134,7 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn go_section(cfg: &ReportConfig, suite: &SuiteResult) -> Result<GoSection, String> {
-    progress::phase("report: building the Go reference program");
-    let go = goref::build(cfg.go.as_deref())?;
+fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoSection, String> {
     let (s, w) = (cfg.sizes(), cfg.suite.workers);
     let mem: Vec<GoMemRow> = s
         .mem_counts
@@ -147,7 +155,7 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult) -> Result<GoSection, Stri
     });
     let comparison = pair.map(|(spindle_mem, go_mem)| {
         Comparison::new(
-            &go,
+            go,
             Sides {
                 spindle_mem,
                 go_mem,
@@ -179,16 +187,27 @@ pub fn run(cfg: &ReportConfig) -> Result<ReportSummary, String> {
     let header: Header = super::header(cfg.suite.workers, cfg.suite.stack_max);
     let suite = suite::run(&cfg.suite, header)?;
     let threads = threads::series(&cfg.sizes().thread_counts);
-    let (go, go_skipped) = match go_section(cfg, &suite) {
-        Ok(g) => (Some(g), None),
+    progress::phase("report: building the Go reference program");
+    let goref = goref::build(cfg.go.as_deref());
+    let (go, go_skipped) = match goref.as_ref().map_err(Clone::clone) {
+        Ok(g) => match go_section(cfg, &suite, g) {
+            Ok(section) => (Some(section), None),
+            Err(why) => (None, Some(why)),
+        },
         Err(why) => (None, Some(why)),
     };
+    let net = super::net::section(
+        cfg.net_counts.clone(),
+        cfg.quick,
+        goref.as_ref().map_err(Clone::clone),
+    );
     let results = Results {
         command: command_line(),
         suite,
         threads,
         go,
         go_skipped,
+        net: Some(net),
         wall_seconds: t0.elapsed().as_secs_f64(),
     };
 

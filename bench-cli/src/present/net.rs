@@ -2,7 +2,7 @@
 //! column that says which of spindle and Go did better on each line (and
 //! by how much), Go wins included.
 
-use crate::command::net::{Echo, NetReport, Server, ServerRun};
+use crate::command::net::{Echo, NetReport, NetSection, Server, ServerRun};
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, count, group, ns};
@@ -234,6 +234,28 @@ pub fn caption(r: &NetReport) -> String {
         l.nofile_hard,
         l.somaxconn.map_or("?".into(), group),
     )
+}
+
+/// `net` inside `compare`: the tables, or why it was skipped.
+pub fn section_text(s: &NetSection) -> String {
+    match s {
+        Row::Measured(r) => render(r),
+        Row::Skipped { skipped, .. } => format!("net: skipped: {skipped}\n"),
+    }
+}
+
+/// The report's section on `net`: caption and one table per N.
+pub fn section_parts(s: &NetSection) -> (Vec<String>, Vec<Table>) {
+    match s {
+        Row::Measured(r) => {
+            let mut text = vec![caption(r)];
+            if let Some(v) = &r.go_version {
+                text.push(format!("Go: {v}."));
+            }
+            (text, r.counts.iter().map(|&n| table(r, n)).collect())
+        }
+        Row::Skipped { skipped, .. } => (vec![format!("skipped: {skipped}")], Vec::new()),
+    }
 }
 
 pub fn render(r: &NetReport) -> String {

@@ -209,6 +209,15 @@ pub fn sections(r: &Results) -> Vec<Section> {
         ],
         vec![timed::table(&s.fanout)],
     ));
+    if let Some(net) = &r.net {
+        let (text, tables) = super::net::section_parts(net);
+        out.push(section(
+            2,
+            "Network: echo server, one task per connection",
+            text,
+            tables,
+        ));
+    }
     if let Some(c) = r.go.as_ref().and_then(|g| g.comparison.as_ref()) {
         out.push(section(
             2,
