@@ -11,7 +11,8 @@
 //! * `results.md`: the exact command line, the date, the machine header and
 //!   the tables, with the charts embedded (the docs link to it);
 //! * `mem_per_unit.svg` and `switch_cost.svg` (see
-//!   [`charts`](crate::present::charts));
+//!   [`charts`](crate::present::charts)), and `net.svg` when the echo
+//!   servers ran ([`net_chart`](crate::present::net_chart));
 //! * `index.html`: one self-contained page with all of the above (inline
 //!   SVG, no scripts, nothing fetched from anywhere).
 //!

@@ -20,6 +20,7 @@ pub mod grow;
 pub mod html;
 pub mod mem;
 pub mod net;
+pub mod net_chart;
 pub mod progress;
 pub mod report;
 pub mod svg;
