@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn echoes_lines_whole_and_long_ones_in_pieces() {
-        let input: Vec<u8> = b"a\nbc\n".iter().copied().collect();
+        let input = b"a\nbc\n".to_vec();
         let mut out = Vec::new();
         echo_lines(&input[..], &mut out);
         assert_eq!(out, b"a\nbc\n");

@@ -140,9 +140,9 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoS
     let mem: Vec<GoMemRow> = s
         .mem_counts
         .iter()
-        .map(|&n| go_mem_row(&go, n, w, 0))
+        .map(|&n| go_mem_row(go, n, w, 0))
         .collect();
-    let mem_reused = go_mem_row(&go, s.reused_count, w, WARM_TOUCH);
+    let mem_reused = go_mem_row(go, s.reused_count, w, WARM_TOUCH);
     progress::phase("report: Go switch, spawn and fan-out");
     let switch = go.switch(s.switch_n, s.repeat)?;
     let spawn = go.spawn(s.spawn_count, s.repeat)?;

@@ -66,6 +66,10 @@ pub struct SetupTimes {
     pub sources: u64,
 }
 
+/// One set-up thread's connections (with their indices) and when its last
+/// `connect` returned.
+type ThreadShare = (Vec<(u64, TcpStream)>, Duration);
+
 fn io_err(what: &str, i: u64, e: std::io::Error) -> String {
     format!("connection {i}: {what}: {e}")
 }
@@ -83,7 +87,7 @@ pub fn connect(
     let t0 = Instant::now();
     let deadline = t0 + cap;
     let per_call = cap.min(Duration::from_secs(10));
-    let parts: Vec<Result<(Vec<(u64, TcpStream)>, Duration), String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<ThreadShare, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {

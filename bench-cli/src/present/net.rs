@@ -17,13 +17,16 @@ enum Better {
     Neither,
 }
 
+/// Reads one figure from a server's run, if it has it.
+type Getter<'a> = Box<dyn Fn(&ServerRun) -> Option<f64> + 'a>;
+
 /// One line of a table: label, how to show a value, which way is better,
 /// and how to read it from a server's run.
 struct Metric<'a> {
     label: String,
     show: fn(f64) -> String,
     better: Better,
-    get: Box<dyn Fn(&ServerRun) -> Option<f64> + 'a>,
+    get: Getter<'a>,
 }
 
 fn per_second(v: f64) -> String {
@@ -63,16 +66,11 @@ fn echo_at(r: &ServerRun, k: u64) -> Option<&Echo> {
 }
 
 fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
-    let m = |label: &str,
-             show: fn(f64) -> String,
-             better,
-             get: Box<dyn Fn(&ServerRun) -> Option<f64>>| {
-        Metric {
-            label: label.into(),
-            show,
-            better,
-            get,
-        }
+    let m = |label: &str, show: fn(f64) -> String, better, get: Getter<'a>| Metric {
+        label: label.into(),
+        show,
+        better,
+        get,
     };
     let mut v = vec![
         m(
