@@ -151,6 +151,7 @@ mod coroutine;
 mod handle;
 mod join;
 mod loom_shim;
+mod net;
 mod park;
 mod runtime;
 mod sched;
