@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -166,17 +166,6 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
     // SAFETY: accept4 returned a new fd that nothing else owns.
     let owned = unsafe { OwnedFd::from_raw_fd(new) };
     Ok((owned, raw.to_socket_addr()?))
-}
-
-pub(crate) fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
-    let how = match how {
-        Shutdown::Read => libc::SHUT_RD,
-        Shutdown::Write => libc::SHUT_WR,
-        Shutdown::Both => libc::SHUT_RDWR,
-    };
-    // SAFETY: shutdown(2) takes no pointers.
-    cvt(unsafe { libc::shutdown(fd, how) })?;
-    Ok(())
 }
 
 /// A second descriptor for the same socket (close-on-exec).

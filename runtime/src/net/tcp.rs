@@ -129,7 +129,8 @@ impl TcpListener {
     /// Wait for a connection; return it and the peer's address.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, peer) = self.blocking.io(&self.sock, Direction::Read, sys::accept)?;
-        Ok((TcpStream::from_socket(Socket::from_owned(fd)?), peer))
+        // accept4 made it non-blocking already.
+        Ok((TcpStream::from_socket(Socket::from_nonblocking(fd)), peer))
     }
 
     /// An iterator over incoming connections; it never returns `None`.
@@ -216,7 +217,7 @@ impl TcpStream {
     /// on this connection (through another handle) wakes up: a reader sees
     /// end of file, a writer after `Shutdown::Write` gets `BrokenPipe`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        sys::shutdown(self.sock.as_raw_fd(), how)
+        self.sock.shutdown(how)
     }
 
     /// A second handle to the same connection (a `dup`), with a copy of this

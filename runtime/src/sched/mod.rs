@@ -52,6 +52,8 @@ pub(crate) struct Scheduler {
     pub stealers: Box<[Stealer<TaskRef>]>,
     pub idle: idle::Idle,
     pub timers: timer::Timers,
+    /// The netpoller (`net/`): shared with the sockets registered in it.
+    pub poller: Arc<crate::net::poller::Poller>,
     pub pool: StackPool,
     pub counters: Counters,
     pub shutdown: AtomicBool,
@@ -61,7 +63,7 @@ pub(crate) struct Scheduler {
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
-fn home_of(task: &Task) -> *const home::Home {
+pub(crate) fn home_of(task: &Task) -> *const home::Home {
     let home = task.home().cast::<home::Home>();
     debug_assert!(!home.is_null(), "a task that never ran has no home");
     home
