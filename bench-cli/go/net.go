@@ -5,8 +5,9 @@
 //
 // The protocol with spindle-bench, shared with its own server: listen on
 // 127.0.0.1 with port 0, print the port on a line, then answer each "gc"
-// line on stdin with "ok" after a garbage collection (so the parent can read
-// our memory without garbage in it); exit when stdin closes. The parent
+// line on stdin with "ok stack=B heap=B" (MemStats.StackInuse and HeapAlloc)
+// after a garbage collection, so the parent reads our memory without garbage
+// in it; exit when stdin closes. The parent
 // sets PR_SET_PDEATHSIG, so the server also dies with it.
 package main
 
@@ -61,14 +62,18 @@ func echoLines(c net.Conn) {
 	}
 }
 
-// control answers the parent: "gc" -> collect garbage, then "ok".
+// control answers the parent: "gc" -> collect garbage, then "ok" and figures.
 func control() {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		if sc.Text() == "gc" {
-			runtime.GC()
+		if sc.Text() != "gc" {
+			fmt.Println("ok")
+			continue
 		}
-		fmt.Println("ok")
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("ok stack=%d heap=%d\n", ms.StackInuse, ms.HeapAlloc)
 	}
 	os.Exit(0)
 }

@@ -28,6 +28,11 @@ fn check_run(r: &Value, server: &str) {
     // the allocator had it already; at least some memory, in any case.
     assert!(num(idle, "per_connection_bytes") > 0.0, "{idle}");
     assert!(idle["kernel"]["tcp_sockets_delta"].is_i64(), "{idle}");
+    // The server's own account of stacks and heap: spindle and Go give one.
+    if server != "threads" {
+        assert!(num(idle, "stack_per_connection_bytes") > 0.0, "{idle}");
+        assert!(num(idle, "heap_per_connection_bytes") > 0.0, "{idle}");
+    }
     let echo = r["echo"].as_array().expect("echo passes");
     assert_eq!(echo.len(), 2, "{r}");
     for (e, k) in echo.iter().zip([10.0, 50.0]) {

@@ -220,6 +220,13 @@ pub struct Idle {
     /// Server (RSS + page tables) delta / N.
     pub per_connection_bytes: f64,
     pub pte_per_connection_bytes: f64,
+    /// The server's own account, per connection: spindle's resident stack
+    /// pages (`mincore`), Go's `MemStats.StackInuse`.
+    #[serde(default)]
+    pub stack_per_connection_bytes: Option<f64>,
+    /// spindle: heap growth (counting allocator); Go: `MemStats.HeapAlloc`.
+    #[serde(default)]
+    pub heap_per_connection_bytes: Option<f64>,
     pub kernel: KernelDelta,
 }
 
@@ -457,7 +464,7 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     let n = at.count;
     let nf = n as f64;
 
-    server.ready()?;
+    let base_figures = server.ready()?;
     let base_mem = server.mem()?;
     let base_kernel = KernelSockets::now()?;
 
@@ -473,7 +480,7 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
 
     // Let the last tasks park in their reads, then read the idle figures.
     std::thread::sleep(Duration::from_millis(300));
-    server.ready()?;
+    let idle_figures = server.ready()?;
     let idle_mem = server.mem()?;
     let idle_kernel = KernelSockets::now()?;
     let rss = idle_mem.rss_bytes as i64 - base_mem.rss_bytes as i64;
@@ -483,7 +490,10 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
         (Some(a), Some(b)) => Some(a - b),
         _ => None,
     };
+    let per = |a: Option<i64>, b: Option<i64>| Some((a? - b?) as f64 / nf);
     let idle = Idle {
+        stack_per_connection_bytes: per(idle_figures.stack, base_figures.stack),
+        heap_per_connection_bytes: per(idle_figures.heap, base_figures.heap),
         baseline: base_mem,
         rss_delta_bytes: rss,
         pte_delta_bytes: pte,
@@ -542,6 +552,14 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
         idle,
         echo,
     })
+}
+
+/// What a server says about its own memory when asked (see
+/// [`net_server`](super::net_server)): resident stack bytes and heap bytes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Figures {
+    stack: Option<i64>,
+    heap: Option<i64>,
 }
 
 /// A server child: its port, its control pipe, its last words on stderr.
@@ -631,8 +649,9 @@ impl ServerProcess {
         }
     }
 
-    /// Ask for `gc` and wait for `ok`: the server is quiet and collected.
-    fn ready(&mut self) -> Result<(), String> {
+    /// Ask for `gc` and wait for `ok`: the server is quiet and collected;
+    /// returns the figures it added (see [`Figures`]).
+    fn ready(&mut self) -> Result<Figures, String> {
         let sent = self
             .stdin
             .as_mut()
@@ -640,10 +659,20 @@ impl ServerProcess {
         if !matches!(sent, Some(Ok(()))) {
             return Err(self.explain("the server's control pipe is closed".into()));
         }
-        match self.answer("ok")?.trim() {
-            "ok" => Ok(()),
-            other => Err(self.explain(format!("the server answered {other:?}, not ok"))),
+        let line = self.answer("ok")?;
+        let mut words = line.split_whitespace();
+        if words.next() != Some("ok") {
+            return Err(self.explain(format!("the server answered {line:?}, not ok")));
         }
+        let mut f = Figures::default();
+        for w in words {
+            match w.split_once('=').map(|(k, v)| (k, v.parse::<i64>().ok())) {
+                Some(("stack", v)) => f.stack = v,
+                Some(("heap", v)) => f.heap = v,
+                _ => {}
+            }
+        }
+        Ok(f)
     }
 
     fn mem(&self) -> Result<PidMem, String> {

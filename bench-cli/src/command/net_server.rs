@@ -17,12 +17,15 @@
 //! listens on 127.0.0.1, port 0 (the kernel picks a free one), and prints
 //! the port on a line of its own; then each `gc` line on stdin is answered
 //! with `ok` once the server is ready to be measured (Go collects garbage
-//! first; spindle and threads have none). End of stdin ends the server,
+//! first; spindle and threads have none), followed by ` stack=B heap=B`
+//! where the server can tell: for spindle, its resident stack pages
+//! (`mincore`) and its heap since start (the counting allocator); for Go,
+//! `MemStats.StackInuse` and `HeapAlloc`. End of stdin ends the server,
 //! and so does the parent's death (`PR_SET_PDEATHSIG`, set by the parent).
 
 use std::io::{BufRead, Read, Write};
 
-use crate::measure::netsys;
+use crate::measure::{alloc, netsys};
 use crate::present::progress;
 
 /// Bytes of each connection's read buffer: Go's `bufio.Reader` default.
@@ -79,19 +82,24 @@ pub fn echo_lines<R: Read, W: Write>(mut r: R, mut w: W) {
 }
 
 /// Print the port for the parent, then answer its `gc` lines on a thread
-/// of their own; end the process when stdin closes.
-fn announce(port: u16) -> Result<(), String> {
+/// of their own (`ok`, then what `figures` adds); end the process when
+/// stdin closes.
+fn announce(port: u16, figures: impl Fn() -> String + Send + 'static) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{port}")
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write the port: {e}"))?;
     std::thread::Builder::new()
         .name("net-control".into())
-        .spawn(|| {
+        .spawn(move || {
             for line in std::io::stdin().lock().lines() {
                 let Ok(_) = line else { break };
+                let extra = figures();
                 let mut out = std::io::stdout().lock();
-                if writeln!(out, "ok").and_then(|()| out.flush()).is_err() {
+                if writeln!(out, "ok{extra}")
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -124,9 +132,18 @@ fn spindle_server(workers: usize) -> Result<(), String> {
         .workers(workers)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(|| {
+    let rt = std::sync::Arc::new(rt);
+    // The heap from here on is counted (connection buffers, tasks, the
+    // poller's records); no allocation happens per line echoed.
+    alloc::start();
+    let stats_rt = rt.clone();
+    let figures = move || {
+        let stack = stats_rt.resident_stack_bytes().unwrap_or(0);
+        format!(" stack={stack} heap={}", alloc::read().bytes)
+    };
+    rt.block_on(move || {
         let l = TcpListener::from(listen()?);
-        announce(l.local_addr().map_err(|e| e.to_string())?.port())?;
+        announce(l.local_addr().map_err(|e| e.to_string())?.port(), figures)?;
         let mut last = None;
         loop {
             match l.accept() {
@@ -151,7 +168,10 @@ fn listen() -> Result<std::net::TcpListener, String> {
 
 fn thread_server() -> Result<(), String> {
     let l = listen()?;
-    announce(l.local_addr().map_err(|e| e.to_string())?.port())?;
+    announce(
+        l.local_addr().map_err(|e| e.to_string())?.port(),
+        String::new,
+    )?;
     let mut last = None;
     loop {
         match l.accept() {

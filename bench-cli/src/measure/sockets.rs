@@ -223,15 +223,21 @@ pub fn raise_nofile(what: &str, count: u64) -> Result<Limits, String> {
              raise it with `sysctl -w fs.nr_open={}` (as root) or lower --count",
             need.next_power_of_two()
         ));
-    } else if netsys::is_root() {
-        netsys::set_nofile(need, need)
-            .map_err(|e| format!("{what}: cannot raise RLIMIT_NOFILE to {need}: {e}"))?;
+    } else if netsys::is_root() && netsys::set_nofile(need, need).is_ok() {
         (need, need)
     } else {
+        // Not root, or root without CAP_SYS_RESOURCE (as in many containers).
+        let who = if netsys::is_root() {
+            "even root may not raise it here (no CAP_SYS_RESOURCE); start spindle-bench \
+             where the hard limit is higher (`docker run --ulimit nofile=...`, LimitNOFILE= \
+             for a service)"
+        } else {
+            "raise it as root (`ulimit -Hn`, or a nofile line in /etc/security/limits.conf)"
+        };
         return Err(format!(
             "{what} needs {need} file descriptors per process but the hard RLIMIT_NOFILE is \
-             {hard}; raise it (as root: `ulimit -Hn {need}`, or a nofile line in \
-             /etc/security/limits.conf) or lower --count"
+             {hard}; {who}, or lower --count to at most {}",
+            hard.saturating_sub(need - count)
         ));
     };
     // System-wide: both ends' sockets, against fs.file-max.

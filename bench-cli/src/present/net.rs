@@ -86,6 +86,18 @@ fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
             Box::new(|r| Some(r.idle.pte_per_connection_bytes)),
         ),
         m(
+            "  stacks: spindle resident pages, Go StackInuse",
+            bytes,
+            Better::Neither,
+            Box::new(|r| r.idle.stack_per_connection_bytes),
+        ),
+        m(
+            "  heap: spindle counted allocations, Go HeapAlloc",
+            bytes,
+            Better::Neither,
+            Box::new(|r| r.idle.heap_per_connection_bytes),
+        ),
+        m(
             "kernel per connection, both ends (socket slabs + TCP pages, system-wide)",
             bytes,
             Better::Neither,
