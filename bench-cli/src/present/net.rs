@@ -33,10 +33,6 @@ fn per_second(v: f64) -> String {
     format!("{}/s", group(v.round() as u64))
 }
 
-fn seconds(v: f64) -> String {
-    format!("{v:.2} s")
-}
-
 /// "spindle (1.52×)" or "Go wins (1.20×)", from spindle's and Go's values.
 pub fn verdict(spindle: f64, go: f64, lower_is_better: bool) -> String {
     if spindle <= 0.0 || go <= 0.0 {
@@ -130,17 +126,20 @@ fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
             better: Better::Lower,
             get: Box::new(move |r| echo_at(r, k).map(|e| e.p99_ns)),
         });
+        // CPU time per round trip: what the machine paid, whoever else was
+        // running (wall-clock rates on a shared machine are not).
+        let per_trip = |cpu: f64, e: &Echo| cpu * 1e9 / e.round_trips.max(1) as f64;
         v.push(Metric {
-            label: "  CPU of the server in the pass".into(),
-            show: seconds,
-            better: Better::Neither,
-            get: Box::new(move |r| echo_at(r, k).map(|e| e.server_cpu_seconds)),
+            label: "  server CPU per round trip".into(),
+            show: ns,
+            better: Better::Lower,
+            get: Box::new(move |r| echo_at(r, k).map(|e| per_trip(e.server_cpu_seconds, e))),
         });
         v.push(Metric {
-            label: "  CPU of the client in the pass".into(),
-            show: seconds,
+            label: "  client CPU per round trip (same client for all)".into(),
+            show: ns,
             better: Better::Neither,
-            get: Box::new(move |r| echo_at(r, k).map(|e| e.client_cpu_seconds)),
+            get: Box::new(move |r| echo_at(r, k).map(|e| per_trip(e.client_cpu_seconds, e))),
         });
     }
     v
@@ -230,8 +229,9 @@ pub fn caption(r: &NetReport) -> String {
          N stay idle. Time cap {} s per phase. RLIMIT_NOFILE {}/{}, somaxconn {}. Memory per \
          connection: (server RSS + page tables with N idle connections - before any) / N. \
          Kernel figures are system-wide (other processes add noise) and count both ends. \
-         Wall-clock figures on a shared machine are noisy; CPU seconds show which process \
-         was busy.",
+         Wall-clock figures on a shared machine are noisy; CPU time per round trip (user + \
+         system, from /proc/<pid>/stat in clock ticks) is steadier, and the client's shows \
+         what driving the server cost.",
         s.buffer_bytes,
         s.workers,
         s.workers,
