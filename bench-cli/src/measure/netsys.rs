@@ -4,7 +4,8 @@
 //! ephemeral ports: the kernel hands out at most one port from
 //! `net.ipv4.ip_local_port_range` (28k here) per (source address,
 //! destination address, destination port). So every client socket is bound
-//! to a source address of its own choosing (127.0.0.2, 127.0.0.3, ...)
+//! to a source address of its own choosing (127.0.0.2, 127.0.0.3, ...;
+//! [`ports_per_source`](super::sockets::ports_per_source) connections each)
 //! before it connects; `IP_BIND_ADDRESS_NO_PORT` lets the kernel pick the
 //! port at `connect`, per 4-tuple. `std::net::TcpStream::connect` cannot
 //! bind first, so [`connect_from`] makes the socket with `libc` and hands it

@@ -175,8 +175,13 @@ pub fn listen_backlog(port: u16) -> Option<u64> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-/// Ports one source address can use towards one server port: the ephemeral
-/// range, less a quarter kept free (other connections, `TIME_WAIT`).
+/// Connections per source address towards one server port: an eighth of
+/// the ephemeral range. The kernel finds a free port for `connect` by
+/// probing the range from a hashed offset, so the fuller the range, the
+/// longer each `connect` searches (at 19,744 connections from one address,
+/// 70% of 28k ports, set-up ran 4.7× slower than at 10^4 with two
+/// addresses); at an eighth it stays fast, and more source addresses cost
+/// nothing on loopback.
 pub fn ports_per_source() -> u64 {
     let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -185,7 +190,7 @@ pub fn ports_per_source() -> u64 {
             Some((w.next()??, w.next()??))
         });
     let (lo, hi) = range.unwrap_or((32768, 60999));
-    (hi.saturating_sub(lo) + 1) / 4 * 3
+    ((hi.saturating_sub(lo) + 1) / 8).max(1)
 }
 
 /// The limits of this machine that a run meets, for the report.
@@ -279,7 +284,7 @@ mod tests {
         assert!(pid_cpu_seconds(me).unwrap() >= 0.0);
         let k = KernelSockets::now().unwrap();
         assert!(k.tcp_inuse >= 0 && k.tcp_mem_bytes >= 0);
-        assert!(ports_per_source() > 1000);
+        assert!(ports_per_source() > 100);
     }
 
     #[test]

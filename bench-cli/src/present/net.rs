@@ -224,7 +224,7 @@ pub fn caption(r: &NetReport) -> String {
         "Echo server, one task per connection, each reading lines through a {} B buffer \
          (Go: bufio.Reader) and writing them back; server in a child process with {} \
          workers (Go: GOMAXPROCS={}); the client is spindle-bench itself, {} threads with \
-         epoll, {} source addresses per 10^5 connections. Each echo pass: {} round trips of \
+         epoll, bound to one more source address (127.0.0.2, ...) every {} connections. Each echo pass: {} round trips of \
          {}-byte lines spread over K connections, after a warm-up of a tenth; the rest of the \
          N stay idle. Time cap {} s per phase. RLIMIT_NOFILE {}/{}, somaxconn {}. Memory per \
          connection: (server RSS + page tables with N idle connections - before any) / N. \
@@ -236,7 +236,7 @@ pub fn caption(r: &NetReport) -> String {
         s.workers,
         s.workers,
         s.client_threads,
-        100_000u64.div_ceil(l.ports_per_source.max(1)),
+        group(l.ports_per_source),
         group(s.round_trips),
         s.message_bytes,
         s.time_cap_seconds,
