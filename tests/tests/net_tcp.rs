@@ -321,3 +321,12 @@ fn spindle_net_on_a_plain_thread_without_any_runtime() {
         t.join().unwrap();
     });
 }
+
+/// Like `std::net`'s, the types can be shared between coroutines and threads.
+#[test]
+fn the_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TcpStream>();
+    send_sync::<TcpListener>();
+    send_sync::<spindle::net::UdpSocket>();
+}
