@@ -78,6 +78,8 @@
 //!   the scheduler's `park`/`wake` underneath, the channels' `Waiter` above.
 //!   It and `sched` call each other, the one cycle between modules (as Go's
 //!   `gopark`/`goready` live in proc.go).
+//! * `net`: the netpoller (one epoll per runtime; idle workers sleep in
+//!   it) and the non-blocking `Socket` that parks a coroutine on `EAGAIN`.
 //! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
 //!   [`Runtime`]; [`Handle`], to spawn from where no `&Runtime` is at hand.
 //!
