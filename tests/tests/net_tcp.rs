@@ -5,6 +5,8 @@
 use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use spindle::net::{TcpListener, TcpStream};
@@ -189,10 +191,16 @@ fn connect_timeout_to_a_full_backlog_times_out_like_std() {
         );
         let rt = Runtime::builder().workers(1).build().unwrap();
         let e = rt.block_on(move || {
-            // Another coroutine runs while this one waits to connect.
-            let other = spindle::spawn(|| 7);
+            // The other coroutine of this one worker runs while this one
+            // waits to connect (it would not if the wait blocked the thread).
+            let ran = Arc::new(AtomicBool::new(false));
+            let other = spindle::spawn({
+                let ran = ran.clone();
+                move || ran.store(true, Ordering::Relaxed)
+            });
             let e = TcpStream::connect_timeout(&addr, T).unwrap_err();
-            assert_eq!(other.join().unwrap(), 7);
+            assert!(ran.load(Ordering::Relaxed), "the worker was blocked");
+            other.join().unwrap();
             e
         });
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
@@ -320,4 +328,13 @@ fn spindle_net_on_a_plain_thread_without_any_runtime() {
         talk(&s, |_| s.shutdown(Shutdown::Write).unwrap());
         t.join().unwrap();
     });
+}
+
+/// Like `std::net`'s, the types can be shared between coroutines and threads.
+#[test]
+fn the_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<TcpStream>();
+    send_sync::<TcpListener>();
+    send_sync::<spindle::net::UdpSocket>();
 }

@@ -297,3 +297,52 @@ fn non_blocking_handles_return_would_block_at_once() {
         });
     });
 }
+
+/// Several coroutines parked in `accept` on one listener (shared through
+/// an `Arc`, and through `try_clone`): every connection is taken by one of
+/// them and none is left parked while connections wait (a lost wake-up
+/// would hang here).
+#[test]
+fn many_coroutines_parked_in_accept_on_one_listener_all_get_connections() {
+    const ACCEPTORS: usize = 8;
+    const EACH: usize = 12; // 96 connections: under the backlog of 128
+    watchdog("many acceptors", |p| {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(move || {
+            let listener = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+            let addr = listener.local_addr().unwrap();
+            let acceptors: Vec<_> = (0..ACCEPTORS)
+                .map(|i| {
+                    let shared = listener.clone();
+                    let own = (i % 2 == 1).then(|| listener.try_clone().unwrap());
+                    let p = p.clone();
+                    spindle::spawn(move || {
+                        let l = own.as_ref().unwrap_or(&shared);
+                        for _ in 0..EACH {
+                            let (mut c, _) = l.accept().unwrap();
+                            let mut b = [0u8; 1];
+                            c.read_exact(&mut b).unwrap();
+                            c.write_all(&b).unwrap();
+                            p.tick();
+                        }
+                    })
+                })
+                .collect();
+            spindle::sleep(SETTLE); // all park in accept
+            let clients: Vec<_> = (0..ACCEPTORS * EACH)
+                .map(|i| {
+                    spindle::spawn(move || {
+                        let mut c = TcpStream::connect(addr).unwrap();
+                        c.write_all(&[i as u8]).unwrap();
+                        let mut b = [0u8; 1];
+                        c.read_exact(&mut b).unwrap();
+                        assert_eq!(b[0], i as u8);
+                    })
+                })
+                .collect();
+            for h in clients.into_iter().chain(acceptors) {
+                h.join().unwrap();
+            }
+        });
+    });
+}

@@ -41,7 +41,9 @@
 //! Files: `readiness.rs` (the waiter/edge protocol of one socket, with its
 //! loom model), `table.rs` (where those live, and why events carry an index
 //! and a sequence number), `poller.rs` (epoll and the kick), `socket.rs`
-//! (the `Socket` the API builds on). The tests are in `tests.rs`.
+//! (the `Socket` the API builds on). The tests are in `tests.rs`. Why one
+//! blocker, why a mutex per socket, stale events, and the hot-path figures:
+//! `docs/notes/netpoll.md`.
 
 mod addr;
 mod blocking;

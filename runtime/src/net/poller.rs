@@ -42,6 +42,8 @@ pub(crate) struct Poller {
     waiting: AtomicUsize,
     /// A worker owns the blocking `epoll_wait`.
     blocker: AtomicBool,
+    /// Blocking waits begun so far (for tests: proof that the path is taken).
+    blocking_waits: AtomicUsize,
 }
 
 /// What `Idle` keeps to kick a worker out of `epoll_wait`: the eventfd's
@@ -105,6 +107,7 @@ impl Poller {
             registered: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             blocker: AtomicBool::new(false),
+            blocking_waits: AtomicUsize::new(0),
         };
         // Level-triggered: it stays readable until the blocker drains it, so
         // a non-blocking poll that sees it first cannot swallow it.
@@ -181,6 +184,12 @@ impl Poller {
                 .is_ok()
     }
 
+    /// How many times a worker slept in `epoll_wait`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn blocking_waits(&self) -> usize {
+        self.blocking_waits.load(Ordering::Relaxed)
+    }
+
     pub fn unblock(&self) {
         self.blocker.store(false, Ordering::Release);
     }
@@ -200,6 +209,9 @@ impl Poller {
             // and spins until it is.
             Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
         };
+        if drain_kick {
+            self.blocking_waits.fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: `events` is a valid buffer of BATCH entries.
         let n = unsafe {
             libc::epoll_wait(

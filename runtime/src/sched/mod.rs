@@ -71,6 +71,9 @@ pub(crate) fn home_of(task: &Task) -> *const home::Home {
 
 /// Make a parked task runnable, on its home worker: on that worker itself
 /// it runs next; from any other thread it goes to that worker's inbox.
+// `#[inline]`: its one caller, `Waiter::wake`, may sit in another codegen
+// unit (adding `net/` moved it there and cost the hand-off 6 instructions).
+#[inline]
 pub(crate) fn wake(task: TaskRef) {
     if !task.task().state.wake() {
         return;
