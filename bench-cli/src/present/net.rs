@@ -100,6 +100,12 @@ fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
             Box::new(|r| r.idle.kernel.per_connection_bytes),
         ),
         m(
+            "  of which TCP buffer pages (sockstat mem)",
+            bytes,
+            Better::Neither,
+            Box::new(|r| Some(r.idle.kernel.tcp_mem_delta_bytes as f64 / r.count as f64)),
+        ),
+        m(
             "connection set-up (connect + first echo)",
             per_second,
             Better::Higher,
