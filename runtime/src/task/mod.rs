@@ -38,7 +38,7 @@ pub(crate) mod state;
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
@@ -69,9 +69,7 @@ pub(crate) struct Task {
     /// The shrink word (`stack/shrink.rs`): written and read only on the
     /// home worker's thread (by the coroutine as it switches out, and by
     /// that worker's shrink pass), so `Relaxed` plain loads and stores.
-    /// 32 bits: the low half of a stack pointer is enough to rebuild it
-    /// from the slot's top, and the task keeps 4 bytes of padding free.
-    shrink: AtomicU32,
+    shrink: AtomicUsize,
 }
 
 impl Task {
@@ -82,13 +80,13 @@ impl Task {
 
     /// The shrink word (`stack/shrink.rs`).
     #[inline(always)]
-    pub fn shrink_word(&self) -> u32 {
+    pub fn shrink_word(&self) -> usize {
         self.shrink.load(Ordering::Relaxed)
     }
 
     /// Set the shrink word. Only on the home worker's thread (see the field).
     #[inline(always)]
-    pub fn set_shrink_word(&self, word: u32) {
+    pub fn set_shrink_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
     }
 
@@ -150,7 +148,7 @@ impl TaskRef {
             hand_off: new_hand_off(),
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
-            shrink: AtomicU32::new(0),
+            shrink: AtomicUsize::new(0),
         }));
         let co = coroutine(TaskPtr(raw));
         // SAFETY: we own the fresh allocation exclusively.
@@ -280,7 +278,7 @@ mod tests {
     fn task_stays_small() {
         // The memory figure (bytes per parked coroutine) depends on this:
         // 80 bytes is a 96-byte malloc chunk (72 were 80; the shrink word,
-        // stack/shrink.rs, cost the step; 4 bytes of padding remain).
+        // stack/shrink.rs, cost the step).
         assert!(
             std::mem::size_of::<Task>() <= 80,
             "{}",
