@@ -39,7 +39,11 @@
 //! queues the task; the worker resumes it after the pass). The worker runs
 //! it on its way to sleep and, so that a worker that never sleeps shrinks
 //! too, every 61st scheduling round after a clock check; at most once per
-//! [`INTERVAL`]. A pass looks at every started task's word (up to a
+//! [`INTERVAL`], and after a long pass (a worker with 10^5 coroutines takes
+//! milliseconds to look at them all) only after [`DUTY`] times its
+//! duration, so the passes cost at most about 2% of a busy worker's time.
+//! Between passes the worker looks only if a coroutine ran since the last
+//! one. A pass looks at every started task's word (up to a
 //! budget): a fresh word gets [`SEEN`]; a word still `SEEN` a pass later
 //! (parked for at least one interval, and not resumed since, or the word
 //! would be fresh) has the pages from above the guard up to the page below
@@ -65,10 +69,14 @@
 /// 16, so that the flags fit below it.
 pub(crate) const MARGIN: usize = 2048;
 
-/// How often a worker's pass may run, and so how long a coroutine must stay
-/// parked (seen by one pass, still parked at the same point at the next)
-/// before its pages go: between one and two intervals.
+/// How often a worker's pass may run, at most, and so how long a coroutine
+/// must stay parked (seen by one pass, still parked at the same point at
+/// the next) before its pages go: between one and two intervals.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
+/// A pass waits at least this many times its own duration before the next
+/// one, so that the passes take at most about 2% of a busy worker's time,
+/// however many coroutines it has to look at.
+const DUTY: u32 = 50;
 /// Most coroutines one pass looks at; the next pass goes on from there, so
 /// a worker with 10^6 parked coroutines spreads the walk over many passes.
 const BUDGET: usize = 1 << 16;
@@ -92,6 +100,9 @@ pub(crate) fn word_for(sp: usize) -> usize {
 pub(crate) struct ShrinkPass {
     /// When the last pass ran (`None`: never).
     last: Option<Instant>,
+    /// Time from one pass to the next: [`INTERVAL`], or [`DUTY`] times the
+    /// last pass's duration if that is longer.
+    interval: Duration,
     /// The worker's scheduling tick at the last pass: if it has not moved,
     /// no coroutine ran since, and only `pending` ones need another look.
     tick: u32,
@@ -110,6 +121,7 @@ impl ShrinkPass {
     pub fn new() -> ShrinkPass {
         ShrinkPass {
             last: None,
+            interval: INTERVAL,
             tick: 0,
             pending: false,
             cursor: 0,
@@ -120,7 +132,7 @@ impl ShrinkPass {
 
     /// Should a pass run now? `tick` is the worker's scheduling tick.
     pub fn due(&self, now: Instant, tick: u32) -> bool {
-        (self.pending || tick != self.tick) && self.last.is_none_or(|t| now - t >= INTERVAL)
+        (self.pending || tick != self.tick) && self.last.is_none_or(|t| now - t >= self.interval)
     }
 
     /// How long a worker about to sleep may wait before the next pass has
@@ -131,7 +143,7 @@ impl ShrinkPass {
         }
         Some(
             self.last
-                .map_or(Duration::ZERO, |t| INTERVAL.saturating_sub(now - t)),
+                .map_or(Duration::ZERO, |t| self.interval.saturating_sub(now - t)),
         )
     }
 
@@ -174,6 +186,7 @@ impl ShrinkPass {
             self.pending = true;
         }
         self.cursor = end;
+        self.interval = INTERVAL.max(now.elapsed() * DUTY);
     }
 
     /// Age one coroutine's word by a pass, queueing its release when it has
@@ -309,23 +322,21 @@ mod tests {
         run(&mut pass, t0);
         assert_eq!(words[0].get() & FLAGS, SEEN, "the first pass only ages it");
         assert_eq!(stack.resident_bytes().unwrap(), 60 * page);
-        assert!(
-            pass.due(t0 + INTERVAL, 1),
-            "a seen coroutine brings the pass back"
-        );
-        assert!(!pass.due(t0 + INTERVAL / 2, 1));
-        run(&mut pass, t0 + INTERVAL);
+        // (The interval is INTERVAL unless this machine made the pass slow.)
+        let t1 = t0 + pass.interval;
+        assert!(pass.interval >= INTERVAL);
+        assert!(pass.due(t1, 1), "a seen coroutine brings the pass back");
+        assert!(!pass.due(t0 + pass.interval / 2, 1));
+        run(&mut pass, t1);
         assert_eq!(words[0].get() & FLAGS, SEEN | SHRUNK);
         // Kept: the page holding the stack pointer, what lies within MARGIN
         // below it, and everything above.
         let kept = (top - (top - 3 * page - 48 - MARGIN) / page * page) / page;
         assert_eq!(stack.resident_bytes().unwrap(), kept * page);
         assert_eq!(words[1].get(), 0, "an unrecorded word is left alone");
-        assert!(
-            !pass.due(t0 + 3 * INTERVAL, 1),
-            "nothing ran, nothing pending"
-        );
-        assert!(pass.due(t0 + 3 * INTERVAL, 2), "something ran");
+        let t2 = t1 + pass.interval;
+        assert!(!pass.due(t2, 1), "nothing ran, nothing pending");
+        assert!(pass.due(t2, 2), "something ran");
         pool.put(None, stack);
     }
 }
