@@ -374,9 +374,14 @@ impl Worker {
             // own loop, run none of them; a finished one (whose stack went
             // back to the pool) is skipped.
             unsafe {
-                pass.run(now, self.tick.get(), &registry, word, |t, w| {
-                    t.task().set_shrink_word(w)
-                })
+                pass.run(
+                    now,
+                    self.tick.get(),
+                    &registry,
+                    word,
+                    |t, w| t.task().set_shrink_word(w),
+                    || !self.has_local_work(),
+                )
             };
         }
         pass.sleep_for(now)

@@ -80,6 +80,12 @@ const DUTY: u32 = 50;
 /// Most coroutines one pass looks at; the next pass goes on from there, so
 /// a worker with 10^6 parked coroutines spreads the walk over many passes.
 const BUDGET: usize = 1 << 16;
+/// A pass that has looked at [`MIN_SLICE`] coroutines asks, every
+/// [`SLICE`], whether its worker has work waiting, and if so stops there
+/// (the next pass goes on): a pass that releases a range for each of 65,536
+/// coroutines takes a good part of a second, which a wake-up must not wait.
+const SLICE: usize = 64;
+const MIN_SLICE: usize = 1024;
 
 /// Shrink word flag: a pass has seen the coroutine parked at this point.
 pub(crate) const SEEN: usize = 1;
@@ -149,7 +155,7 @@ impl ShrinkPass {
 
     /// Run a pass over `tasks` (a worker's started tasks): `word` reads a
     /// task's shrink word (`None` if the task has finished), `set` writes
-    /// one back.
+    /// one back, `keep_going` says whether the worker has no work waiting.
     ///
     /// # Safety
     /// The caller is the home worker of every task in `tasks`, between two
@@ -162,6 +168,7 @@ impl ShrinkPass {
         tasks: &[T],
         word: impl Fn(&T) -> Option<usize>,
         set: impl Fn(&T, usize),
+        keep_going: impl Fn() -> bool,
     ) {
         self.last = Some(now);
         self.tick = tick;
@@ -170,8 +177,13 @@ impl ShrinkPass {
         if self.cursor >= tasks.len() {
             self.cursor = 0;
         }
-        let end = tasks.len().min(self.cursor + BUDGET);
-        for task in &tasks[self.cursor..end] {
+        let start = self.cursor;
+        let mut end = tasks.len().min(start + BUDGET);
+        for (i, task) in tasks.iter().enumerate().take(end).skip(start) {
+            if (i - start) % SLICE == 0 && i - start >= MIN_SLICE && !keep_going() {
+                end = i;
+                break;
+            }
             let Some(old) = word(task) else { continue };
             let new = self.visit(old);
             if new != old {
@@ -317,7 +329,7 @@ mod tests {
         let t0 = Instant::now();
         let run = |pass: &mut ShrinkPass, at: Instant| {
             // SAFETY: no coroutine runs; the words describe our own stack.
-            unsafe { pass.run(at, 1, &words, |w| Some(w.get()), |w, v| w.set(v)) }
+            unsafe { pass.run(at, 1, &words, |w| Some(w.get()), |w, v| w.set(v), || true) }
         };
         run(&mut pass, t0);
         assert_eq!(words[0].get() & FLAGS, SEEN, "the first pass only ages it");
