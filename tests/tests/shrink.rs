@@ -138,12 +138,11 @@ fn a_coroutine_parked_deep_keeps_its_frames() {
         let h = spindle::spawn(move || deep_then_park(FRAMES, &report, &woken));
         let (info, deep) = reported.recv().unwrap();
         assert!(deep >= (200 << 10) + (FRAMES as usize) * 1024, "{deep}");
-        // The 200 KiB below the parked point go; the frames above stay.
-        let resident = wait_for_resident_at_most(info, deep - (150 << 10));
-        assert!(
-            resident <= deep - (150 << 10),
-            "not shrunk: {resident} of {deep} bytes"
-        );
+        // The 200 KiB below the parked point go (at least 100 KiB of them
+        // whatever the page size: up to 64 KiB pages), the frames above stay.
+        let shrunk = deep - (100 << 10);
+        let resident = wait_for_resident_at_most(info, shrunk);
+        assert!(resident <= shrunk, "not shrunk: {resident} of {deep} bytes");
         assert!(
             resident >= (FRAMES as usize) * 1024,
             "live frames released: {resident}"
