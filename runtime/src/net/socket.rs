@@ -164,6 +164,76 @@ impl Socket {
         }
     }
 
+    /// `connect(2)` to `addr` (`len` bytes of it), waiting as [`io`](Self::io)
+    /// does while the connection is in progress (`EINPROGRESS`). At
+    /// `deadline` returns `Err` of kind `TimedOut`, "connection timed out",
+    /// as `std::net::TcpStream::connect_timeout` does (the socket is then
+    /// unusable: drop it). A refused or failed connection gives the error
+    /// from `SO_ERROR`.
+    pub(crate) fn connect(
+        &self,
+        addr: &libc::sockaddr_storage,
+        len: libc::socklen_t,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: `addr` is valid for `len` bytes (the caller's contract
+        // with `connect(2)`: a sockaddr of the socket's family).
+        let r = unsafe { libc::connect(fd, (addr as *const libc::sockaddr_storage).cast(), len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // EINTR: the connection goes on in the background, like EINPROGRESS.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINPROGRESS | libc::EINTR | libc::EALREADY)
+        ) {
+            return Err(e);
+        }
+        let done = self.io(Direction::Write, deadline, |fd| {
+            let mut err: libc::c_int = 0;
+            let mut n = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `err` is a valid c_int buffer of `n` bytes.
+            cvt(unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut libc::c_int).cast(),
+                    &mut n,
+                )
+            })?;
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+            let mut peer: libc::sockaddr_storage = zeroed_storage();
+            let mut plen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: `peer` is valid for `plen` bytes.
+            match cvt(unsafe {
+                libc::getpeername(
+                    fd,
+                    (&mut peer as *mut libc::sockaddr_storage).cast(),
+                    &mut plen,
+                )
+            }) {
+                Ok(_) => Ok(()),
+                // Still in progress: wait for the next writable edge.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+                }
+                Err(e) => Err(e),
+            }
+        });
+        match done {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            )),
+            other => other,
+        }
+    }
+
     /// Wake every coroutine parked on this socket, in both directions, to
     /// retry its operation (call it after `shutdown(2)`, which the kernel
     /// may not report as an edge on every socket type). No-op if the
@@ -258,6 +328,12 @@ impl Socket {
             _ => Ok(()),
         }
     }
+}
+
+/// An all-zero `sockaddr_storage` (a valid value: plain integers).
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    unsafe { std::mem::zeroed() }
 }
 
 /// Park the running coroutine until `reg` is ready in `dir` (or the
