@@ -410,3 +410,13 @@ fn connect_in_a_coroutine_and_refused() {
     });
     assert_eq!(refused.join().unwrap(), io::ErrorKind::ConnectionRefused);
 }
+
+#[test]
+fn per_socket_state_stays_small() {
+    // Memory per idle connection (issue #14's figure) includes these: the
+    // poller's entry and the socket itself.
+    let entry = std::mem::size_of::<super::readiness::Readiness>();
+    let socket = std::mem::size_of::<Socket>();
+    assert!(entry <= 96, "{entry}");
+    assert!(socket <= 48, "{socket}");
+}
