@@ -38,6 +38,8 @@ pub(crate) enum Direction {
     Write = 1,
 }
 
+/// A non-blocking socket (or pipe) fd and, once it had to wait inside a
+/// coroutine, its registration with that runtime's poller.
 pub(crate) struct Socket {
     /// Declared before `fd`: dropped first, so deregistration precedes close.
     reg: OnceLock<Registration>,

@@ -420,3 +420,51 @@ fn per_socket_state_stays_small() {
     assert!(entry <= 96, "{entry}");
     assert!(socket <= 48, "{socket}");
 }
+
+#[test]
+fn shutdown_wakes_a_parked_accept_with_an_error() {
+    let rt = rt(2);
+    let listener = Arc::new(Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap());
+    let (ss, len) = storage("127.0.0.1:0".parse().unwrap());
+    // SAFETY: a valid sockaddr_in of `len` bytes; then plain listen(2).
+    unsafe {
+        assert_eq!(
+            libc::bind(
+                listener.as_raw_fd(),
+                (&ss as *const libc::sockaddr_storage).cast(),
+                len
+            ),
+            0
+        );
+        assert_eq!(libc::listen(listener.as_raw_fd(), 8), 0);
+    }
+    let l2 = listener.clone();
+    let accepting = rt.spawn(move || {
+        l2.io(Direction::Read, None, |fd| {
+            // SAFETY: accept4 without an address buffer.
+            let r = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                // SAFETY: a new fd, ours.
+                Ok(unsafe { OwnedFd::from_raw_fd(r) })
+            }
+        })
+    });
+    let poller = rt.scheduler().poller.clone();
+    while !poller.has_waiters() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    listener.shutdown(std::net::Shutdown::Both).unwrap();
+    assert!(
+        accepting.join().unwrap().is_err(),
+        "accept fails once shut down"
+    );
+}
