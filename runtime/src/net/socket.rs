@@ -18,6 +18,14 @@
 //! Deregistration happens when the socket is dropped or turned back into an
 //! `OwnedFd`, before the fd is closed (fd numbers are reused). The
 //! registration holds the poller alive, so a socket may outlive its runtime.
+//!
+//! For the API: `accept` is `io(Read, ..)` around `accept4(.., SOCK_NONBLOCK
+//! | SOCK_CLOEXEC)` and [`Socket::from_nonblocking`]; `connect` is
+//! [`Socket::connect`]; `read`/`recv`/`write`/`send` are `io` around the
+//! system call (`send` with `MSG_NOSIGNAL`); a read or write timeout is a
+//! deadline of now plus the timeout, per call; [`Socket::shutdown`] wakes
+//! coroutines parked on the socket; `try_clone` is `dup` (`F_DUPFD_CLOEXEC`)
+//! then [`Socket::from_owned`], which gets its own registration.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
