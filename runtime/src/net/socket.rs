@@ -273,21 +273,20 @@ impl Socket {
     /// retries its operation either way).
     fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
         match super::current_poller() {
-            Some(poller) => {
-                let reg = self.registration(&poller)?;
-                if Arc::ptr_eq(&reg.poller, &poller) {
-                    return park(reg, dir, deadline);
-                }
-                self.poll_once(dir, deadline)
-            }
+            Some(poller) => match self.registration(&poller)? {
+                Some(reg) if Arc::ptr_eq(&reg.poller, &poller) => park(reg, dir, deadline),
+                _ => self.poll_once(dir, deadline),
+            },
             None => self.poll_once(dir, deadline),
         }
     }
 
     /// This socket's registration, made with `poller` if it has none yet.
-    fn registration(&self, poller: &Arc<Poller>) -> io::Result<&Registration> {
+    /// `None` if the fd is in the epoll set but not through this socket
+    /// (only unsafe code sharing the fd can do that): then `poll(2)`.
+    fn registration(&self, poller: &Arc<Poller>) -> io::Result<Option<&Registration>> {
         if let Some(reg) = self.reg.get() {
-            return Ok(reg);
+            return Ok(Some(reg));
         }
         let fd = self.fd.as_raw_fd();
         match poller.register(fd) {
@@ -308,12 +307,13 @@ impl Socket {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        loop {
+        for _ in 0..1000 {
             if let Some(reg) = self.reg.get() {
-                return Ok(reg);
+                return Ok(Some(reg));
             }
             std::thread::yield_now();
         }
+        Ok(None)
     }
 
     /// Block the thread in `poll(2)` until `dir` is ready, the deadline
