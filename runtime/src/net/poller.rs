@@ -49,25 +49,34 @@ pub(crate) struct Poller {
 /// What `Idle` keeps to kick a worker out of `epoll_wait`: the eventfd's
 /// number. The runtime's `Scheduler` owns both the `Idle` and (through an
 /// `Arc`) the poller, so the fd outlives every use.
-#[derive(Clone, Copy)]
+#[cfg(not(loom))]
 pub(crate) struct Kick(RawFd);
 
-impl Kick {
-    /// A kick that does nothing (for models of `Idle` without a poller).
-    #[allow(dead_code)]
-    pub fn none() -> Kick {
-        Kick(-1)
-    }
+/// Under loom, a flag that the model's "epoll_wait" watches.
+#[cfg(loom)]
+pub(crate) struct Kick(Option<crate::loom_shim::Arc<crate::loom_shim::AtomicBool>>);
 
+impl Kick {
     /// Make the blocker's `epoll_wait` return.
-    pub fn kick(self) {
-        if self.0 < 0 {
-            return;
-        }
+    #[cfg(not(loom))]
+    pub fn kick(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own; a
         // full counter (EAGAIN) already means "kicked".
         unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
+    }
+
+    #[cfg(loom)]
+    pub fn kick(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// A kick that does nothing, or sets `flag` (models of `Idle`).
+    #[cfg(loom)]
+    pub fn model(flag: Option<crate::loom_shim::Arc<crate::loom_shim::AtomicBool>>) -> Kick {
+        Kick(flag)
     }
 }
 
@@ -121,7 +130,10 @@ impl Poller {
     }
 
     pub fn kick_handle(&self) -> Kick {
-        Kick(self.kick.as_raw_fd())
+        #[cfg(not(loom))]
+        return Kick(self.kick.as_raw_fd());
+        #[cfg(loom)]
+        return Kick(None);
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {

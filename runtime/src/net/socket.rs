@@ -18,6 +18,14 @@
 //! Deregistration happens when the socket is dropped or turned back into an
 //! `OwnedFd`, before the fd is closed (fd numbers are reused). The
 //! registration holds the poller alive, so a socket may outlive its runtime.
+//!
+//! For the API: `accept` is `io(Read, ..)` around `accept4(.., SOCK_NONBLOCK
+//! | SOCK_CLOEXEC)` and [`Socket::from_nonblocking`]; `connect` is
+//! [`Socket::connect`]; `read`/`recv`/`write`/`send` are `io` around the
+//! system call (`send` with `MSG_NOSIGNAL`); a read or write timeout is a
+//! deadline of now plus the timeout, per call; [`Socket::shutdown`] wakes
+//! coroutines parked on the socket; `try_clone` is `dup` (`F_DUPFD_CLOEXEC`)
+//! then [`Socket::from_owned`], which gets its own registration.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -38,6 +46,8 @@ pub(crate) enum Direction {
     Write = 1,
 }
 
+/// A non-blocking socket (or pipe) fd and, once it had to wait inside a
+/// coroutine, its registration with that runtime's poller.
 pub(crate) struct Socket {
     /// Declared before `fd`: dropped first, so deregistration precedes close.
     reg: OnceLock<Registration>,
@@ -164,6 +174,76 @@ impl Socket {
         }
     }
 
+    /// `connect(2)` to `addr` (`len` bytes of it), waiting as [`io`](Self::io)
+    /// does while the connection is in progress (`EINPROGRESS`). At
+    /// `deadline` returns `Err` of kind `TimedOut`, "connection timed out",
+    /// as `std::net::TcpStream::connect_timeout` does (the socket is then
+    /// unusable: drop it). A refused or failed connection gives the error
+    /// from `SO_ERROR`.
+    pub(crate) fn connect(
+        &self,
+        addr: &libc::sockaddr_storage,
+        len: libc::socklen_t,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: `addr` is valid for `len` bytes (the caller's contract
+        // with `connect(2)`: a sockaddr of the socket's family).
+        let r = unsafe { libc::connect(fd, (addr as *const libc::sockaddr_storage).cast(), len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // EINTR: the connection goes on in the background, like EINPROGRESS.
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINPROGRESS | libc::EINTR | libc::EALREADY)
+        ) {
+            return Err(e);
+        }
+        let done = self.io(Direction::Write, deadline, |fd| {
+            let mut err: libc::c_int = 0;
+            let mut n = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `err` is a valid c_int buffer of `n` bytes.
+            cvt(unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    (&mut err as *mut libc::c_int).cast(),
+                    &mut n,
+                )
+            })?;
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+            let mut peer: libc::sockaddr_storage = zeroed_storage();
+            let mut plen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: `peer` is valid for `plen` bytes.
+            match cvt(unsafe {
+                libc::getpeername(
+                    fd,
+                    (&mut peer as *mut libc::sockaddr_storage).cast(),
+                    &mut plen,
+                )
+            }) {
+                Ok(_) => Ok(()),
+                // Still in progress: wait for the next writable edge.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+                }
+                Err(e) => Err(e),
+            }
+        });
+        match done {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            )),
+            other => other,
+        }
+    }
+
     /// Wake every coroutine parked on this socket, in both directions, to
     /// retry its operation (call it after `shutdown(2)`, which the kernel
     /// may not report as an edge on every socket type). No-op if the
@@ -193,21 +273,20 @@ impl Socket {
     /// retries its operation either way).
     fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
         match super::current_poller() {
-            Some(poller) => {
-                let reg = self.registration(&poller)?;
-                if Arc::ptr_eq(&reg.poller, &poller) {
-                    return park(reg, dir, deadline);
-                }
-                self.poll_once(dir, deadline)
-            }
+            Some(poller) => match self.registration(&poller)? {
+                Some(reg) if Arc::ptr_eq(&reg.poller, &poller) => park(reg, dir, deadline),
+                _ => self.poll_once(dir, deadline),
+            },
             None => self.poll_once(dir, deadline),
         }
     }
 
     /// This socket's registration, made with `poller` if it has none yet.
-    fn registration(&self, poller: &Arc<Poller>) -> io::Result<&Registration> {
+    /// `None` if the fd is in the epoll set but not through this socket
+    /// (only unsafe code sharing the fd can do that): then `poll(2)`.
+    fn registration(&self, poller: &Arc<Poller>) -> io::Result<Option<&Registration>> {
         if let Some(reg) = self.reg.get() {
-            return Ok(reg);
+            return Ok(Some(reg));
         }
         let fd = self.fd.as_raw_fd();
         match poller.register(fd) {
@@ -228,12 +307,13 @@ impl Socket {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        loop {
+        for _ in 0..1000 {
             if let Some(reg) = self.reg.get() {
-                return Ok(reg);
+                return Ok(Some(reg));
             }
             std::thread::yield_now();
         }
+        Ok(None)
     }
 
     /// Block the thread in `poll(2)` until `dir` is ready, the deadline
@@ -258,6 +338,12 @@ impl Socket {
             _ => Ok(()),
         }
     }
+}
+
+/// An all-zero `sockaddr_storage` (a valid value: plain integers).
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    unsafe { std::mem::zeroed() }
 }
 
 /// Park the running coroutine until `reg` is ready in `dir` (or the

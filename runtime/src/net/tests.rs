@@ -359,3 +359,112 @@ fn stale_event_after_reuse_wakes_nobody() {
     assert_eq!(r.enqueue(seq, 0, || me.to_waiter()), Check::Closed);
     poller.deregister(c.as_raw_fd(), index2, seq2);
 }
+
+/// `addr` as a sockaddr_storage for `Socket::connect`.
+fn storage(addr: std::net::SocketAddrV4) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: plain old data; all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a sockaddr_in fits in a sockaddr_storage.
+    unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+    (
+        ss,
+        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+    )
+}
+
+#[test]
+fn connect_in_a_coroutine_and_refused() {
+    let rt = rt(2);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let connected = rt.spawn(move || {
+        let sock = Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap();
+        let (ss, len) = storage(addr);
+        sock.connect(&ss, len, None).unwrap();
+        let mut b = [0u8; 1];
+        sock.io(Direction::Read, None, read_op(&mut b)).unwrap();
+        b[0]
+    });
+    let (mut peer, _) = listener.accept().unwrap();
+    std::io::Write::write_all(&mut peer, b"k").unwrap();
+    assert_eq!(connected.join().unwrap(), b'k');
+    // Nobody listens on the port any more.
+    drop(listener);
+    drop(peer);
+    let refused = rt.spawn(move || {
+        let sock = Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap();
+        let (ss, len) = storage(addr);
+        sock.connect(&ss, len, Some(Instant::now() + Duration::from_secs(10)))
+            .unwrap_err()
+            .kind()
+    });
+    assert_eq!(refused.join().unwrap(), io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn per_socket_state_stays_small() {
+    // Memory per idle connection (issue #14's figure) includes these: the
+    // poller's entry and the socket itself.
+    let entry = std::mem::size_of::<super::readiness::Readiness>();
+    let socket = std::mem::size_of::<Socket>();
+    assert!(entry <= 96, "{entry}");
+    assert!(socket <= 48, "{socket}");
+}
+
+#[test]
+fn shutdown_wakes_a_parked_accept_with_an_error() {
+    let rt = rt(2);
+    let listener = Arc::new(Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap());
+    let (ss, len) = storage("127.0.0.1:0".parse().unwrap());
+    // SAFETY: a valid sockaddr_in of `len` bytes; then plain listen(2).
+    unsafe {
+        assert_eq!(
+            libc::bind(
+                listener.as_raw_fd(),
+                (&ss as *const libc::sockaddr_storage).cast(),
+                len
+            ),
+            0
+        );
+        assert_eq!(libc::listen(listener.as_raw_fd(), 8), 0);
+    }
+    let l2 = listener.clone();
+    let accepting = rt.spawn(move || {
+        l2.io(Direction::Read, None, |fd| {
+            // SAFETY: accept4 without an address buffer.
+            let r = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                // SAFETY: a new fd, ours.
+                Ok(unsafe { OwnedFd::from_raw_fd(r) })
+            }
+        })
+    });
+    let poller = rt.scheduler().poller.clone();
+    while !poller.has_waiters() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    listener.shutdown(std::net::Shutdown::Both).unwrap();
+    assert!(
+        accepting.join().unwrap().is_err(),
+        "accept fails once shut down"
+    );
+}

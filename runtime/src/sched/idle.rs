@@ -241,7 +241,7 @@ mod loom_tests {
     #[test]
     fn loom_targeted_wake_is_not_lost() {
         loom::model(|| {
-            let idle = Arc::new(Idle::new(2, Kick::none()));
+            let idle = Arc::new(Idle::new(2, Kick::model(None)));
             let inbox = Arc::new(AtomicBool::new(false));
             let (idle2, inbox2) = (idle.clone(), inbox.clone());
             let waker = loom::thread::spawn(move || {
@@ -253,6 +253,37 @@ mod loom_tests {
                 idle.cancel_sleep(1);
             } else {
                 idle.sleep(1, None);
+            }
+            assert!(inbox.load(Acquire), "woken without seeing the inbox");
+            waker.join().unwrap();
+        });
+    }
+
+    /// The same race with worker 1 asleep in `epoll_wait`
+    /// ([`Idle::sleep_polling`]): the notify must kick it out. The model's
+    /// "epoll_wait" returns only once the kick flag is set; a lost kick
+    /// leaves it spinning, which loom reports (too many branches).
+    /// Mutating `ring` to skip the kick makes it fail.
+    #[test]
+    fn loom_ring_kicks_a_worker_in_epoll_wait() {
+        loom::model(|| {
+            let kicked = Arc::new(AtomicBool::new(false));
+            let idle = Arc::new(Idle::new(2, Kick::model(Some(kicked.clone()))));
+            let inbox = Arc::new(AtomicBool::new(false));
+            let (idle2, inbox2) = (idle.clone(), inbox.clone());
+            let waker = loom::thread::spawn(move || {
+                inbox2.store(true, Release);
+                idle2.notify_worker(1);
+            });
+            idle.prepare_sleep(1);
+            if inbox.load(Acquire) {
+                idle.cancel_sleep(1);
+            } else {
+                idle.sleep_polling(1, || {
+                    while !kicked.load(Acquire) {
+                        loom::thread::yield_now();
+                    }
+                });
             }
             assert!(inbox.load(Acquire), "woken without seeing the inbox");
             waker.join().unwrap();
