@@ -40,6 +40,7 @@ pub(crate) mod overflow;
 pub mod page;
 pub(crate) mod pool;
 mod release;
+mod scan;
 mod slab;
 mod trim;
 mod vma_budget;

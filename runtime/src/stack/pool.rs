@@ -71,8 +71,11 @@ pub(crate) struct PoolStats {
     pub slots: AtomicUsize,
     /// Finished stacks whose deep pages were released with a system call.
     pub released: AtomicUsize,
-    /// Finished stacks found clean by the page-fault count, with no call.
+    /// Finished stacks found clean without a release: by the page-fault
+    /// count or by a page-table scan (`scan.rs`).
     pub verified_clean: AtomicUsize,
+    /// Of those, the ones a page-table scan found clean.
+    pub verified_clean_by_scan: AtomicUsize,
     pub reserved_bytes: AtomicUsize,
 }
 

@@ -42,19 +42,37 @@ pub(crate) fn distrust_fault_count() {
 
 /// Release the deep pages of `stacks`, keeping only those that are clean
 /// afterwards. A stack marked with `faults_now` (the fault count has not
-/// moved since it was handed out) is clean already and costs no call.
+/// moved since it was handed out) is clean already and costs no call; of
+/// the others, those a page-table scan finds with nothing resident below
+/// their top page (`scan.rs`) cost no release either.
 pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
-    let needs_call: Vec<usize> = (0..stacks.len())
+    let mut suspects: Vec<usize> = (0..stacks.len())
         .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
         .collect();
+    let by_count = stacks.len() - suspects.len();
+    suspects.sort_unstable_by_key(|&i| stacks[i].top());
+    let ranges: Vec<(usize, usize)> = suspects.iter().map(|&i| stacks[i].deep_range()).collect();
+    let mut needs_call = Vec::with_capacity(suspects.len());
+    let mut needs_ranges = Vec::with_capacity(suspects.len());
+    for (cluster, at) in clusters(&ranges) {
+        let dirty = super::scan::maybe_resident(cluster);
+        for (k, &range) in cluster.iter().enumerate() {
+            if dirty[k] {
+                needs_call.push(suspects[at + k]);
+                needs_ranges.push(range);
+            }
+        }
+    }
     stats
         .verified_clean
         .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
     stats
+        .verified_clean_by_scan
+        .fetch_add(stacks.len() - needs_call.len() - by_count, Ordering::Relaxed);
+    stats
         .released
         .fetch_add(needs_call.len(), Ordering::Relaxed);
-    let ranges: Vec<(usize, usize)> = needs_call.iter().map(|&i| stacks[i].deep_range()).collect();
-    if let Err(failed) = release_ranges(&ranges) {
+    if let Err(failed) = release_ranges(&needs_ranges) {
         let failed: Vec<usize> = failed.into_iter().map(|k| needs_call[k]).collect();
         let mut i = 0;
         stacks.retain(|_| {
@@ -62,6 +80,29 @@ pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now
             !failed.contains(&(i - 1))
         });
     }
+}
+
+/// Split `sorted` ranges into clusters worth one scan each: neighbours at
+/// most [`SPAN_PAGES_PER_STACK`](super::scan::SPAN_PAGES_PER_STACK) pages
+/// apart. Yields each cluster with the index of its first range.
+fn clusters(sorted: &[(usize, usize)]) -> impl Iterator<Item = (&[(usize, usize)], usize)> {
+    let gap_max = super::scan::SPAN_PAGES_PER_STACK * super::page::page_size();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at == sorted.len() {
+            return None;
+        }
+        let start = at;
+        at += 1;
+        while at < sorted.len() {
+            let (prev, len) = sorted[at - 1];
+            if sorted[at].0 - (prev + len) > gap_max {
+                break;
+            }
+            at += 1;
+        }
+        Some((&sorted[start..at], start))
+    })
 }
 
 /// Release every `(address, length)` range. On failure, returns the indices
