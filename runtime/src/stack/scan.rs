@@ -24,7 +24,7 @@
 //! is opened close-on-exec and reopened after a fork (`pthread_atfork`).
 //! The cost figures: `docs/notes/cold-paths.md`.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use super::page::page_size;
@@ -64,6 +64,30 @@ struct PageRegion {
     start: u64,
     end: u64,
     categories: u64,
+}
+
+/// Batches still to release without a scan: after a scan that found most
+/// stacks dirty (coroutines that use deep stacks), scanning is skipped for
+/// a while, since it would only add its cost to the releases.
+static SKIP_SCANS: AtomicU32 = AtomicU32::new(0);
+/// Batches skipped after a scan found at least three quarters dirty.
+const SKIP_AFTER_DIRTY: u32 = 8;
+
+/// Should the next batch be scanned? (No while skipping, see above.)
+pub(crate) fn worth_scanning() -> bool {
+    let skip = SKIP_SCANS.load(Ordering::Relaxed);
+    if skip == 0 {
+        return true;
+    }
+    SKIP_SCANS.store(skip - 1, Ordering::Relaxed);
+    false
+}
+
+/// Report a scan of `stacks` that found `dirty` of them dirty.
+pub(crate) fn scanned(stacks: usize, dirty: usize) {
+    if stacks >= 4 && 4 * dirty >= 3 * stacks {
+        SKIP_SCANS.store(SKIP_AFTER_DIRTY, Ordering::Relaxed);
+    }
 }
 
 /// The open pagemap file (-1: not open yet; -2: scanning does not work).
@@ -162,6 +186,18 @@ fn scan_raw(fd: i32, start: usize, end: usize, regions: &mut [PageRegion]) -> Op
     (rc >= 0 && arg.walk_end == end as u64).then_some(rc as usize)
 }
 
+/// Can this process scan its page tables? (Opens the file on first use.)
+#[cfg(test)]
+pub(crate) fn available() -> bool {
+    pagemap().is_some()
+}
+
+/// Forget that scans were found useless (tests want a scan now).
+#[cfg(test)]
+pub(crate) fn reset_skipping() {
+    SKIP_SCANS.store(0, Ordering::Relaxed);
+}
+
 /// For each `(address, length)` range, sorted by address and not
 /// overlapping, whether it may hold a resident page. One scan covers them
 /// all; if it cannot (no kernel support, too many runs), every range is
@@ -218,6 +254,9 @@ mod tests {
             (base + 13 * page, 3 * page), // 13..16: untouched
         ];
         let got = maybe_resident(&ranges);
+        // After a fork the child reopens the file: simulate the handler.
+        after_fork_in_child();
+        assert_eq!(maybe_resident(&ranges), got, "reopened after a fork");
         if pagemap().is_none() {
             // No PAGEMAP_SCAN here (old kernel, qemu-user): everything
             // must be released, which is the safe answer.
