@@ -191,6 +191,28 @@ fn burst(rt: &Runtime, n: usize) {
             mib(pte)
         );
     }
+    println!("  largest resident mappings now:");
+    for (rss, what) in largest_mappings(4) {
+        println!("    {:.1} MiB  {what}", mib(rss));
+    }
+}
+
+/// The `n` mappings with the most resident memory (`/proc/self/smaps`).
+fn largest_mappings(n: usize) -> Vec<(u64, String)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut all = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            all.push((kib * 1024, current.clone()));
+        } else if line.split_whitespace().next().is_some_and(|w| w.contains('-')) {
+            current = line.to_string();
+        }
+    }
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.truncate(n);
+    all
 }
 
 /// `spindle-bench mem`'s timed phases: spawn `n` coroutines that park on
