@@ -204,9 +204,18 @@ fn largest_mappings(n: usize) -> Vec<(u64, String)> {
     let mut current = String::new();
     for line in smaps.lines() {
         if let Some(kib) = line.strip_prefix("Rss:") {
-            let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            let kib: u64 = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
             all.push((kib * 1024, current.clone()));
-        } else if line.split_whitespace().next().is_some_and(|w| w.contains('-')) {
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-'))
+        {
             current = line.to_string();
         }
     }

@@ -65,7 +65,12 @@ impl StackPool {
 
     /// Reserve at most `want` slots from the last slab (a new one if it is
     /// full), appending their bases to `bases`.
-    fn reserve_some(&self, class: &mut SizeClass, want: usize, bases: &mut Vec<usize>) -> io::Result<()> {
+    fn reserve_some(
+        &self,
+        class: &mut SizeClass,
+        want: usize,
+        bases: &mut Vec<usize>,
+    ) -> io::Result<()> {
         let full = class
             .slabs
             .last()
@@ -169,7 +174,11 @@ mod tests {
         let first = pool.get(Some(&mut local), pool.default_size()).unwrap();
         assert!(pool.fresh_wanted.load(Ordering::Relaxed));
         pool.carve_ahead(&|| true);
-        assert_eq!(pool.pooled(), (BATCH - 1) + AHEAD, "cache plus carved ahead");
+        assert_eq!(
+            pool.pooled(),
+            (BATCH - 1) + AHEAD,
+            "cache plus carved ahead"
+        );
         assert!(!pool.fresh_wanted.load(Ordering::Relaxed), "satisfied");
         // Stacks carved ahead are like any pooled stack: top page resident,
         // label written, guard in place.

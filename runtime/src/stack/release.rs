@@ -74,9 +74,10 @@ pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now
     stats
         .verified_clean
         .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
-    stats
-        .verified_clean_by_scan
-        .fetch_add(stacks.len() - needs_call.len() - by_count, Ordering::Relaxed);
+    stats.verified_clean_by_scan.fetch_add(
+        stacks.len() - needs_call.len() - by_count,
+        Ordering::Relaxed,
+    );
     stats
         .released
         .fetch_add(needs_call.len(), Ordering::Relaxed);

@@ -247,10 +247,10 @@ mod tests {
             unsafe { ((base + i * page) as *mut u8).write_volatile(1) };
         }
         let ranges = [
-            (base, page),            // page 0: untouched
-            (base + page, page),     // page 1: touched
-            (base + 2 * page, 4 * page), // 2..6: untouched
-            (base + 6 * page, 3 * page), // 6..9: touched
+            (base, page),                 // page 0: untouched
+            (base + page, page),          // page 1: touched
+            (base + 2 * page, 4 * page),  // 2..6: untouched
+            (base + 6 * page, 3 * page),  // 6..9: touched
             (base + 13 * page, 3 * page), // 13..16: untouched
         ];
         let got = maybe_resident(&ranges);
