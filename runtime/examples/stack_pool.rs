@@ -219,7 +219,7 @@ fn largest_mappings(n: usize) -> Vec<(u64, String)> {
             current = line.to_string();
         }
     }
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|m| std::cmp::Reverse(m.0));
     all.truncate(n);
     all
 }
