@@ -191,6 +191,11 @@ impl StackPool {
             .then(|| self.traffic.load(Ordering::Relaxed))
     }
 
+    /// Is a page-table scan worth it before releasing a batch (`scan.rs`)?
+    fn scans(&self) -> bool {
+        self.mode == GuardMode::Regions
+    }
+
     pub fn mode(&self) -> GuardMode {
         self.mode
     }
@@ -240,7 +245,7 @@ impl StackPool {
             }
             _ => {
                 let mut one = vec![stack];
-                super::release::release_all(&self.stats, &mut one, None);
+                super::release::release_all(&self.stats, &mut one, None, self.scans());
                 self.give_back(one, None);
             }
         }
@@ -255,7 +260,7 @@ impl StackPool {
         // Read the count *before* the decision: any fault after this moment
         // is seen by the next batch, whose stacks are marked with it.
         let now = super::release::process_faults();
-        super::release::release_all(&self.stats, &mut local.dirty, now);
+        super::release::release_all(&self.stats, &mut local.dirty, now, self.scans());
         local.fault_mark = now.unwrap_or(u64::MAX);
         // Stacks that could not be released were dropped from the list and
         // are forgotten: their slots keep their pages but are never reused.

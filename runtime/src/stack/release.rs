@@ -45,7 +45,16 @@ pub(crate) fn distrust_fault_count() {
 /// moved since it was handed out) is clean already and costs no call; of
 /// the others, those a page-table scan finds with nothing resident below
 /// their top page (`scan.rs`) cost no release either.
-pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
+///
+/// `scan` says whether scanning can pay: not with `mprotect` guards, where
+/// every slot is two mappings and a scan across many of them cost more
+/// than the releases it saved (`docs/notes/cold-paths.md`).
+pub(crate) fn release_all(
+    stats: &PoolStats,
+    stacks: &mut Vec<Stack>,
+    faults_now: Option<u64>,
+    scan: bool,
+) {
     let mut suspects: Vec<usize> = (0..stacks.len())
         .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
         .collect();
@@ -54,7 +63,7 @@ pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now
     let ranges: Vec<(usize, usize)> = suspects.iter().map(|&i| stacks[i].deep_range()).collect();
     let mut needs_call = Vec::with_capacity(suspects.len());
     let mut needs_ranges = Vec::with_capacity(suspects.len());
-    let scan = super::scan::worth_scanning();
+    let scan = scan && super::scan::worth_scanning();
     for (cluster, at) in clusters(&ranges) {
         let dirty = if scan {
             super::scan::maybe_resident(cluster)
@@ -253,7 +262,8 @@ mod tests {
             assert_eq!(stack.resident_bytes().unwrap(), 5 * page);
         }
         super::super::scan::reset_skipping();
-        release_all(&pool.stats, &mut stacks, None);
+        let scan = pool.mode() == guard::GuardMode::Regions;
+        release_all(&pool.stats, &mut stacks, None, scan);
         assert_eq!(stacks.len(), 8, "every release worked");
         for stack in &stacks {
             assert_eq!(stack.resident_bytes().unwrap(), page, "only the top page");
@@ -261,7 +271,7 @@ mod tests {
         let released = pool.stats.released.load(Ordering::Relaxed);
         let by_scan = pool.stats.verified_clean_by_scan.load(Ordering::Relaxed);
         assert_eq!(released + by_scan, 8);
-        if super::super::scan::available() {
+        if scan && super::super::scan::available() {
             assert_eq!((released, by_scan), (4, 4));
         }
     }
