@@ -13,14 +13,16 @@
 //! 2. A [`Stack`] handed to a coroutine has at most one page resident: its
 //!    top page, which holds the label. A fresh slot has only that page, and
 //!    a finished stack has everything below it released with
-//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`). The
+//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`), unless
+//!    a page-table scan finds nothing resident there (`scan.rs`). The
 //!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
 //!    without a system call (the pages below the top arrive by page fault),
 //!    not what a parked one keeps: a shallow coroutine costs one page,
 //!    whether its slot is fresh or reused (figures:
 //!    `docs/notes/runtime-figures.md`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
-//!    makes no system call.
+//!    makes no system call. Fresh slots are carved in batches, outside the
+//!    pool's lock, and ahead of time by idle workers (`carve.rs`).
 //! 4. Nothing outside the coroutine keeps a pointer into its stack. The
 //!    [`Stack`] value itself only knows where the slot is.
 //! 5. A pool that has been idle for a while gives back the memory of the

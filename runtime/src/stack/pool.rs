@@ -22,7 +22,11 @@
 //! the invariant holds; a worker pins at most `DIRTY_MAX` unreleased stacks.
 //! A batch skips the system call for every stack whose coroutine provably
 //! touched no new page: the process's page-fault count has not moved since
-//! the stack was handed out (`release.rs`).
+//! the stack was handed out (`release.rs`), or one page-table scan of the
+//! batch finds nothing resident below its top page (`scan.rs`).
+//!
+//! Fresh slots are carved a batch at a time: reserved under the lock,
+//! guarded and labelled outside it (`carve.rs`).
 //!
 //! A pool that stays idle gives the memory of the stacks on its free lists
 //! back, top pages included, and keeps their slots as *bare* ones, handed
