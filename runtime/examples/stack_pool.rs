@@ -7,7 +7,10 @@
 //! * `fanout N`: `wg.add(n); for _ in 0..n { spawn(|| wg.done()) }; wg.wait()`
 //!   on 2 workers, three rounds: ns per coroutine and fresh slots carved;
 //! * `burst N`: RSS before a burst of N parked coroutines, at its end, and
-//!   every 250 ms after, while the runtime idles.
+//!   every 250 ms after, while the runtime idles;
+//! * `park N`: the cold rows of `spindle-bench mem` without its
+//!   measurements, for a profiler: ns per coroutine to spawn N that park
+//!   (until all started), and to release and join them, on fresh slots.
 //!
 //! `cargo run --release -p spindle --example stack_pool -- reuse 1000000`
 
@@ -18,7 +21,7 @@ use spindle::{chan, Runtime};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: stack_pool (reuse|fanout|burst) N";
+    let usage = "usage: stack_pool (reuse|fanout|burst|park) N";
     let (Some(what), Some(n)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -35,6 +38,7 @@ fn main() {
         "reuse" => reuse(&rt, n),
         "fanout" => fanout(&rt, n),
         "burst" => burst(&rt, n),
+        "park" => park(&rt, n),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);
@@ -187,4 +191,88 @@ fn burst(rt: &Runtime, n: usize) {
             mib(pte)
         );
     }
+    println!("  largest resident mappings now:");
+    for (rss, what) in largest_mappings(4) {
+        println!("    {:.1} MiB  {what}", mib(rss));
+    }
+}
+
+/// The `n` mappings with the most resident memory (`/proc/self/smaps`).
+fn largest_mappings(n: usize) -> Vec<(u64, String)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut all = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            let kib: u64 = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            all.push((kib * 1024, current.clone()));
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-'))
+        {
+            current = line.to_string();
+        }
+    }
+    all.sort_by_key(|m| std::cmp::Reverse(m.0));
+    all.truncate(n);
+    all
+}
+
+/// `spindle-bench mem`'s timed phases: spawn `n` coroutines that park on
+/// one channel (until all have started), then close it and wait for all.
+fn park(rt: &Runtime, n: usize) {
+    let (spawn, release, cpu_spawn, cpu_release) = rt.block_on(move || {
+        let started = WaitGroup::new();
+        let done = WaitGroup::new();
+        started.add(n);
+        done.add(n);
+        let (tx, rx) = chan::bounded::<()>(0);
+        let c0 = cpu_time();
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let (s, d, rx) = (started.clone(), done.clone(), rx.clone());
+            drop(spindle::spawn(move || {
+                s.done();
+                let _ = rx.recv();
+                d.done();
+            }));
+        }
+        started.wait();
+        let spawn = t0.elapsed();
+        let c1 = cpu_time();
+        spindle::sleep(Duration::from_millis(50));
+        let c2 = cpu_time();
+        let t1 = Instant::now();
+        drop(tx);
+        done.wait();
+        (spawn, t1.elapsed(), c1 - c0, cpu_time() - c2)
+    });
+    let per = |d: Duration| d.as_nanos() as f64 / n as f64;
+    println!(
+        "park {n}: spawn while parking {:.0} ns/coroutine ({:.0} ns of CPU); \
+         release and join {:.0} ns/coroutine ({:.0} ns of CPU)",
+        per(spawn),
+        per(cpu_spawn),
+        per(release),
+        per(cpu_release)
+    );
+    println!("  {:?}", rt.stats());
+}
+
+/// CPU time of the whole process so far (every thread, user and system).
+fn cpu_time() -> Duration {
+    // SAFETY: rusage is plain data; getrusage fills the one we own.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }

@@ -101,6 +101,8 @@ pub(crate) struct Worker {
     /// Finished ones are swept out lazily.
     registry: RefCell<Vec<TaskRef>>,
     swept_at: Cell<usize>,
+    /// Finished tasks still in the registry (at most), since the last sweep.
+    stale: Cell<usize>,
     tick: Cell<u32>,
     shrink: RefCell<ShrinkPass>,
     spinning: Cell<bool>,
@@ -119,6 +121,7 @@ impl Worker {
             stacks: RefCell::new(stacks),
             registry: RefCell::new(Vec::new()),
             swept_at: Cell::new(0),
+            stale: Cell::new(0),
             tick: Cell::new(0),
             shrink: RefCell::new(ShrinkPass::new()),
             spinning: Cell::new(false),
@@ -345,6 +348,7 @@ impl Worker {
         if self.spinning.replace(false) {
             idle.stop_spinning();
         }
+        self.sweep_if_stale();
         // Give finished stacks' memory back before going idle, and come back
         // to trim the pool if it stays idle (stack/trim.rs).
         let trim_in = self
@@ -442,6 +446,7 @@ impl Worker {
         if registry.len() >= REGISTRY_SWEEP_MIN.max(2 * self.swept_at.get()) {
             registry.retain(|t| !t.task().state.is_done());
             self.swept_at.set(registry.len());
+            self.stale.set(0);
         }
     }
 
@@ -469,6 +474,24 @@ impl Worker {
             .is_some_and(|t| ptr::eq(t.task(), task.task()))
         {
             registry.pop();
+        } else {
+            self.stale.set(self.stale.get() + 1);
+        }
+    }
+
+    /// On the way to sleep: if most of the registry is finished tasks (a
+    /// burst that ended), sweep it now, so that their task blocks go back
+    /// to the allocator while the runtime idles (stack/trim.rs returns the
+    /// memory). Amortised: a sweep costs at most twice the finishes since
+    /// the last one.
+    fn sweep_if_stale(&self) {
+        let mut registry = self.registry.borrow_mut();
+        if self.stale.get() >= REGISTRY_SWEEP_MIN && 2 * self.stale.get() >= registry.len() {
+            registry.retain(|t| !t.task().state.is_done());
+            let live = registry.len();
+            registry.shrink_to(2 * live);
+            self.swept_at.set(registry.len());
+            self.stale.set(0);
         }
     }
 

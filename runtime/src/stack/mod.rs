@@ -13,14 +13,16 @@
 //! 2. A [`Stack`] handed to a coroutine has at most one page resident: its
 //!    top page. A fresh slot has none, and a finished stack has everything
 //!    below its top page released with `MADV_DONTNEED`, in batches (see
-//!    `pool.rs` and `release.rs`). The
+//!    `pool.rs` and `release.rs`), unless a page-table scan finds nothing
+//!    resident there (`scan.rs`). The
 //!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
 //!    without a system call (the pages below the top arrive by page fault),
 //!    not what a parked one keeps: a shallow coroutine costs one page,
 //!    whether its slot is fresh or reused (figures:
 //!    `docs/notes/runtime-figures.md`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
-//!    makes no system call.
+//!    makes no system call. Fresh slots are carved in batches, outside the
+//!    pool's lock, and ahead of time by idle workers (`carve.rs`).
 //! 4. Nothing outside the coroutine keeps a pointer into its stack, and
 //!    nothing the runtime reads lives in it: the slot's *label* (where it
 //!    is, its size, its owner's id and name for the overflow report) sits
@@ -40,11 +42,13 @@
 //! of a switch is `shrink.rs` (the margin below a parked stack pointer).
 
 pub(crate) mod asan;
+mod carve;
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;
 pub(crate) mod pool;
 mod release;
+mod scan;
 pub(crate) mod shrink;
 mod slab;
 mod trim;

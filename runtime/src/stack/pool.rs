@@ -22,7 +22,11 @@
 //! the invariant holds; a worker pins at most `DIRTY_MAX` unreleased stacks.
 //! A batch skips the system call for every stack whose coroutine provably
 //! touched no new page: the process's page-fault count has not moved since
-//! the stack was handed out (`release.rs`).
+//! the stack was handed out (`release.rs`), or one page-table scan of the
+//! batch finds nothing resident below its top page (`scan.rs`).
+//!
+//! Fresh slots are carved a batch at a time: reserved under the lock,
+//! guarded and labelled outside it (`carve.rs`).
 //!
 //! A pool that stays idle gives the memory of the stacks on its free lists
 //! back, top pages included, and keeps their slots as *bare* ones, handed
@@ -33,14 +37,12 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::guard::{self, GuardMode};
-use super::page::page_size;
+use super::guard::GuardMode;
 use super::slab::{Label, Slab};
 use super::trim::TrimClock;
-use super::vma_budget;
 use super::Stack;
 
 /// Most clean stacks a worker keeps before handing half to the global pool.
@@ -50,9 +52,6 @@ pub(crate) const DIRTY_MAX: usize = 32;
 /// How many stacks move between the levels at once: also how many fresh
 /// slots a worker's cache carves ahead of its coroutines.
 pub const BATCH: usize = LOCAL_MAX / 2;
-/// Fresh slots whose guard regions are installed together, in one system
-/// call where the kernel allows it (`guard::install_regions`).
-const GUARD_AHEAD: usize = 64;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
 const SLAB_BYTES: usize = 64 << 20;
@@ -71,8 +70,11 @@ pub(crate) struct PoolStats {
     pub slots: AtomicUsize,
     /// Finished stacks whose deep pages were released with a system call.
     pub released: AtomicUsize,
-    /// Finished stacks found clean by the page-fault count, with no call.
+    /// Finished stacks found clean without a release: by the page-fault
+    /// count or by a page-table scan (`scan.rs`).
     pub verified_clean: AtomicUsize,
+    /// Of those, the ones a page-table scan found clean.
+    pub verified_clean_by_scan: AtomicUsize,
     pub reserved_bytes: AtomicUsize,
 }
 
@@ -87,11 +89,13 @@ pub(crate) struct StackPool {
     /// Stacks taken from or given back to the free lists, ever: trimming
     /// waits until this stops moving (`trim.rs`).
     traffic: AtomicUsize,
+    /// A spawn lately found no pooled stack and waited for fresh slots:
+    /// idle workers carve some ahead (`carve.rs`).
+    pub(super) fresh_wanted: AtomicBool,
     pub stats: Arc<PoolStats>,
 }
 
 pub(super) struct SizeClass {
-    slot_size: usize,
     /// Released stacks with their top page resident (LIFO).
     pub(super) free: Vec<Stack>,
     /// Labels of trimmed slots, nothing resident (`trim.rs`).
@@ -99,12 +103,10 @@ pub(super) struct SizeClass {
     /// Stacks taken out of `free` by a trim that has not put them in
     /// `bare` yet.
     pub(super) trimming: usize,
-    slabs: Vec<Slab>,
+    pub(super) slot_size: usize,
+    pub(super) slabs: Vec<Slab>,
     /// Next never-used slot in the last slab.
-    next_fresh: usize,
-    /// Slots of the last slab below this one have their guard (guard
-    /// regions are installed [`GUARD_AHEAD`] slots at a time).
-    guarded: usize,
+    pub(super) next_fresh: usize,
 }
 
 /// A worker's private stack cache (default slot size only).
@@ -139,6 +141,7 @@ impl StackPool {
             classes: Mutex::new(Vec::new()),
             locals: Mutex::new(Vec::new()),
             traffic: AtomicUsize::new(0),
+            fresh_wanted: AtomicBool::new(false),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -192,6 +195,11 @@ impl StackPool {
             .then(|| self.traffic.load(Ordering::Relaxed))
     }
 
+    /// Is a page-table scan worth it before releasing a batch (`scan.rs`)?
+    fn scans(&self) -> bool {
+        self.mode == GuardMode::Regions
+    }
+
     pub fn mode(&self) -> GuardMode {
         self.mode
     }
@@ -241,7 +249,7 @@ impl StackPool {
             }
             _ => {
                 let mut one = vec![stack];
-                super::release::release_all(&self.stats, &mut one, None);
+                super::release::release_all(&self.stats, &mut one, None, self.scans());
                 self.give_back(one, None);
             }
         }
@@ -256,7 +264,7 @@ impl StackPool {
         // Read the count *before* the decision: any fault after this moment
         // is seen by the next batch, whose stacks are marked with it.
         let now = super::release::process_faults();
-        super::release::release_all(&self.stats, &mut local.dirty, now);
+        super::release::release_all(&self.stats, &mut local.dirty, now, self.scans());
         local.fault_mark = now.unwrap_or(u64::MAX);
         // Stacks that could not be released were dropped from the list and
         // are forgotten: their slots keep their pages but are never reused.
@@ -278,7 +286,7 @@ impl StackPool {
     /// Put `stacks` on the global free list. When they come from a worker's
     /// cache, `local` (already without them) publishes its count before the
     /// lock is released (see [`pooled`](Self::pooled)).
-    fn give_back(&self, stacks: Vec<Stack>, local: Option<&LocalStacks>) {
+    pub(super) fn give_back(&self, stacks: Vec<Stack>, local: Option<&LocalStacks>) {
         let mut classes = self.lock_classes();
         if let Some(first) = stacks.first() {
             let class = class_for(&mut classes, first.size());
@@ -291,11 +299,23 @@ impl StackPool {
     }
 
     /// Fill a worker's empty cache with a batch of stacks (fresh slots if the
-    /// free list is empty), publishing its count under the lock.
+    /// free lists are empty), publishing its count under the lock when they
+    /// come from the free lists (fresh ones were counted nowhere before).
     fn refill(&self, local: &mut LocalStacks, size: usize) -> io::Result<()> {
-        let mut classes = self.lock_classes();
-        let class = class_for(&mut classes, size);
-        let mut batch = self.take_locked(class, BATCH)?;
+        let fresh = {
+            let mut classes = self.lock_classes();
+            let class = class_for(&mut classes, size);
+            if let Some(mut batch) = self.take_pooled(class, BATCH) {
+                local.clean.append(&mut batch);
+                local.publish();
+                return Ok(());
+            }
+            // Spawns are waiting for fresh slots: idle workers may carve
+            // some ahead (`carve.rs`).
+            self.fresh_wanted.store(true, Ordering::Relaxed);
+            self.reserve_fresh(class, BATCH)?
+        };
+        let mut batch = self.prepare_fresh(fresh)?;
         local.clean.append(&mut batch);
         local.publish();
         Ok(())
@@ -303,89 +323,44 @@ impl StackPool {
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
-        let mut classes = self.lock_classes();
-        let class = class_for(&mut classes, size);
-        self.take_locked(class, want)
+        let fresh = {
+            let mut classes = self.lock_classes();
+            let class = class_for(&mut classes, size);
+            if let Some(batch) = self.take_pooled(class, want) {
+                return Ok(batch);
+            }
+            self.reserve_fresh(class, want)?
+        };
+        self.prepare_fresh(fresh)
     }
 
-    /// [`take_batch`](Self::take_batch) with the `classes` lock held.
-    fn take_locked(&self, class: &mut SizeClass, want: usize) -> io::Result<Vec<Stack>> {
+    /// Up to `want` stacks from `class`'s free list, or else bare slots
+    /// (labelled here: a page fault each, `trim.rs`); `None` if it has
+    /// neither. The caller holds the `classes` lock.
+    fn take_pooled(&self, class: &mut SizeClass, want: usize) -> Option<Vec<Stack>> {
         self.traffic.fetch_add(1, Ordering::Relaxed);
         if !class.free.is_empty() {
             let at = class.free.len().saturating_sub(want);
-            return Ok(class.free.split_off(at));
+            return Some(class.free.split_off(at));
         }
         if !class.bare.is_empty() {
             let at = class.bare.len().saturating_sub(want);
-            return Ok(class
-                .bare
-                .split_off(at)
-                .into_iter()
-                .map(|label| {
-                    let label = NonNull::new(label as *mut Label).expect("non-null");
-                    // SAFETY: a bare slot is a slot of a live slab with its
-                    // guard, released whole, described by no Stack (it left
-                    // the free list as a label address only).
-                    unsafe { Stack::from_bare_slot(label) }
-                })
-                .collect());
+            return Some(
+                class
+                    .bare
+                    .split_off(at)
+                    .into_iter()
+                    .map(|label| {
+                        let label = NonNull::new(label as *mut Label).expect("non-null");
+                        // SAFETY: a bare slot is a slot of a live slab with its
+                        // guard, released whole, described by no Stack (it left
+                        // the free list as a label address only).
+                        unsafe { Stack::from_bare_slot(label) }
+                    })
+                    .collect(),
+            );
         }
-        let mut out = Vec::with_capacity(want);
-        while out.len() < want {
-            match self.carve(class) {
-                Ok(stack) => out.push(stack),
-                Err(e) if out.is_empty() => return Err(e),
-                Err(_) => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// A never-used slot: install its guard and hand it out.
-    fn carve(&self, class: &mut SizeClass) -> io::Result<Stack> {
-        let page = page_size();
-        let need_slab = class
-            .slabs
-            .last()
-            .is_none_or(|s| class.next_fresh == s.count());
-        if need_slab {
-            let count = slots_per_slab(class.slot_size);
-            if self.mode == GuardMode::Mprotect {
-                vma_budget::reserve(1)?;
-            }
-            let slab = Slab::reserve(class.slot_size, count)?;
-            self.stats
-                .reserved_bytes
-                .fetch_add(slab.reserved_bytes(), Ordering::Relaxed);
-            class.slabs.push(slab);
-            class.next_fresh = 0;
-            class.guarded = 0;
-        }
-        let slab = class.slabs.last().expect("a slab was just ensured");
-        if self.mode == GuardMode::Mprotect {
-            vma_budget::reserve(2)?;
-        }
-        let base = slab.slot_base(class.next_fresh);
-        match self.mode {
-            // Guard regions are installed for a run of slots at once.
-            GuardMode::Regions if class.next_fresh >= class.guarded => {
-                let end = (class.next_fresh + GUARD_AHEAD).min(slab.count());
-                let ranges: Vec<(usize, usize)> = (class.next_fresh..end)
-                    .map(|i| (slab.slot_base(i) as usize, page))
-                    .collect();
-                // SAFETY: the first page of never-used slots of our slab.
-                unsafe { guard::install_regions(&ranges)? };
-                class.guarded = end;
-            }
-            GuardMode::Regions => {}
-            // SAFETY: `base` is the first page of a never-used slot of our slab.
-            GuardMode::Mprotect => unsafe { guard::install(self.mode, base, page)? },
-        }
-        class.next_fresh += 1;
-        self.stats.slots.fetch_add(1, Ordering::Relaxed);
-        let label = slab.label(class.next_fresh - 1);
-        // SAFETY: the slot is inside a live slab, guarded, and handed out once.
-        Ok(unsafe { Stack::from_bare_slot(label) })
+        None
     }
 
     /// Resident bytes over every slot ever carved, by `mincore(2)`.
@@ -419,7 +394,7 @@ impl StackPool {
     }
 }
 
-fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
+pub(super) fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
     let i = match classes.iter().position(|c| c.slot_size == slot_size) {
         Some(i) => i,
         None => {
@@ -430,7 +405,6 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
                 trimming: 0,
                 slabs: Vec::new(),
                 next_fresh: 0,
-                guarded: 0,
             });
             classes.len() - 1
         }
@@ -441,6 +415,8 @@ fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut SizeClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::guard;
+    use crate::stack::page::page_size;
 
     fn pool() -> StackPool {
         StackPool::new(64 * page_size(), guard::mode().unwrap())

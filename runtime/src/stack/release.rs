@@ -42,19 +42,55 @@ pub(crate) fn distrust_fault_count() {
 
 /// Release the deep pages of `stacks`, keeping only those that are clean
 /// afterwards. A stack marked with `faults_now` (the fault count has not
-/// moved since it was handed out) is clean already and costs no call.
-pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now: Option<u64>) {
-    let needs_call: Vec<usize> = (0..stacks.len())
+/// moved since it was handed out) is clean already and costs no call; of
+/// the others, those a page-table scan finds with nothing resident below
+/// their top page (`scan.rs`) cost no release either.
+///
+/// `scan` says whether scanning can pay: not with `mprotect` guards, where
+/// every slot is two mappings and a scan across many of them cost more
+/// than the releases it saved (`docs/notes/cold-paths.md`).
+pub(crate) fn release_all(
+    stats: &PoolStats,
+    stacks: &mut Vec<Stack>,
+    faults_now: Option<u64>,
+    scan: bool,
+) {
+    let mut suspects: Vec<usize> = (0..stacks.len())
         .filter(|&i| faults_now.is_none_or(|now| stacks[i].fault_mark() != now))
         .collect();
+    let by_count = stacks.len() - suspects.len();
+    suspects.sort_unstable_by_key(|&i| stacks[i].top());
+    let ranges: Vec<(usize, usize)> = suspects.iter().map(|&i| stacks[i].deep_range()).collect();
+    let mut needs_call = Vec::with_capacity(suspects.len());
+    let mut needs_ranges = Vec::with_capacity(suspects.len());
+    let scan = scan && super::scan::worth_scanning();
+    for (cluster, at) in clusters(&ranges) {
+        let dirty = if scan {
+            super::scan::maybe_resident(cluster)
+        } else {
+            vec![true; cluster.len()]
+        };
+        for (k, &range) in cluster.iter().enumerate() {
+            if dirty[k] {
+                needs_call.push(suspects[at + k]);
+                needs_ranges.push(range);
+            }
+        }
+    }
+    if scan {
+        super::scan::scanned(ranges.len(), needs_ranges.len());
+    }
     stats
         .verified_clean
         .fetch_add(stacks.len() - needs_call.len(), Ordering::Relaxed);
+    stats.verified_clean_by_scan.fetch_add(
+        stacks.len() - needs_call.len() - by_count,
+        Ordering::Relaxed,
+    );
     stats
         .released
         .fetch_add(needs_call.len(), Ordering::Relaxed);
-    let ranges: Vec<(usize, usize)> = needs_call.iter().map(|&i| stacks[i].deep_range()).collect();
-    if let Err(failed) = release_ranges(&ranges) {
+    if let Err(failed) = release_ranges(&needs_ranges) {
         let failed: Vec<usize> = failed.into_iter().map(|k| needs_call[k]).collect();
         let mut i = 0;
         stacks.retain(|_| {
@@ -62,6 +98,29 @@ pub(crate) fn release_all(stats: &PoolStats, stacks: &mut Vec<Stack>, faults_now
             !failed.contains(&(i - 1))
         });
     }
+}
+
+/// Split `sorted` ranges into clusters worth one scan each: neighbours at
+/// most [`SPAN_PAGES_PER_STACK`](super::scan::SPAN_PAGES_PER_STACK) pages
+/// apart. Yields each cluster with the index of its first range.
+fn clusters(sorted: &[(usize, usize)]) -> impl Iterator<Item = (&[(usize, usize)], usize)> {
+    let gap_max = super::scan::SPAN_PAGES_PER_STACK * super::page::page_size();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at == sorted.len() {
+            return None;
+        }
+        let start = at;
+        at += 1;
+        while at < sorted.len() {
+            let (prev, len) = sorted[at - 1];
+            if sorted[at].0 - (prev + len) > gap_max {
+                break;
+            }
+            at += 1;
+        }
+        Some((&sorted[start..at], start))
+    })
 }
 
 /// Release every `(address, length)` range. On failure, returns the indices
@@ -181,6 +240,47 @@ mod tests {
         go.send(()).unwrap();
         toucher.join().unwrap();
         assert!(process_faults().unwrap() > before);
+    }
+
+    /// A batch whose fault marks say nothing (as after a burst, when the
+    /// count moved on): the stacks that touched deep pages lose them, and
+    /// where `PAGEMAP_SCAN` works the untouched ones cost no release.
+    #[test]
+    fn a_batch_releases_exactly_the_stacks_with_deep_pages() {
+        use crate::stack::guard;
+        use crate::stack::pool::StackPool;
+        let page = page_size();
+        let pool = StackPool::new(16 * page, guard::mode().unwrap());
+        let mut stacks: Vec<Stack> = (0..8)
+            .map(|_| pool.get(None, pool.default_size()).unwrap())
+            .collect();
+        // Every stack ran (its top page is resident: labels live in the
+        // slab's side table, so a fresh slot has no page); every other one
+        // also went four pages deeper.
+        for stack in &stacks {
+            // SAFETY: the top page of the slot.
+            unsafe { ((stack.top() - page) as *mut u8).write_volatile(1) };
+        }
+        for stack in stacks.iter().step_by(2) {
+            for i in 2..=5 {
+                // SAFETY: inside the slot, above its guard (16 pages).
+                unsafe { ((stack.top() - i * page) as *mut u8).write_volatile(1) };
+            }
+            assert_eq!(stack.resident_bytes().unwrap(), 5 * page);
+        }
+        super::super::scan::reset_skipping();
+        let scan = pool.mode() == guard::GuardMode::Regions;
+        release_all(&pool.stats, &mut stacks, None, scan);
+        assert_eq!(stacks.len(), 8, "every release worked");
+        for stack in &stacks {
+            assert_eq!(stack.resident_bytes().unwrap(), page, "only the top page");
+        }
+        let released = pool.stats.released.load(Ordering::Relaxed);
+        let by_scan = pool.stats.verified_clean_by_scan.load(Ordering::Relaxed);
+        assert_eq!(released + by_scan, 8);
+        if scan && super::super::scan::available() {
+            assert_eq!((released, by_scan), (4, 4));
+        }
     }
 
     #[test]

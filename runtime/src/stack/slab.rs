@@ -192,6 +192,9 @@ pub mod registry {
     static ENTRIES: [Entry; CAPACITY] = [EMPTY; CAPACITY];
     /// One past the highest entry ever used: the handler scans only this far.
     static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+    /// Where a free entry probably is: just above the last one claimed, or
+    /// the lowest one freed since.
+    static FREE_HINT: AtomicUsize = AtomicUsize::new(0);
 
     pub(super) fn register(
         base: usize,
@@ -199,7 +202,13 @@ pub mod registry {
         slot_size: usize,
         labels: usize,
     ) -> Option<usize> {
-        for (i, e) in ENTRIES.iter().enumerate() {
+        // Start at the hint, then wrap around: a scan from 0 made reserving
+        // the n-th slab cost n failed claims, quadratic over a burst. The
+        // hint is only a hint: the claim below decides.
+        let from = FREE_HINT.load(Ordering::Relaxed).min(CAPACITY);
+        let order = (from..CAPACITY).chain(0..from);
+        for i in order {
+            let e = &ENTRIES[i];
             if e.len
                 .compare_exchange(0, usize::MAX, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -209,6 +218,7 @@ pub mod registry {
                 e.labels.store(labels, Ordering::Relaxed);
                 e.len.store(len, Ordering::Release);
                 HIGH_WATER.fetch_max(i + 1, Ordering::Release);
+                FREE_HINT.store(i + 1, Ordering::Relaxed);
                 return Some(i);
             }
         }
@@ -217,6 +227,7 @@ pub mod registry {
 
     pub(super) fn unregister(i: usize) {
         ENTRIES[i].len.store(0, Ordering::Release);
+        FREE_HINT.fetch_min(i, Ordering::Relaxed);
     }
 
     /// Every registered slab as `(base, len, slot_size)`, sorted by base,

@@ -43,6 +43,7 @@ pub(crate) struct TrimClock {
 
 impl StackPool {
     /// What a worker does on its way to sleep: release its dirty stacks,
+    /// carve fresh slots ahead if spawns are waiting for them (`carve.rs`),
     /// and trim the global free lists if they have been quiet for
     /// [`TRIM_AFTER`] (stopping early once `keep_going` says no). Returns
     /// how long the worker may sleep before it should come back to trim
@@ -53,6 +54,7 @@ impl StackPool {
         keep_going: impl Fn() -> bool,
     ) -> Option<Duration> {
         self.release_dirty(local);
+        self.carve_ahead(&keep_going);
         let Some(traffic) = self.traffic_if_trimmable(RESERVE) else {
             local.trim.seen = None;
             return None;
