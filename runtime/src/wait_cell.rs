@@ -48,6 +48,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    #[inline]
     fn from_byte(b: u8) -> Outcome {
         match b {
             0 => Outcome::Idle,
@@ -95,11 +96,13 @@ const fn is_inline<T>() -> bool {
 }
 
 impl<'a> WaitCell<'a> {
+    #[inline]
     pub fn new(state: &'a OutcomeByte, value: &'a HandOff) -> WaitCell<'a> {
         WaitCell { state, value }
     }
 
     /// Start a new wait. Called by the waiter before it enqueues itself.
+    #[inline]
     pub fn prepare(self) {
         self.state
             .0
@@ -107,10 +110,12 @@ impl<'a> WaitCell<'a> {
     }
 
     /// Publish the outcome of the wait (waker side).
+    #[inline]
     pub fn finish(self, outcome: Outcome) {
         self.state.0.store(outcome as u8, Ordering::Release);
     }
 
+    #[inline]
     pub fn outcome(self) -> Outcome {
         Outcome::from_byte(self.state.0.load(Ordering::Acquire))
     }

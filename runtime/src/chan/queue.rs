@@ -88,6 +88,7 @@ pub(crate) enum Entry {
 impl Entry {
     /// Who queued this entry: the plain waiter's task or parker, or the
     /// selection (shared by all entries of one select).
+    #[inline]
     fn owner(&self) -> *const () {
         match self {
             Entry::Plain(w) => w.addr(),
@@ -103,6 +104,7 @@ pub(crate) enum Party {
 }
 
 impl Party {
+    #[inline]
     pub fn cell(&self) -> WaitCell<'_> {
         match self {
             Party::Plain(w) => w.cell(),
@@ -111,6 +113,7 @@ impl Party {
     }
 
     /// Publish `outcome` in the party's cell and wake it.
+    #[inline]
     pub fn finish(self, outcome: Outcome) {
         self.cell().finish(outcome);
         match self {
@@ -125,6 +128,7 @@ impl Party {
 pub(crate) struct WaitQueue(VecDeque<Entry>);
 
 impl WaitQueue {
+    #[inline]
     pub fn push(&mut self, e: Entry) {
         self.0.push_back(e);
     }

@@ -61,6 +61,7 @@ pub(crate) struct Scheduler {
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
+#[inline]
 fn home_of(task: &Task) -> *const home::Home {
     let home = task.home().cast::<home::Home>();
     debug_assert!(!home.is_null(), "a task that never ran has no home");
@@ -69,6 +70,7 @@ fn home_of(task: &Task) -> *const home::Home {
 
 /// Make a parked task runnable, on its home worker: on that worker itself
 /// it runs next; from any other thread it goes to that worker's inbox.
+#[inline(always)]
 pub(crate) fn wake(task: TaskRef) {
     if !task.task().state.wake() {
         return;

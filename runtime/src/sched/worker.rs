@@ -166,6 +166,7 @@ impl Worker {
 
     /// Make `task`, a started task of this home, the next one this worker
     /// runs. The task it displaces goes to the pinned queue.
+    #[inline]
     pub fn push_runnext(&self, task: TaskRef) {
         if let Some(old) = self.queue.runnext.replace(Some(task)) {
             self.queue.pinned.borrow_mut().push_back(old);
@@ -362,6 +363,7 @@ impl Worker {
             || s.timers.any_due()
     }
 
+    #[inline(always)]
     fn run_task(&self, task: TaskRef) {
         let t = task.task();
         if t.home().is_null() {
