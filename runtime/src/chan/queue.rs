@@ -112,15 +112,25 @@ impl Party {
         }
     }
 
-    /// Publish `outcome` in the party's cell and wake it.
-    #[inline]
+    /// Publish `outcome` in the party's cell and wake it. Always inlined: it
+    /// is on every hand-off (the select case stays out of line).
+    #[inline(always)]
     pub fn finish(self, outcome: Outcome) {
-        self.cell().finish(outcome);
         match self {
-            Party::Plain(w) => w.wake(),
-            Party::Select(s) => s.waiter.clone().wake(),
+            Party::Plain(w) => {
+                w.cell().finish(outcome);
+                w.wake();
+            }
+            Party::Select(s) => finish_selection(s, outcome),
         }
     }
+}
+
+/// [`Party::finish`] for a select.
+#[inline(never)]
+fn finish_selection(s: Arc<Selection>, outcome: Outcome) {
+    s.waiter.cell().finish(outcome);
+    s.waiter.clone().wake();
 }
 
 /// A FIFO of parked parties: a channel's `recvq` or `sendq`.
