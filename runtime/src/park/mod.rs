@@ -16,11 +16,11 @@
 mod thread_parker;
 
 use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use crate::loom_shim::Arc;
 use crate::task::TaskRef;
-use crate::wait_cell::{Outcome, WaitCell};
+use crate::wait_cell::{HandOff, Outcome, OutcomeByte, WaitCell};
 use thread_parker::thread_parker;
 pub(crate) use thread_parker::ThreadParker;
 
@@ -132,18 +132,6 @@ impl Waiter {
             Kind::Thread(p) => p.park_until(deadline),
         }
     }
-
-    /// Park until the cell's wait has an outcome, and return it.
-    #[inline(always)]
-    pub fn wait(&self) -> Outcome {
-        loop {
-            let outcome = self.cell().outcome();
-            if outcome != Outcome::Waiting {
-                return outcome;
-            }
-            self.park();
-        }
-    }
 }
 
 /// [`Waiter::wake`] for a thread: out of line, so that the task case stays
@@ -198,7 +186,17 @@ impl Drop for Waiter {
 /// whichever worker that is) or this thread's parker. Taking it costs no
 /// reference-count traffic; [`to_waiter`](Self::to_waiter) makes an owned
 /// [`Waiter`] for a wait queue.
-pub(crate) struct Caller(ManuallyDrop<Waiter>);
+///
+/// The caller's cell is looked up once, here, rather than at every use
+/// (each lookup tests the waiter's tag): a blocking channel operation uses
+/// it four or five times.
+pub(crate) struct Caller {
+    waiter: ManuallyDrop<Waiter>,
+    /// The waiter's outcome byte and hand-off slot: in the running task, or
+    /// in the parker that `waiter` holds a reference to, so they outlive us.
+    state: *const OutcomeByte,
+    value: *const HandOff,
+}
 
 impl Caller {
     #[inline]
@@ -209,7 +207,33 @@ impl Caller {
             Some(task) => Waiter(task.cast()),
             None => Waiter::thread(thread_parker()),
         };
-        Caller(ManuallyDrop::new(w))
+        let (state, value) = w.cell().parts();
+        let (state, value) = (ptr::from_ref(state), ptr::from_ref(value));
+        Caller {
+            waiter: ManuallyDrop::new(w),
+            state,
+            value,
+        }
+    }
+
+    /// The caller's wait cell (the same as `Waiter::cell`, without the lookup).
+    #[inline]
+    pub fn cell(&self) -> WaitCell<'_> {
+        // SAFETY: both point into the running task or into the parker we
+        // hold a reference to (see the fields), alive as long as `self`.
+        unsafe { WaitCell::new(&*self.state, &*self.value) }
+    }
+
+    /// Park until the cell's wait has an outcome, and return it.
+    #[inline(always)]
+    pub fn wait(&self) -> Outcome {
+        loop {
+            let outcome = self.cell().outcome();
+            if outcome != Outcome::Waiting {
+                return outcome;
+            }
+            self.park();
+        }
     }
 
     /// An owned waiter for a queue. For a task this is its spare reference
@@ -219,7 +243,7 @@ impl Caller {
     pub fn to_waiter(&self) -> Waiter {
         match self.kind() {
             Kind::Task(t) => Waiter::task(t.take_spare().unwrap_or_else(|| t.clone())),
-            Kind::Thread(_) => (*self.0).clone(),
+            Kind::Thread(_) => (*self.waiter).clone(),
         }
     }
 }
@@ -228,7 +252,7 @@ impl std::ops::Deref for Caller {
     type Target = Waiter;
     #[inline]
     fn deref(&self) -> &Waiter {
-        &self.0
+        &self.waiter
     }
 }
 
@@ -237,9 +261,9 @@ impl Drop for Caller {
     fn drop(&mut self) {
         // The thread variant did take a reference (thread_parker clones the
         // Arc); the task variant did not.
-        if self.0 .0.as_ptr() as usize & THREAD_TAG != 0 {
+        if self.waiter.0.as_ptr() as usize & THREAD_TAG != 0 {
             // SAFETY: dropped exactly once, here.
-            unsafe { ManuallyDrop::drop(&mut self.0) };
+            unsafe { ManuallyDrop::drop(&mut self.waiter) };
         }
     }
 }
