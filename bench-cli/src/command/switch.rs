@@ -21,7 +21,9 @@
 //! These loops are compiled the way a crate that depends on `spindle` gets
 //! them: the workspace's release profile is Cargo's default (no LTO, 16
 //! codegen units), so no call into `spindle` is inlined that a user's
-//! build could not inline too.
+//! build could not inline too. `--row` runs one row alone, to count its
+//! instructions under callgrind; `docs/tools/downstream/count.sh` compares
+//! those counts with the same loops in a crate outside the workspace.
 
 use std::time::Instant;
 
@@ -118,12 +120,7 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
         ));
     }
     let runtime_rows: [RuntimeRow; 4] = [
-        (
-            ROWS[1],
-            "yield_now ping-pong, 1 worker",
-            1,
-            yield_pingpong,
-        ),
+        (ROWS[1], "yield_now ping-pong, 1 worker", 1, yield_pingpong),
         (
             ROWS[2],
             "rendezvous channel ping-pong, 1 worker",
