@@ -35,7 +35,10 @@ fn main() {
         }
     };
     let workers = std::env::var("WORKERS").map_or(1, |w| w.parse().expect("WORKERS: a number"));
-    let rt = spindle::Runtime::builder().workers(workers).build().expect("runtime");
+    let rt = spindle::Runtime::builder()
+        .workers(workers)
+        .build()
+        .expect("runtime");
     let ns = rt.block_on(move || {
         let t0 = std::time::Instant::now();
         run(n);
