@@ -222,7 +222,12 @@ impl Worker {
         // ready here, unstarted tasks included, as in one FIFO queue.
         self.home()
             .take_spawned()
-            .or_else(|| self.queue.deque.pop())
+            // (`is_empty` first: an inlined look, where `pop` is a call.)
+            .or_else(|| {
+                (!self.queue.deque.is_empty())
+                    .then(|| self.queue.deque.pop())
+                    .flatten()
+            })
             .or_else(|| self.home().pop_inbox())
             .or_else(|| self.queue.pinned.borrow_mut().pop_front())
             .or_else(|| self.steal_from_injector())
@@ -376,7 +381,8 @@ impl Worker {
         // no other worker holds it, it is not parked, and it is ours (its
         // home, or unstarted): only we resume it.
         let result = unsafe { task.resume() };
-        self.scheduler.counters.worker(self.index).add_switch();
+        let counters = self.scheduler.counters.worker(self.index);
+        counters.add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
                 self.queue.pinned.borrow_mut().push_back(task)
@@ -384,7 +390,7 @@ impl Worker {
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => match task.commit_park() {
-                None => self.scheduler.counters.worker(self.index).add_park(),
+                None => counters.add_park(),
                 Some(task) => self.push_runnext(task),
             },
             CoroutineResult::Return(()) => self.finish(task),
