@@ -117,6 +117,10 @@ pub struct SwitchArgs {
     /// One-way hand-offs per sample for the OS-thread rows.
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_count, default_value = "100000")]
     pub thread_n: u64,
+    /// Run only this row (its JSON name), e.g. to count its instructions
+    /// under `valgrind --tool=callgrind`.
+    #[arg(long, value_name = "ROW", value_parser = clap::builder::PossibleValuesParser::new(crate::command::switch::ROWS))]
+    pub row: Option<String>,
 }
 
 #[derive(Debug, Args)]

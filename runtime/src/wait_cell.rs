@@ -48,19 +48,13 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    #[inline]
     fn from_byte(b: u8) -> Outcome {
-        match b {
-            0 => Outcome::Idle,
-            1 => Outcome::Waiting,
-            2 => Outcome::Delivered,
-            3 => Outcome::Taken,
-            4 => Outcome::Closed,
-            5 => Outcome::Done,
-            6 => Outcome::Paired,
-            7 => Outcome::Reserved,
-            8 => Outcome::Retry,
-            _ => unreachable!("only Outcome values are stored"),
-        }
+        debug_assert!(b <= Outcome::Retry as u8, "only Outcome values are stored");
+        // SAFETY: the byte is only ever written by `prepare` and `finish`
+        // (and initialised to `Idle`), each storing an `Outcome`, which is
+        // `repr(u8)`: so it holds one of its discriminants.
+        unsafe { std::mem::transmute::<u8, Outcome>(b) }
     }
 }
 
@@ -95,11 +89,19 @@ const fn is_inline<T>() -> bool {
 }
 
 impl<'a> WaitCell<'a> {
+    #[inline]
     pub fn new(state: &'a OutcomeByte, value: &'a HandOff) -> WaitCell<'a> {
         WaitCell { state, value }
     }
 
+    /// The outcome byte and the hand-off slot this cell views.
+    #[inline]
+    pub fn parts(self) -> (&'a OutcomeByte, &'a HandOff) {
+        (self.state, self.value)
+    }
+
     /// Start a new wait. Called by the waiter before it enqueues itself.
+    #[inline]
     pub fn prepare(self) {
         self.state
             .0
@@ -107,10 +109,12 @@ impl<'a> WaitCell<'a> {
     }
 
     /// Publish the outcome of the wait (waker side).
+    #[inline]
     pub fn finish(self, outcome: Outcome) {
         self.state.0.store(outcome as u8, Ordering::Release);
     }
 
+    #[inline]
     pub fn outcome(self) -> Outcome {
         Outcome::from_byte(self.state.0.load(Ordering::Acquire))
     }

@@ -198,6 +198,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
         n: cfg.n,
         thread_n: 0,
         repeat: cfg.repeat,
+        row: None,
     })?;
     progress::phase("compare: Go switch");
     let go_switch = go.switch(cfg.n, cfg.repeat)?;

@@ -62,6 +62,7 @@ pub fn run(cfg: &SuiteConfig, header: Header) -> Result<SuiteResult, String> {
         n: s.switch_n,
         thread_n: s.thread_n,
         repeat: s.repeat,
+        row: None,
     })?;
     let spawn = spawn::run(&SpawnConfig {
         count: s.spawn_count,

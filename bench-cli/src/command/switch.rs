@@ -21,7 +21,9 @@
 //! These loops are compiled the way a crate that depends on `spindle` gets
 //! them: the workspace's release profile is Cargo's default (no LTO, 16
 //! codegen units), so no call into `spindle` is inlined that a user's
-//! build could not inline too.
+//! build could not inline too. `--row` runs one row alone, to count its
+//! instructions under callgrind; `docs/tools/downstream/count.sh` compares
+//! those counts with the same loops in a crate outside the workspace.
 
 use std::time::Instant;
 
@@ -35,6 +37,17 @@ use crate::measure::row::{Op, RowSet, Timed};
 use crate::measure::stats::{measure, Summary};
 use crate::present::progress;
 
+/// The rows' names, in the order they run (`--row` takes one of them).
+pub const ROWS: [&str; 7] = [
+    "raw_resume_suspend",
+    "yield_pingpong",
+    "chan_pingpong_1worker",
+    "chan_pingpong_2workers",
+    "select_pingpong_1worker",
+    "thread_pipe_same_cpu",
+    "thread_pipe_cross_cpu",
+];
+
 #[derive(Clone, Debug)]
 pub struct SwitchConfig {
     /// Hand-offs per sample for coroutine rows.
@@ -42,6 +55,8 @@ pub struct SwitchConfig {
     /// Hand-offs per sample for OS-thread rows (each costs microseconds).
     pub thread_n: u64,
     pub repeat: usize,
+    /// Run only the row of this name (one of [`ROWS`]); all rows if `None`.
+    pub row: Option<String>,
 }
 
 impl SwitchConfig {
@@ -50,7 +65,13 @@ impl SwitchConfig {
             n: a.n,
             thread_n: a.thread_n,
             repeat: g.repeat.unwrap_or(5),
+            row: a.row.clone(),
         }
+    }
+
+    /// Is the row called `name` to run?
+    fn wants(&self, name: &str) -> bool {
+        self.row.as_deref().is_none_or(|r| r == name)
     }
 }
 
@@ -89,40 +110,40 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
     let (n, r) = (cfg.n, cfg.repeat);
     let mut rows = Vec::new();
 
-    progress::phase("switch: raw corosensei");
-    raw_resume_suspend(warm(n));
-    let s = measure(r, || Ok::<_, String>(raw_resume_suspend(n)))?;
-    rows.push(Timed::timed(
-        Op::new("raw_resume_suspend", "raw corosensei resume/suspend", n),
-        Ok(s),
-    ));
+    if cfg.wants(ROWS[0]) {
+        progress::phase("switch: raw corosensei");
+        raw_resume_suspend(warm(n));
+        let s = measure(r, || Ok::<_, String>(raw_resume_suspend(n)))?;
+        rows.push(Timed::timed(
+            Op::new(ROWS[0], "raw corosensei resume/suspend", n),
+            Ok(s),
+        ));
+    }
     let runtime_rows: [RuntimeRow; 4] = [
+        (ROWS[1], "yield_now ping-pong, 1 worker", 1, yield_pingpong),
         (
-            "yield_pingpong",
-            "yield_now ping-pong, 1 worker",
-            1,
-            yield_pingpong,
-        ),
-        (
-            "chan_pingpong_1worker",
+            ROWS[2],
             "rendezvous channel ping-pong, 1 worker",
             1,
             chan_pingpong,
         ),
         (
-            "chan_pingpong_2workers",
+            ROWS[3],
             "rendezvous channel ping-pong, 2 workers",
             2,
             chan_pingpong,
         ),
         (
-            "select_pingpong_1worker",
+            ROWS[4],
             "the same, receiving with select! over 2 channels, 1 worker",
             1,
             select_pingpong,
         ),
     ];
     for (name, label, workers, sample) in runtime_rows {
+        if !cfg.wants(name) {
+            continue;
+        }
         progress::phase(&format!("switch: {label}"));
         let s = on_runtime(workers, n, r, sample)?;
         rows.push(Timed::timed(Op::new(name, label, n), Ok(s)));
@@ -133,20 +154,28 @@ pub fn run_coroutine_rows(cfg: &SwitchConfig) -> Result<RowSet, String> {
 
 /// OS threads ping-ponging over pipes: same CPU, then across two CPUs.
 fn thread_rows(cfg: &SwitchConfig) -> Result<Vec<Timed>, String> {
+    let same = (ROWS[5], "OS threads, pipe, same CPU");
+    let cross = (ROWS[6], "OS threads, pipe, across CPUs");
+    let mut rows = Vec::new();
+    if !cfg.wants(same.0) && !cfg.wants(cross.0) {
+        return Ok(rows);
+    }
     progress::phase("switch: OS threads over pipes");
     let (tn, r) = (cfg.thread_n, cfg.repeat);
-    let mut rows = Vec::new();
     let cpus = pipes::allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
-    let same = ("thread_pipe_same_cpu", "OS threads, pipe, same CPU");
-    let cross = ("thread_pipe_cross_cpu", "OS threads, pipe, across CPUs");
     let c0 = cpus
         .first()
         .copied()
         .ok_or("no CPU in this process's affinity mask")?;
-    pipes::pingpong(warm(tn), (c0, c0))?;
-    let s = measure(r, || pipes::pingpong(tn, (c0, c0)))?;
-    let label = format!("{} (cpu {c0})", same.1);
-    rows.push(Timed::timed(Op::new(same.0, &label, tn), Ok(s)));
+    if cfg.wants(same.0) {
+        pipes::pingpong(warm(tn), (c0, c0))?;
+        let s = measure(r, || pipes::pingpong(tn, (c0, c0)))?;
+        let label = format!("{} (cpu {c0})", same.1);
+        rows.push(Timed::timed(Op::new(same.0, &label, tn), Ok(s)));
+    }
+    if !cfg.wants(cross.0) {
+        return Ok(rows);
+    }
     match cpus.get(1) {
         Some(&c1) => {
             pipes::pingpong(warm(tn), (c0, c1))?;

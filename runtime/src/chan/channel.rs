@@ -306,6 +306,7 @@ impl<T> Chan<T> {
         } else {
             &mut inner.recvq
         };
+        let case = u32::try_from(case).expect("a select has fewer than 2^32 operations");
         q.push(Entry::Select(me.clone(), case));
         false
     }
@@ -560,6 +561,40 @@ mod tests {
         let Some(super::super::Flavor::Chan(chan)) = Some(&rx.flavor) else {
             unreachable!()
         };
+        assert_eq!(chan.queued(), (0, 0));
+    }
+
+    /// Parked senders are served in the order they queued, also after the
+    /// first one (a timed send: a select entry, at the queue's inline head)
+    /// withdrew and the next one moved up.
+    #[test]
+    fn parked_senders_keep_their_order_when_the_head_withdraws() {
+        let (tx, rx) = bounded::<u32>(0);
+        let Some(super::super::Flavor::Chan(chan)) = Some(&rx.flavor) else {
+            unreachable!()
+        };
+        let until_queued = |n: usize| {
+            while chan.queued().1 != n {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let timed = {
+            let tx = tx.clone();
+            std::thread::spawn(move || tx.send_timeout(1, Duration::from_millis(50)).is_err())
+        };
+        until_queued(1);
+        let mut plain = Vec::new();
+        for v in [2, 3] {
+            let tx = tx.clone();
+            plain.push(std::thread::spawn(move || tx.send(v).unwrap()));
+            until_queued(plain.len() + 1);
+        }
+        assert!(timed.join().unwrap(), "the timed send gave up");
+        until_queued(2);
+        assert_eq!((rx.recv(), rx.recv()), (Ok(2), Ok(3)));
+        for t in plain {
+            t.join().unwrap();
+        }
         assert_eq!(chan.queued(), (0, 0));
     }
 

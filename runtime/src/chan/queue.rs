@@ -82,12 +82,15 @@ impl Selection {
 /// An entry in a wait queue.
 pub(crate) enum Entry {
     Plain(Waiter),
-    Select(Arc<Selection>, usize),
+    /// The selection and the case it is queued for. A `u32`, so that an
+    /// `Option<Entry>` (the queue's head) packs into two words.
+    Select(Arc<Selection>, u32),
 }
 
 impl Entry {
     /// Who queued this entry: the plain waiter's task or parker, or the
     /// selection (shared by all entries of one select).
+    #[inline]
     fn owner(&self) -> *const () {
         match self {
             Entry::Plain(w) => w.addr(),
@@ -103,6 +106,7 @@ pub(crate) enum Party {
 }
 
 impl Party {
+    #[inline]
     pub fn cell(&self) -> WaitCell<'_> {
         match self {
             Party::Plain(w) => w.cell(),
@@ -110,47 +114,94 @@ impl Party {
         }
     }
 
-    /// Publish `outcome` in the party's cell and wake it.
+    /// Publish `outcome` in the party's cell and wake it. Always inlined: it
+    /// is on every hand-off (the select case stays out of line).
+    #[inline(always)]
     pub fn finish(self, outcome: Outcome) {
-        self.cell().finish(outcome);
         match self {
-            Party::Plain(w) => w.wake(),
-            Party::Select(s) => s.waiter.clone().wake(),
+            Party::Plain(w) => {
+                w.cell().finish(outcome);
+                w.wake();
+            }
+            Party::Select(s) => finish_selection(s, outcome),
         }
     }
 }
 
+/// [`Party::finish`] for a select.
+#[inline(never)]
+fn finish_selection(s: Arc<Selection>, outcome: Outcome) {
+    s.waiter.cell().finish(outcome);
+    s.waiter.clone().wake();
+}
+
 /// A FIFO of parked parties: a channel's `recvq` or `sendq`.
+///
+/// The oldest entry sits inline in `head`, the others in `rest`. Most queues
+/// hold at most one party (a rendezvous partner), and then a push or a claim
+/// is a few instructions instead of the ring buffer's index arithmetic.
+/// Invariant: `head` is `None` only if the queue is empty.
 #[derive(Default)]
-pub(crate) struct WaitQueue(VecDeque<Entry>);
+pub(crate) struct WaitQueue {
+    head: Option<Entry>,
+    rest: VecDeque<Entry>,
+}
 
 impl WaitQueue {
+    #[inline]
     pub fn push(&mut self, e: Entry) {
-        self.0.push_back(e);
+        if self.head.is_none() {
+            self.head = Some(e);
+        } else {
+            self.rest.push_back(e);
+        }
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) -> Option<Entry> {
+        let first = self.head.take()?;
+        if !self.rest.is_empty() {
+            self.move_up();
+        }
+        Some(first)
+    }
+
+    /// The head was taken: the next entry moves up.
+    #[cold]
+    fn move_up(&mut self) {
+        self.head = self.rest.pop_front();
     }
 
     /// Take the first party that can be had: a plain waiter, or a selection
     /// this call claims. Watchers met on the way are told and dropped; stale
     /// entries are dropped.
-    #[inline]
+    #[inline(always)]
     pub fn claim(&mut self) -> Option<Party> {
-        match self.0.pop_front() {
+        match self.pop_front() {
             None => None,
             Some(Entry::Plain(w)) => Some(Party::Plain(w)),
             Some(selecting) => {
-                self.0.push_front(selecting);
+                self.push_front(selecting);
                 self.claim_slow()
             }
         }
     }
 
+    /// Put `e` back at the front.
+    #[cold]
+    fn push_front(&mut self, e: Entry) {
+        if let Some(head) = self.head.replace(e) {
+            self.rest.push_front(head);
+        }
+    }
+
     #[cold]
     fn claim_slow(&mut self) -> Option<Party> {
-        while let Some(e) = self.0.pop_front() {
+        while let Some(e) = self.pop_front() {
             match e {
                 Entry::Plain(w) => return Some(Party::Plain(w)),
                 Entry::Select(s, case) => {
-                    if !s.claim(case) {
+                    if !s.claim(case as usize) {
                         continue; // stale: another channel or the selector won
                     }
                     if !s.watch {
@@ -165,13 +216,17 @@ impl WaitQueue {
         None
     }
 
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.head.iter().chain(self.rest.iter())
+    }
+
     /// Is a party waiting that [`claim`](Self::claim) might take, other than
     /// `except`'s own entries? A hint (a selecting party may be claimed by
     /// another channel at any time), used while registering a select: its
     /// entries on this queue may already sit here, if it selects on both
     /// ends of the channel.
     pub fn has_party(&self, except: Option<&Selection>) -> bool {
-        self.0.iter().any(|e| match e {
+        self.iter().any(|e| match e {
             Entry::Plain(_) => true,
             Entry::Select(s, _) => {
                 !except.is_some_and(|me| std::ptr::eq(me, &**s)) && !s.watch && s.undecided()
@@ -183,9 +238,15 @@ impl WaitQueue {
     /// cancelled); `true` if there was one. `me` is the waiter's identity:
     /// see [`Entry::owner`].
     pub fn remove(&mut self, me: *const ()) -> bool {
-        let before = self.0.len();
-        self.0.retain(|e| e.owner() != me);
-        self.0.len() != before
+        let before = self.rest.len();
+        self.rest.retain(|e| e.owner() != me);
+        let mut removed = self.rest.len() != before;
+        if self.head.as_ref().is_some_and(|e| e.owner() == me) {
+            // `rest` holds no entry of `me` any more: its front can move up.
+            self.head = self.rest.pop_front();
+            removed = true;
+        }
+        removed
     }
 
     /// Take every party out (the channel closed), for the caller to finish
@@ -196,6 +257,6 @@ impl WaitQueue {
 
     #[cfg(all(test, not(loom)))]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 }

@@ -16,11 +16,11 @@
 mod thread_parker;
 
 use std::mem::ManuallyDrop;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use crate::loom_shim::Arc;
 use crate::task::TaskRef;
-use crate::wait_cell::{Outcome, WaitCell};
+use crate::wait_cell::{HandOff, Outcome, OutcomeByte, WaitCell};
 use thread_parker::thread_parker;
 pub(crate) use thread_parker::ThreadParker;
 
@@ -44,11 +44,13 @@ enum Kind<'a> {
 }
 
 impl Waiter {
+    #[inline]
     pub fn task(task: TaskRef) -> Waiter {
         Waiter(task.into_raw().cast())
     }
 
     /// Give up the waiter as an opaque word (the task's join slot keeps one).
+    #[inline]
     pub fn into_raw(self) -> NonNull<()> {
         ManuallyDrop::new(self).0.cast()
     }
@@ -57,6 +59,7 @@ impl Waiter {
     ///
     /// # Safety
     /// `raw` came from `into_raw` and is used once.
+    #[inline]
     pub unsafe fn from_raw(raw: NonNull<()>) -> Waiter {
         Waiter(raw.cast())
     }
@@ -66,6 +69,7 @@ impl Waiter {
         Waiter(NonNull::new(raw.wrapping_add(THREAD_TAG)).expect("non-null"))
     }
 
+    #[inline]
     fn kind(&self) -> Kind<'_> {
         let raw = self.0.as_ptr();
         if raw as usize & THREAD_TAG == 0 {
@@ -81,10 +85,12 @@ impl Waiter {
 
     /// The waiter's identity: its task or parker (tag included), the same
     /// for every reference to it.
+    #[inline]
     pub fn addr(&self) -> *const () {
         self.0.as_ptr().cast_const().cast()
     }
 
+    #[inline]
     pub fn cell(&self) -> WaitCell<'_> {
         match self.kind() {
             Kind::Task(t) => t.cell(),
@@ -93,17 +99,15 @@ impl Waiter {
     }
 
     /// Make the waiter runnable again (it re-checks its condition).
+    #[inline(always)]
     pub fn wake(self) {
         let this = ManuallyDrop::new(self);
-        let raw = this.0.as_ptr();
-        if raw as usize & THREAD_TAG == 0 {
+        if this.0.as_ptr() as usize & THREAD_TAG == 0 {
             // SAFETY: untagged: we own this TaskRef and pass it on.
             crate::sched::wake(unsafe { TaskRef::from_raw(this.0.cast()) });
         } else {
-            let parker =
-                // SAFETY: tagged: we own this Arc reference and release it here.
-                unsafe { Arc::from_raw(raw.wrapping_sub(THREAD_TAG).cast::<ThreadParker>()) };
-            parker.unpark();
+            // SAFETY: tagged: we own this reference and pass it on.
+            unsafe { wake_thread(this.0) };
         }
     }
 
@@ -128,18 +132,21 @@ impl Waiter {
             Kind::Thread(p) => p.park_until(deadline),
         }
     }
+}
 
-    /// Park until the cell's wait has an outcome, and return it.
-    #[inline(always)]
-    pub fn wait(&self) -> Outcome {
-        loop {
-            let outcome = self.cell().outcome();
-            if outcome != Outcome::Waiting {
-                return outcome;
-            }
-            self.park();
-        }
-    }
+/// [`Waiter::wake`] for a thread: out of line, so that the task case stays
+/// small where it is inlined.
+///
+/// # Safety
+/// `raw` is a tagged word from [`Waiter::thread`], and the caller gives up
+/// the reference it stands for.
+#[cold]
+#[inline(never)]
+unsafe fn wake_thread(raw: NonNull<u8>) {
+    let parker =
+        // SAFETY: tagged: the caller gave us this Arc reference; we release it here.
+        unsafe { Arc::from_raw(raw.as_ptr().wrapping_sub(THREAD_TAG).cast::<ThreadParker>()) };
+    parker.unpark();
 }
 
 impl Clone for Waiter {
@@ -161,6 +168,7 @@ impl Clone for Waiter {
 }
 
 impl Drop for Waiter {
+    #[inline]
     fn drop(&mut self) {
         let raw = self.0.as_ptr();
         if raw as usize & THREAD_TAG == 0 {
@@ -178,9 +186,20 @@ impl Drop for Waiter {
 /// whichever worker that is) or this thread's parker. Taking it costs no
 /// reference-count traffic; [`to_waiter`](Self::to_waiter) makes an owned
 /// [`Waiter`] for a wait queue.
-pub(crate) struct Caller(ManuallyDrop<Waiter>);
+///
+/// The caller's cell is looked up once, here, rather than at every use
+/// (each lookup tests the waiter's tag): a blocking channel operation uses
+/// it four or five times.
+pub(crate) struct Caller {
+    waiter: ManuallyDrop<Waiter>,
+    /// The waiter's outcome byte and hand-off slot: in the running task, or
+    /// in the parker that `waiter` holds a reference to, so they outlive us.
+    state: *const OutcomeByte,
+    value: *const HandOff,
+}
 
 impl Caller {
+    #[inline]
     pub fn get() -> Caller {
         let w = match crate::sched::context::current() {
             // SAFETY: the running task is alive while it runs (see above),
@@ -188,34 +207,63 @@ impl Caller {
             Some(task) => Waiter(task.cast()),
             None => Waiter::thread(thread_parker()),
         };
-        Caller(ManuallyDrop::new(w))
+        let (state, value) = w.cell().parts();
+        let (state, value) = (ptr::from_ref(state), ptr::from_ref(value));
+        Caller {
+            waiter: ManuallyDrop::new(w),
+            state,
+            value,
+        }
+    }
+
+    /// The caller's wait cell (the same as `Waiter::cell`, without the lookup).
+    #[inline]
+    pub fn cell(&self) -> WaitCell<'_> {
+        // SAFETY: both point into the running task or into the parker we
+        // hold a reference to (see the fields), alive as long as `self`.
+        unsafe { WaitCell::new(&*self.state, &*self.value) }
+    }
+
+    /// Park until the cell's wait has an outcome, and return it.
+    #[inline(always)]
+    pub fn wait(&self) -> Outcome {
+        loop {
+            let outcome = self.cell().outcome();
+            if outcome != Outcome::Waiting {
+                return outcome;
+            }
+            self.park();
+        }
     }
 
     /// An owned waiter for a queue. For a task this is its spare reference
     /// if it has one (`task/spare.rs`), so that a steady park/wake cycle
     /// costs no reference-count traffic; otherwise a new reference.
+    #[inline]
     pub fn to_waiter(&self) -> Waiter {
         match self.kind() {
             Kind::Task(t) => Waiter::task(t.take_spare().unwrap_or_else(|| t.clone())),
-            Kind::Thread(_) => (*self.0).clone(),
+            Kind::Thread(_) => (*self.waiter).clone(),
         }
     }
 }
 
 impl std::ops::Deref for Caller {
     type Target = Waiter;
+    #[inline]
     fn deref(&self) -> &Waiter {
-        &self.0
+        &self.waiter
     }
 }
 
 impl Drop for Caller {
+    #[inline]
     fn drop(&mut self) {
         // The thread variant did take a reference (thread_parker clones the
         // Arc); the task variant did not.
-        if self.0 .0.as_ptr() as usize & THREAD_TAG != 0 {
+        if self.waiter.0.as_ptr() as usize & THREAD_TAG != 0 {
             // SAFETY: dropped exactly once, here.
-            unsafe { ManuallyDrop::drop(&mut self.0) };
+            unsafe { ManuallyDrop::drop(&mut self.waiter) };
         }
     }
 }

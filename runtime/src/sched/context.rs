@@ -29,10 +29,22 @@
 //! a frame that was live across the switch is mispredicted, at a cost of
 //! several times the switch itself (figures: `docs/notes/runtime-figures.md`).
 //! So the whole switch path is inlined into its caller: [`suspend`], `park`,
-//! `Waiter::wait` and `Waiter::park`, and the public `yield_now`,
+//! `Caller::wait` and `Waiter::park`, and the public `yield_now`,
 //! `Sender::send`, `Receiver::recv` and `JoinHandle::join`. The thread-local
 //! accesses stay small out-of-line functions: they return *before* the
 //! switch, so their call and return pair up and cost nothing of this kind.
+//!
+//! **Inlined where the user's code is.** A user's crate is built with
+//! Cargo's default release profile: no LTO, so a non-generic function of
+//! `spindle` is inlined into it only if it is marked `#[inline]`. The
+//! switch path above, and the small functions a hand-off calls on the way
+//! (`Caller::get`, `to_waiter`, the wait cell, the wait queue, `wake` and
+//! `Party::finish`), are marked so; the worker's side (`run_task`, `resume`,
+//! `commit_park`) is inlined into its loop. What stays out of line: the
+//! thread-local accesses (the rule above) and the cold cases (a thread's
+//! parker, a select). `spindle-bench switch --row` and
+//! `docs/tools/downstream` count what a user's crate runs (figures:
+//! `docs/notes/runtime-figures.md`, *What a user's crate gets*).
 
 use std::cell::Cell;
 use std::ptr;

@@ -63,6 +63,7 @@ pub(crate) struct Scheduler {
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
+#[inline]
 pub(crate) fn home_of(task: &Task) -> *const home::Home {
     let home = task.home().cast::<home::Home>();
     debug_assert!(!home.is_null(), "a task that never ran has no home");
@@ -71,9 +72,10 @@ pub(crate) fn home_of(task: &Task) -> *const home::Home {
 
 /// Make a parked task runnable, on its home worker: on that worker itself
 /// it runs next; from any other thread it goes to that worker's inbox.
-// `#[inline]`: its one caller, `Waiter::wake`, may sit in another codegen
-// unit (adding `net/` moved it there and cost the hand-off 6 instructions).
-#[inline]
+// Always inlined: its callers (`Waiter::wake`, the netpoller's dispatch) may
+// sit in another codegen unit, or another crate (an out-of-line call here
+// cost the hand-off 6 instructions).
+#[inline(always)]
 pub(crate) fn wake(task: TaskRef) {
     if !task.task().state.wake() {
         return;

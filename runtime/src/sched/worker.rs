@@ -181,6 +181,7 @@ impl Worker {
 
     /// Make `task`, a started task of this home, the next one this worker
     /// runs. The task it displaces goes to the pinned queue.
+    #[inline]
     pub fn push_runnext(&self, task: TaskRef) {
         if let Some(old) = self.queue.runnext.replace(Some(task)) {
             self.queue.pinned.borrow_mut().push_back(old);
@@ -238,7 +239,12 @@ impl Worker {
         // ready here, unstarted tasks included, as in one FIFO queue.
         self.home()
             .take_spawned()
-            .or_else(|| self.queue.deque.pop())
+            // (`is_empty` first: an inlined look, where `pop` is a call.)
+            .or_else(|| {
+                (!self.queue.deque.is_empty())
+                    .then(|| self.queue.deque.pop())
+                    .flatten()
+            })
             .or_else(|| self.home().pop_inbox())
             .or_else(|| self.queue.pinned.borrow_mut().pop_front())
             .or_else(|| self.steal_from_injector())
@@ -410,6 +416,7 @@ impl Worker {
             || s.timers.any_due()
     }
 
+    #[inline(always)]
     fn run_task(&self, task: TaskRef) {
         let t = task.task();
         if t.home().is_null() {
@@ -422,7 +429,8 @@ impl Worker {
         // no other worker holds it, it is not parked, and it is ours (its
         // home, or unstarted): only we resume it.
         let result = unsafe { task.resume() };
-        self.scheduler.counters.worker(self.index).add_switch();
+        let counters = self.scheduler.counters.worker(self.index);
+        counters.add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
                 self.queue.pinned.borrow_mut().push_back(task)
@@ -430,7 +438,7 @@ impl Worker {
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => match task.commit_park() {
-                None => self.scheduler.counters.worker(self.index).add_park(),
+                None => counters.add_park(),
                 Some(task) => self.push_runnext(task),
             },
             CoroutineResult::Return(()) => self.finish(task),

@@ -74,6 +74,7 @@ pub(crate) struct Task {
 
 impl Task {
     /// The home worker, opaque (see the field); null if not started.
+    #[inline]
     pub fn home(&self) -> *const () {
         self.home.load(Ordering::Relaxed)
     }
@@ -187,6 +188,7 @@ impl TaskRef {
     ///
     /// # Safety
     /// The caller is the worker that took the task from a run queue.
+    #[inline]
     pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, ()> {
         // SAFETY: only the worker running the task touches the coroutine.
         let co = unsafe { &mut *self.task().coroutine.get() };

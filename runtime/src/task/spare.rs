@@ -21,6 +21,7 @@ impl TaskRef {
     /// park ([`SchedState::commit_park`](super::state::SchedState::commit_park)),
     /// keeping this reference as the task's spare. Returns the task if a wake
     /// overtook the park, for the worker to requeue.
+    #[inline]
     pub fn commit_park(self) -> Option<TaskRef> {
         let t = self.task();
         if t.spare.load(Ordering::Relaxed) {
@@ -52,6 +53,7 @@ impl TaskRef {
     /// Take the task's spare reference, if it has one. Called by the task
     /// itself while it runs (`Caller::to_waiter`), or by its worker once it
     /// has returned.
+    #[inline]
     pub fn take_spare(&self) -> Option<TaskRef> {
         let t = self.task();
         if !t.spare.load(Ordering::Relaxed) {

@@ -72,6 +72,7 @@ impl SchedState {
     /// it. A plain load here would allow the store-buffering race in which
     /// the waker sees `NOTIFIED`, and the task then runs without seeing the
     /// outcome, parks again, and is never woken. (Loom finds that race.)
+    #[inline]
     pub fn wake(&self) -> bool {
         let mut cur = self.0.load(Relaxed);
         loop {
