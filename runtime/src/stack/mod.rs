@@ -35,6 +35,7 @@
 //! label size guarantees (checked at compile time below).
 
 pub(crate) mod asan;
+pub(crate) mod compact;
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;

@@ -55,7 +55,7 @@ pub const BATCH: usize = LOCAL_MAX / 2;
 const GUARD_AHEAD: usize = 64;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
-const SLAB_BYTES: usize = 64 << 20;
+pub(crate) const SLAB_BYTES: usize = 64 << 20;
 /// Fewest slots in a slab (for `stack_max` beyond `SLAB_BYTES / 16`).
 const MIN_SLOTS_PER_SLAB: usize = 16;
 

@@ -175,8 +175,35 @@ pub mod registry {
     /// The slot containing `addr`, as `(slot_base, slot_size)`.
     /// Async-signal-safe: only atomic loads, no locks, no allocation.
     pub fn find_slot(addr: usize) -> Option<(usize, usize)> {
+        find_slab(addr).map(|s| (s.slot_base(addr), s.slot_size))
+    }
+
+    /// A registered slab, as found from an address inside it.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Found {
+        /// The registry entry: stable while the slab is mapped.
+        pub index: usize,
+        pub base: usize,
+        /// Bytes reserved by the slab.
+        pub len: usize,
+        pub slot_size: usize,
+    }
+
+    impl Found {
+        /// Index of the slot holding `addr` within its slab.
+        pub fn slot_index(&self, addr: usize) -> usize {
+            (addr - self.base) / self.slot_size
+        }
+
+        fn slot_base(&self, addr: usize) -> usize {
+            self.base + self.slot_index(addr) * self.slot_size
+        }
+    }
+
+    /// The slab containing `addr`. Async-signal-safe, like [`find_slot`].
+    pub fn find_slab(addr: usize) -> Option<Found> {
         let n = HIGH_WATER.load(Ordering::Acquire);
-        for e in &ENTRIES[..n] {
+        for (index, e) in ENTRIES[..n].iter().enumerate() {
             let len = e.len.load(Ordering::Acquire);
             if len == 0 || len == usize::MAX {
                 continue;
@@ -184,8 +211,12 @@ pub mod registry {
             let base = e.base.load(Ordering::Relaxed);
             if addr >= base && addr - base < len {
                 let slot_size = e.slot_size.load(Ordering::Relaxed);
-                let slot_base = base + (addr - base) / slot_size * slot_size;
-                return Some((slot_base, slot_size));
+                return Some(Found {
+                    index,
+                    base,
+                    len,
+                    slot_size,
+                });
             }
         }
         None

@@ -1,0 +1,377 @@
+//! The system calls of compaction: copy a protected range out and in
+//! through `/proc/self/mem`, release it, guard it, open it.
+//!
+//! Why `/proc/self/mem`: a plain `memcpy` needs the range accessible, and
+//! while it is accessible another thread holding a reference into the stack
+//! could read a half-restored range or write into one being saved (its
+//! write would be lost). Reads and writes through `/proc/self/mem` go
+//! through the kernel's "forced" access path (the one debuggers use), which
+//! may read and write private pages that are `PROT_NONE`. So:
+//!
+//! * **compact** = `mprotect(PROT_NONE)`, copy out, then release: in guard
+//!   region mode `MADV_GUARD_INSTALL` (which drops the pages) and
+//!   `mprotect(READ|WRITE)` again (the guard markers keep the range
+//!   faulting, and the mapping merges back into one VMA); in mprotect mode
+//!   `MADV_DONTNEED`, leaving the range `PROT_NONE`;
+//! * **restore** = (regions: `mprotect(PROT_NONE)`, `MADV_GUARD_REMOVE`)
+//!   copy in, `mprotect(READ|WRITE)`.
+//!
+//! In mprotect mode a compacted stack may cost one extra VMA (its range
+//! splits from the rest of the slot; it usually merges with the next slot's
+//! guard), so compaction asks the process's VMA budget first
+//! (`vma_budget.rs`) and leaves the coroutine resident if the budget says
+//! no. Everything in [`restore`](SlotPages::restore) is async-signal-safe:
+//! system calls and loads, no allocation.
+//!
+//! [`enable`] opens `/proc/self/mem` once and checks on a scratch mapping
+//! that the forced access really works here (a kernel booted with
+//! `proc_mem.force_override=never`, or an emulator, may refuse it); if not,
+//! `RuntimeBuilder::build` fails with the reason.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::table::SlotRecord;
+use super::Memory;
+use crate::stack::guard::GuardMode;
+use crate::stack::page::page_size;
+
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+const RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
+
+/// The process's `/proc/self/mem`, open for reading and writing; -1 until
+/// [`enable`] succeeds.
+static PROC_MEM: AtomicI32 = AtomicI32::new(-1);
+
+/// Open `/proc/self/mem` and check that protected pages can be copied
+/// through it (idempotent). The error says what is missing.
+pub(crate) fn enable(mode: GuardMode) -> io::Result<()> {
+    if PROC_MEM.load(Ordering::Acquire) >= 0 {
+        return Ok(());
+    }
+    let fd = open_proc_mem()?;
+    if let Err(e) = probe(fd, mode) {
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(fd) };
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "compact_after: this system does not let a process copy its own protected \
+                 pages through /proc/self/mem ({e}); compaction needs it \
+                 (see docs/notes/compact.md)"
+            ),
+        ));
+    }
+    if PROC_MEM
+        .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // SAFETY: our own descriptor; another thread's won.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+fn open_proc_mem() -> io::Result<i32> {
+    // SAFETY: a NUL-terminated path.
+    let fd = unsafe { libc::open(c"/proc/self/mem".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("compact_after: cannot open /proc/self/mem: {e}"),
+        ));
+    }
+    Ok(fd)
+}
+
+/// Compact and restore two scratch pages the way a stack is, and check the
+/// bytes and the faulting in between (by `write(2)`, which gets EFAULT).
+fn probe(fd: i32, mode: GuardMode) -> io::Result<()> {
+    let page = page_size();
+    let map = memmap2::MmapMut::map_anon(4 * page)?;
+    let base = map.as_ptr() as usize;
+    let lo = base + page + page / 2;
+    let top = base + 3 * page;
+    for a in lo..top {
+        // SAFETY: inside our mapping.
+        unsafe { *(a as *mut u8) = a as u8 };
+    }
+    let mut buf = vec![0u8; top - lo];
+    // SAFETY: the range is inside our mapping, which nobody else uses.
+    unsafe {
+        compact_range(fd, mode, lo, top, buf.as_mut_ptr())?;
+    }
+    if !faults(lo) || !faults(top - 1) {
+        return Err(io::Error::other("the released range did not fault"));
+    }
+    if buf.iter().enumerate().any(|(i, &b)| b != (lo + i) as u8) {
+        return Err(io::Error::other("reading protected pages gave wrong bytes"));
+    }
+    // SAFETY: as above; `buf` holds the saved bytes.
+    unsafe { restore_range(fd, mode, lo, top, buf.as_ptr()).map_err(io::Error::other)? };
+    for a in lo..top {
+        // SAFETY: inside our mapping, open again.
+        if unsafe { *(a as *const u8) } != a as u8 {
+            return Err(io::Error::other("writing protected pages lost bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// Does a `write(2)` from `addr` fail with EFAULT?
+fn faults(addr: usize) -> bool {
+    let mut fds = [0; 2];
+    // SAFETY: a fresh pipe; write(2) only reads `addr`, or fails.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            return false;
+        }
+        let rc = libc::write(fds[1], addr as *const libc::c_void, 1);
+        let errno = io::Error::last_os_error().raw_os_error();
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        rc == -1 && errno == Some(libc::EFAULT)
+    }
+}
+
+fn floor_page(a: usize) -> usize {
+    a & !(page_size() - 1)
+}
+
+fn mprotect(from: usize, to: usize, prot: libc::c_int) -> bool {
+    // SAFETY: callers pass page-aligned ranges of stack slots they own.
+    unsafe { libc::mprotect(from as *mut libc::c_void, to - from, prot) == 0 }
+}
+
+fn madvise(from: usize, to: usize, advice: libc::c_int) -> bool {
+    // SAFETY: as for `mprotect`.
+    unsafe { libc::madvise(from as *mut libc::c_void, to - from, advice) == 0 }
+}
+
+/// Seal `[lo, top)`, copy it to `buf`, release its pages and leave it
+/// faulting. On error the range is open again with its bytes.
+///
+/// # Safety
+/// `[floor_page(lo), top)` lies in a stack slot the caller owns whose
+/// coroutine is parked; `buf` has room for `top - lo` bytes.
+unsafe fn compact_range(
+    fd: i32,
+    mode: GuardMode,
+    lo: usize,
+    top: usize,
+    buf: *mut u8,
+) -> io::Result<()> {
+    let from = floor_page(lo);
+    if !mprotect(from, top, libc::PROT_NONE) {
+        return Err(io::Error::last_os_error());
+    }
+    let mut done = 0;
+    while done < top - lo {
+        // SAFETY: `buf` has room (caller); pread writes at most that much.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                buf.add(done).cast(),
+                top - lo - done,
+                (lo + done) as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            let e = io::Error::last_os_error();
+            mprotect(from, top, RW);
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    match mode {
+        GuardMode::Regions => {
+            if !madvise(from, top, MADV_GUARD_INSTALL) {
+                let e = io::Error::last_os_error();
+                mprotect(from, top, RW);
+                return Err(e);
+            }
+            // The markers keep it faulting; RW lets the VMAs merge again. If
+            // this fails the range stays split until the restore.
+            mprotect(from, top, RW);
+        }
+        GuardMode::Mprotect => {
+            // A failure only leaves the pages resident.
+            madvise(from, top, libc::MADV_DONTNEED);
+        }
+    }
+    Ok(())
+}
+
+/// Copy `buf` back into `[lo, top)` while it still faults, then open it.
+/// Async-signal-safe; the error names the step that failed.
+///
+/// # Safety
+/// `[lo, top)` was compacted by [`compact_range`] into `buf`, and nobody
+/// else is restoring it.
+unsafe fn restore_range(
+    fd: i32,
+    mode: GuardMode,
+    lo: usize,
+    top: usize,
+    buf: *const u8,
+) -> Result<(), &'static str> {
+    let from = floor_page(lo);
+    if mode == GuardMode::Regions {
+        if !mprotect(from, top, libc::PROT_NONE) {
+            return Err("mprotect(PROT_NONE)");
+        }
+        if !madvise(from, top, MADV_GUARD_REMOVE) {
+            return Err("MADV_GUARD_REMOVE");
+        }
+    }
+    let mut done = 0;
+    while done < top - lo {
+        // SAFETY: `buf` holds `top - lo` bytes (caller).
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                buf.add(done).cast(),
+                top - lo - done,
+                (lo + done) as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            return Err("pwrite(/proc/self/mem)");
+        }
+        done += n as usize;
+    }
+    if !mprotect(from, top, RW) {
+        return Err("mprotect(PROT_READ|PROT_WRITE)");
+    }
+    Ok(())
+}
+
+/// One slot's pages and its record: the real [`Memory`] of the protocol.
+pub(crate) struct SlotPages<'a> {
+    pub record: &'a SlotRecord,
+    /// The slot top (exclusive).
+    pub top: usize,
+    /// Lowest live address, for `compact` (the saved stack pointer minus
+    /// the margin); restore and free read the record instead.
+    pub lo: usize,
+    pub mode: GuardMode,
+}
+
+impl Memory for SlotPages<'_> {
+    fn compact(&self) -> bool {
+        let fd = PROC_MEM.load(Ordering::Acquire);
+        if fd < 0 || self.lo >= self.top {
+            return false;
+        }
+        if self.mode == GuardMode::Mprotect && crate::stack::vma_budget::reserve(2).is_err() {
+            return false;
+        }
+        let saved = self.top - self.lo;
+        let buf = Box::<[u8]>::new_uninit_slice(saved);
+        let buf = Box::into_raw(buf) as *mut u8;
+        // SAFETY: the worker owns the parked coroutine's slot; `buf` has
+        // `saved` bytes.
+        match unsafe { compact_range(fd, self.mode, self.lo, self.top, buf) } {
+            Ok(()) => {
+                self.record.saved.store(saved, Ordering::Relaxed);
+                self.record.buf.store(buf, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                // SAFETY: the box we just leaked, unpublished.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, saved)) });
+                false
+            }
+        }
+    }
+
+    fn restore(&self) {
+        let fd = PROC_MEM.load(Ordering::Acquire);
+        let saved = self.record.saved.load(Ordering::Relaxed);
+        let buf = self.record.buf.load(Ordering::Relaxed);
+        // SAFETY: the protocol made us the one restorer of a COMPACTED slot,
+        // whose record holds the buffer `compact` filled.
+        if let Err(step) = unsafe { restore_range(fd, self.mode, self.top - saved, self.top, buf) }
+        {
+            die(step);
+        }
+    }
+
+    fn free_buffer(&self) {
+        let saved = self.record.saved.load(Ordering::Relaxed);
+        let buf = self.record.buf.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        if !buf.is_null() {
+            // SAFETY: made by `compact` as a boxed slice of `saved` bytes; the
+            // protocol says nobody reads it any more.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, saved)) });
+        }
+    }
+}
+
+/// A restore that fails cannot be undone soundly (the bytes would be lost):
+/// say which step failed, and abort. Async-signal-safe.
+fn die(step: &str) -> ! {
+    let mut line = [0u8; 160];
+    let mut n = 0;
+    for part in [
+        b"spindle: cannot restore a compacted stack: ".as_slice(),
+        step.as_bytes(),
+        b" failed\n".as_slice(),
+    ] {
+        let k = part.len().min(line.len() - n);
+        line[n..n + k].copy_from_slice(&part[..k]);
+        n += k;
+    }
+    // SAFETY: write(2) and abort(3) are async-signal-safe.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), n);
+        libc::abort();
+    }
+}
+
+/// The guard mode compaction uses (the pool's, read by the handler).
+pub(crate) fn mode() -> GuardMode {
+    crate::stack::guard::mode().unwrap_or(GuardMode::Mprotect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_works_in_this_guard_mode() {
+        enable(crate::stack::guard::mode().unwrap()).unwrap();
+    }
+
+    /// A compacted range faults for system calls (EFAULT), holds no
+    /// memory, and comes back byte for byte at the same addresses.
+    #[test]
+    fn compact_then_restore_keeps_the_bytes() {
+        let mode = crate::stack::guard::mode().unwrap();
+        enable(mode).unwrap();
+        let fd = PROC_MEM.load(Ordering::Acquire);
+        let page = page_size();
+        let map = memmap2::MmapMut::map_anon(8 * page).unwrap();
+        let base = map.as_ptr() as usize;
+        let (lo, top) = (base + 2 * page + 100, base + 6 * page);
+        for a in base..base + 8 * page {
+            // SAFETY: inside our mapping.
+            unsafe { *(a as *mut u8) = (a >> 3) as u8 };
+        }
+        let mut buf = vec![0u8; top - lo];
+        // SAFETY: our own mapping.
+        unsafe { compact_range(fd, mode, lo, top, buf.as_mut_ptr()).unwrap() };
+        assert!(faults(lo) && faults(top - 1) && faults(floor_page(lo)));
+        assert!(!faults(floor_page(lo) - 1) && !faults(top));
+        let resident = crate::stack::resident_bytes(base, 8 * page).unwrap();
+        assert_eq!(resident, 4 * page, "the compacted pages were not released");
+        // SAFETY: as above.
+        unsafe { restore_range(fd, mode, lo, top, buf.as_ptr()).unwrap() };
+        for a in lo..top {
+            // SAFETY: inside our mapping.
+            assert_eq!(unsafe { *(a as *const u8) }, (a >> 3) as u8);
+        }
+    }
+}
