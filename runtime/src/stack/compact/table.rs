@@ -38,35 +38,48 @@ static TABLES: [AtomicPtr<SlotRecord>; CAPACITY] = [NO_TABLE; CAPACITY];
 /// at the smallest `stack_max`).
 const TABLE_SLOTS: usize = pool::SLAB_BYTES / crate::MIN_STACK_MAX;
 
-/// The record of the slot holding `addr`, if its slab has a table.
-/// Async-signal-safe: atomic loads only.
+/// A slot's key in the tables: its slab's registry entry and its index
+/// there, packed into 27 bits (so a task can keep it in a `u32`).
+pub(crate) type Key = u32;
+
+const SLOT_BITS: u32 = TABLE_SLOTS.trailing_zeros();
+const _: () = assert!(TABLE_SLOTS.is_power_of_two());
+const _: () = assert!(CAPACITY.trailing_zeros() + SLOT_BITS < 31);
+
+/// The record of the slot holding `addr`, with the slot's top, if its slab
+/// has a table. Async-signal-safe: atomic loads only.
 pub(crate) fn find(addr: usize) -> Option<(&'static SlotRecord, usize)> {
-    let slab = registry::find_slab(addr)?;
-    let i = slab.slot_index(addr);
-    let table = TABLES[slab.index].load(Ordering::Acquire);
-    if table.is_null() || i >= TABLE_SLOTS {
+    let slot = registry::find(addr)?;
+    let table = TABLES[slot.entry].load(Ordering::Acquire);
+    if table.is_null() || slot.slot >= TABLE_SLOTS {
         return None;
     }
-    let top = slab.base + (i + 1) * slab.slot_size;
-    // SAFETY: tables are never freed, and `i` is within this one.
-    Some((unsafe { &*table.add(i) }, top))
+    // SAFETY: tables are never freed, and `slot.slot` is within this one.
+    Some((unsafe { &*table.add(slot.slot) }, slot.base + slot.size))
 }
 
-/// The record of the slot whose top is `top`, making its slab's table if
+/// The key of the slot whose top is `top`, making its slab's table if
 /// needed. For the home worker (it may allocate); `None` if the address is
 /// in no registered slab or the table cannot be mapped.
-pub(crate) fn get_or_make(top: usize) -> Option<&'static SlotRecord> {
-    let slab = registry::find_slab(top - 1)?;
-    let i = slab.slot_index(top - 1);
-    if i >= TABLE_SLOTS {
+pub(crate) fn key_for(top: usize) -> Option<Key> {
+    let slot = registry::find(top - 1)?;
+    if slot.slot >= TABLE_SLOTS {
         return None;
     }
-    let mut table = TABLES[slab.index].load(Ordering::Acquire);
-    if table.is_null() {
-        table = make(slab.index)?;
+    if TABLES[slot.entry].load(Ordering::Acquire).is_null() {
+        make(slot.entry)?;
     }
-    // SAFETY: tables are never freed and hold TABLE_SLOTS records.
-    Some(unsafe { &*table.add(i) })
+    Some(((slot.entry as u32) << SLOT_BITS) | slot.slot as u32)
+}
+
+/// The record a [`key_for`] key names.
+pub(crate) fn record(key: Key) -> &'static SlotRecord {
+    let entry = (key >> SLOT_BITS) as usize;
+    let slot = (key & ((1 << SLOT_BITS) - 1)) as usize;
+    let table = TABLES[entry].load(Ordering::Acquire);
+    assert!(!table.is_null(), "compaction key without a table");
+    // SAFETY: tables are never freed; `slot` < TABLE_SLOTS by construction.
+    unsafe { &*table.add(slot) }
 }
 
 fn make(index: usize) -> Option<*mut SlotRecord> {
