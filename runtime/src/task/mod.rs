@@ -17,7 +17,8 @@
 //! * a *spare reference* flag (`spare.rs`);
 //! * the *shrink word*: where the coroutine's stack pointer was when it last
 //!   switched out (`stack/shrink.rs`), so that its home worker can give back
-//!   the dead pages below it.
+//!   the dead pages below it, and the *compaction word*
+//!   (`sched/compact.rs`).
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
 //! and costs no heap. Invariant: no field points into the coroutine's stack.
@@ -38,7 +39,7 @@ pub(crate) mod state;
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
@@ -72,6 +73,12 @@ pub(crate) struct Task {
     /// 32 bits: the low half of a stack pointer is enough to rebuild it
     /// from the slot's top, and the task keeps 4 bytes of padding free.
     shrink: AtomicU32,
+    /// The compaction word (`sched/compact.rs`), in those 4 bytes: home
+    /// worker only, like the shrink word. Zero unless compaction is on.
+    compact: AtomicU32,
+    /// Where the coroutine's stack slot ends (exclusive), written at spawn:
+    /// how compaction finds the slot of a parked task (`sched/compact.rs`).
+    stack_top: AtomicUsize,
 }
 
 impl Task {
@@ -90,6 +97,27 @@ impl Task {
     #[inline(always)]
     pub fn set_shrink_word(&self, word: u32) {
         self.shrink.store(word, Ordering::Relaxed);
+    }
+
+    /// The compaction word (`sched/compact.rs`).
+    #[inline(always)]
+    pub fn compact_word(&self) -> u32 {
+        self.compact.load(Ordering::Relaxed)
+    }
+
+    /// Set the compaction word. Only on the home worker's thread.
+    pub fn set_compact_word(&self, word: u32) {
+        self.compact.store(word, Ordering::Relaxed);
+    }
+
+    /// The top of the coroutine's stack slot (0 if not recorded).
+    pub fn stack_top(&self) -> usize {
+        self.stack_top.load(Ordering::Relaxed)
+    }
+
+    /// Record the top of the coroutine's stack slot, at spawn.
+    pub fn set_stack_top(&self, top: usize) {
+        self.stack_top.store(top, Ordering::Relaxed);
     }
 
     /// Record the home worker, once, before the first resume.
@@ -151,6 +179,8 @@ impl TaskRef {
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
             shrink: AtomicU32::new(0),
+            compact: AtomicU32::new(0),
+            stack_top: AtomicUsize::new(0),
         }));
         let co = coroutine(TaskPtr(raw));
         // SAFETY: we own the fresh allocation exclusively.
@@ -280,9 +310,10 @@ mod tests {
     fn task_stays_small() {
         // The memory figure (bytes per parked coroutine) depends on this:
         // 80 bytes is a 96-byte malloc chunk (72 were 80; the shrink word,
-        // stack/shrink.rs, cost the step; 4 bytes of padding remain).
+        // stack/shrink.rs, cost the step); so is 88, which the compaction
+        // word and the stack top (sched/compact.rs) fill.
         assert!(
-            std::mem::size_of::<Task>() <= 80,
+            std::mem::size_of::<Task>() <= 88,
             "{}",
             std::mem::size_of::<Task>()
         );

@@ -164,6 +164,42 @@ pub(crate) fn on_fault(state: &impl StateWord, mem: &impl Memory) {
     }
 }
 
+/// The signal handler's part: if `addr` lies in a compacted (or compacting,
+/// or restoring) stack, make it accessible again and return `true`; the
+/// faulting access is then retried. Async-signal-safe.
+pub(crate) fn restore_on_fault(addr: usize) -> bool {
+    use std::cell::Cell;
+    thread_local! {
+        /// The last address retried because its slot was already resident,
+        /// and how often in a row: a fault that a resident slot keeps
+        /// raising is not ours (a jump into the stack, say), and must reach
+        /// the previous handler rather than loop.
+        static RETRIED: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
+    }
+    let Some((record, top)) = table::find(addr) else {
+        return false;
+    };
+    let mem = pages::SlotPages {
+        record,
+        top,
+        lo: 0,
+        mode: pages::mode(),
+    };
+    let first = StateWord::load(&record.state);
+    if first == RESIDENT || first == RESTORED {
+        // Restored between the fault and now, or not a compaction fault.
+        return RETRIED.with(|r| {
+            let (last, n) = r.get();
+            let n = if last == addr { n + 1 } else { 1 };
+            r.set((addr, n));
+            n <= 64
+        });
+    }
+    RETRIED.with(|r| r.set((0, 0)));
+    on_fault(&record.state, &mem);
+    true
+}
+
 /// The real state word: a futex.
 impl StateWord for std::sync::atomic::AtomicU32 {
     fn load(&self) -> u32 {

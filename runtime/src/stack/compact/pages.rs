@@ -29,7 +29,7 @@
 //! `RuntimeBuilder::build` fails with the reason.
 
 use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::table::SlotRecord;
 use super::Memory;
@@ -50,6 +50,7 @@ pub(crate) fn enable(mode: GuardMode) -> io::Result<()> {
     if PROC_MEM.load(Ordering::Acquire) >= 0 {
         return Ok(());
     }
+    REGIONS.store(mode == GuardMode::Regions, Ordering::Relaxed);
     let fd = open_proc_mem()?;
     if let Err(e) = probe(fd, mode) {
         // SAFETY: our own descriptor.
@@ -331,10 +332,17 @@ fn die(step: &str) -> ! {
     }
 }
 
-/// The guard mode compaction uses (the pool's, read by the handler).
+/// The guard mode compaction uses: the process's, recorded by [`enable`]
+/// so the signal handler reads it with one load.
 pub(crate) fn mode() -> GuardMode {
-    crate::stack::guard::mode().unwrap_or(GuardMode::Mprotect)
+    if REGIONS.load(Ordering::Relaxed) {
+        GuardMode::Regions
+    } else {
+        GuardMode::Mprotect
+    }
 }
+
+static REGIONS: AtomicBool = AtomicBool::new(false);
 
 #[cfg(test)]
 mod tests {

@@ -58,10 +58,10 @@ pub(crate) fn find(addr: usize) -> Option<(&'static SlotRecord, usize)> {
     Some((unsafe { &*table.add(slot.slot) }, slot.base + slot.size))
 }
 
-/// The key of the slot whose top is `top`, making its slab's table if
-/// needed. For the home worker (it may allocate); `None` if the address is
-/// in no registered slab or the table cannot be mapped.
-pub(crate) fn key_for(top: usize) -> Option<Key> {
+/// The key of the slot whose top is `top`, and the slot's base, making its
+/// slab's table if needed. For the home worker (it may allocate); `None` if
+/// the address is in no registered slab or the table cannot be mapped.
+pub(crate) fn key_for(top: usize) -> Option<(Key, usize)> {
     let slot = registry::find(top - 1)?;
     if slot.slot >= TABLE_SLOTS {
         return None;
@@ -69,7 +69,7 @@ pub(crate) fn key_for(top: usize) -> Option<Key> {
     if TABLES[slot.entry].load(Ordering::Acquire).is_null() {
         make(slot.entry)?;
     }
-    Some(((slot.entry as u32) << SLOT_BITS) | slot.slot as u32)
+    Some((((slot.entry as u32) << SLOT_BITS) | slot.slot as u32, slot.base))
 }
 
 /// The record a [`key_for`] key names.
