@@ -51,6 +51,7 @@
 //! Design and figures: `docs/notes/compact.md`.
 
 pub(crate) mod pages;
+mod runs;
 pub(crate) mod table;
 
 #[cfg(all(test, loom))]

@@ -32,7 +32,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::table::SlotRecord;
-use super::Memory;
+use super::{runs, Memory};
 use crate::stack::guard::GuardMode;
 use crate::stack::page::page_size;
 
@@ -110,8 +110,9 @@ fn probe(fd: i32, mode: GuardMode) -> io::Result<()> {
     if buf.iter().enumerate().any(|(i, &b)| b != (lo + i) as u8) {
         return Err(io::Error::other("reading protected pages gave wrong bytes"));
     }
-    // SAFETY: as above; `buf` holds the saved bytes.
-    unsafe { restore_range(fd, mode, lo, top, buf.as_ptr()).map_err(io::Error::other)? };
+    let enc = runs::encode(&buf);
+    // SAFETY: as above; `enc` holds the saved bytes.
+    unsafe { restore_range(fd, mode, lo, top, &enc).map_err(io::Error::other)? };
     for a in lo..top {
         // SAFETY: inside our mapping, open again.
         if unsafe { *(a as *const u8) } != a as u8 {
@@ -205,18 +206,19 @@ unsafe fn compact_range(
     Ok(())
 }
 
-/// Copy `buf` back into `[lo, top)` while it still faults, then open it.
-/// Async-signal-safe; the error names the step that failed.
+/// Copy the saved bytes (encoded by `runs.rs`) back into `[lo, top)` while
+/// it still faults, then open it. Async-signal-safe; the error names the
+/// step that failed.
 ///
 /// # Safety
-/// `[lo, top)` was compacted by [`compact_range`] into `buf`, and nobody
-/// else is restoring it.
+/// `[lo, top)` was compacted by [`compact_range`], `buf` holds its encoded
+/// bytes, and nobody else is restoring it.
 unsafe fn restore_range(
     fd: i32,
     mode: GuardMode,
     lo: usize,
     top: usize,
-    buf: *const u8,
+    buf: &[u8],
 ) -> Result<(), &'static str> {
     let from = floor_page(lo);
     if mode == GuardMode::Regions {
@@ -227,26 +229,92 @@ unsafe fn restore_range(
             return Err("MADV_GUARD_REMOVE");
         }
     }
-    let mut done = 0;
-    while done < top - lo {
-        // SAFETY: `buf` holds `top - lo` bytes (caller).
-        let n = unsafe {
-            libc::pwrite(
-                fd,
-                buf.add(done).cast(),
-                top - lo - done,
-                (lo + done) as libc::off_t,
-            )
-        };
-        if n <= 0 {
-            return Err("pwrite(/proc/self/mem)");
-        }
-        done += n as usize;
-    }
+    let mut w = Writer::new(fd, lo);
+    runs::for_each_literal(buf, |offset, lits| w.push(offset, lits))?;
+    w.flush()?;
     if !mprotect(from, top, RW) {
         return Err("mprotect(PROT_READ|PROT_WRITE)");
     }
     Ok(())
+}
+
+/// Zeros for the short gaps between literal runs (read only by the kernel).
+static ZEROS: [u8; GAP_MAX] = [0; GAP_MAX];
+/// A zero run shorter than this is written (from [`ZEROS`]) to keep one
+/// `pwritev` going; a longer one ends the batch and is skipped.
+const GAP_MAX: usize = 4096;
+const IOVECS: usize = 64;
+
+/// Gathers literal runs into `pwritev` calls on `/proc/self/mem`, on the
+/// stack (the signal handler's too): no allocation.
+struct Writer {
+    fd: i32,
+    base: usize,
+    iov: [libc::iovec; IOVECS],
+    n: usize,
+    /// Offsets (from `base`) where the batch starts and ends.
+    start: usize,
+    end: usize,
+}
+
+impl Writer {
+    fn new(fd: i32, base: usize) -> Writer {
+        Writer {
+            fd,
+            base,
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; IOVECS],
+            n: 0,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn add(&mut self, p: *const u8, len: usize) {
+        self.iov[self.n] = libc::iovec {
+            iov_base: p as *mut libc::c_void,
+            iov_len: len,
+        };
+        self.n += 1;
+        self.end += len;
+    }
+
+    fn push(&mut self, offset: usize, lits: &[u8]) -> Result<(), &'static str> {
+        let gap = offset - self.end;
+        if self.n == 0 || gap >= GAP_MAX || self.n + 2 > IOVECS {
+            self.flush()?;
+            self.start = offset;
+            self.end = offset;
+        } else if gap > 0 {
+            self.add(ZEROS.as_ptr(), gap);
+        }
+        self.add(lits.as_ptr(), lits.len());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), &'static str> {
+        if self.n == 0 {
+            return Ok(());
+        }
+        let want = self.end - self.start;
+        // SAFETY: the iovecs name live slices (the buffer, ZEROS); pwritev
+        // only reads them.
+        let n = unsafe {
+            libc::pwritev(
+                self.fd,
+                self.iov.as_ptr(),
+                self.n as libc::c_int,
+                (self.base + self.start) as libc::off_t,
+            )
+        };
+        self.n = 0;
+        if n < 0 || n as usize != want {
+            return Err("pwritev(/proc/self/mem)");
+        }
+        Ok(())
+    }
 }
 
 /// One slot's pages and its record: the real [`Memory`] of the protocol.
@@ -270,45 +338,75 @@ impl Memory for SlotPages<'_> {
             return false;
         }
         let saved = self.top - self.lo;
-        let buf = Box::<[u8]>::new_uninit_slice(saved);
-        let buf = Box::into_raw(buf) as *mut u8;
-        // SAFETY: the worker owns the parked coroutine's slot; `buf` has
-        // `saved` bytes.
-        match unsafe { compact_range(fd, self.mode, self.lo, self.top, buf) } {
-            Ok(()) => {
-                self.record.saved.store(saved, Ordering::Relaxed);
-                self.record.buf.store(buf, Ordering::Relaxed);
-                true
+        with_scratch(saved, |scratch| {
+            // SAFETY: the worker owns the parked coroutine's slot; the
+            // scratch buffer has `saved` bytes.
+            if unsafe { compact_range(fd, self.mode, self.lo, self.top, scratch.as_mut_ptr()) }
+                .is_err()
+            {
+                return false;
             }
-            Err(_) => {
-                // SAFETY: the box we just leaked, unpublished.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, saved)) });
-                false
-            }
-        }
+            self.keep(runs::encode(scratch));
+            true
+        })
     }
 
     fn restore(&self) {
         let fd = PROC_MEM.load(Ordering::Acquire);
         let saved = self.record.saved.load(Ordering::Relaxed);
+        let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
         let buf = self.record.buf.load(Ordering::Relaxed);
         // SAFETY: the protocol made us the one restorer of a COMPACTED slot,
-        // whose record holds the buffer `compact` filled.
-        if let Err(step) = unsafe { restore_range(fd, self.mode, self.top - saved, self.top, buf) }
-        {
+        // whose record holds the buffer `compact` filled, `len` bytes long.
+        let result = unsafe {
+            let buf = std::slice::from_raw_parts(buf, len);
+            restore_range(fd, self.mode, self.top - saved, self.top, buf)
+        };
+        if let Err(step) = result {
             die(step);
         }
     }
 
     fn free_buffer(&self) {
-        let saved = self.record.saved.load(Ordering::Relaxed);
+        let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
         let buf = self.record.buf.swap(std::ptr::null_mut(), Ordering::Relaxed);
         if !buf.is_null() {
-            // SAFETY: made by `compact` as a boxed slice of `saved` bytes; the
+            // SAFETY: made by `keep` as a boxed slice of `len` bytes; the
             // protocol says nobody reads it any more.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, saved)) });
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(buf, len)) });
         }
     }
+}
+
+impl SlotPages<'_> {
+    /// Publish the encoded buffer in the record (the state word's store that
+    /// follows makes it visible to a restorer).
+    fn keep(&self, enc: Box<[u8]>) {
+        self.record.saved.store(self.top - self.lo, Ordering::Relaxed);
+        self.record.buf_len.store(enc.len() as u32, Ordering::Relaxed);
+        self.record
+            .buf
+            .store(Box::into_raw(enc) as *mut u8, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    /// A worker's copy-out buffer, reused (the buffer kept is sized to fit).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+/// Scratch kept between compactions (a deep stack's is given back).
+const SCRATCH_KEEP: usize = 64 << 10;
+
+/// Run `f` on this worker's scratch buffer, `len` bytes long.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        scratch.resize(len, 0);
+        let r = f(&mut scratch[..len]);
+        scratch.clear();
+        scratch.shrink_to(SCRATCH_KEEP);
+        r
+    })
 }
 
 /// A restore that fails cannot be undone soundly (the bytes would be lost):
@@ -363,7 +461,7 @@ mod tests {
         let page = page_size();
         let map = memmap2::MmapMut::map_anon(8 * page).unwrap();
         let base = map.as_ptr() as usize;
-        let (lo, top) = (base + 2 * page + 100, base + 6 * page);
+        let (lo, top) = (base + 2 * page + 112, base + 6 * page);
         for a in base..base + 8 * page {
             // SAFETY: inside our mapping.
             unsafe { *(a as *mut u8) = (a >> 3) as u8 };
@@ -375,8 +473,9 @@ mod tests {
         assert!(!faults(floor_page(lo) - 1) && !faults(top));
         let resident = crate::stack::resident_bytes(base, 8 * page).unwrap();
         assert_eq!(resident, 4 * page, "the compacted pages were not released");
+        let enc = runs::encode(&buf);
         // SAFETY: as above.
-        unsafe { restore_range(fd, mode, lo, top, buf.as_ptr()).unwrap() };
+        unsafe { restore_range(fd, mode, lo, top, &enc).unwrap() };
         for a in lo..top {
             // SAFETY: inside our mapping.
             assert_eq!(unsafe { *(a as *const u8) }, (a >> 3) as u8);

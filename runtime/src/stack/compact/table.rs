@@ -23,7 +23,9 @@ use crate::stack::slab::registry::{self, CAPACITY};
 pub(crate) struct SlotRecord {
     /// `RESIDENT`, `COMPACTING`, ... (`mod.rs`); a futex word.
     pub state: AtomicU32,
-    /// How many bytes below the slot top were saved (the buffer's length).
+    /// The buffer's length (`runs.rs`: zero runs left out).
+    pub buf_len: AtomicU32,
+    /// How many bytes below the slot top were saved.
     pub saved: AtomicUsize,
     /// The buffer, allocated by the home worker; null when `RESIDENT`.
     pub buf: AtomicPtr<u8>,
