@@ -27,6 +27,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::stack::compact::pages::{self, SlotPages};
@@ -43,6 +44,9 @@ pub(crate) const COMPACTED: u32 = 1 << 31;
 const STAMP_MOD: u64 = (1 << 31) - 1;
 /// Most compactions per pass on a busy worker.
 pub(crate) const BUSY_BATCH: usize = 32;
+/// Most compactions per pass on a worker about to sleep (it checks for
+/// work between passes).
+pub(crate) const IDLE_BATCH: usize = 256;
 
 /// Bytes kept below the recorded stack pointer: what the switch writes
 /// there (its saved registers, read back at resume). `shrink::MARGIN`
@@ -116,21 +120,20 @@ impl Compactor {
         Some(Duration::from_millis(self.after_ms.saturating_sub(age)))
     }
 
-    /// Compact up to `budget` due tasks. Returns what it did, and whether
-    /// more are due right now.
+    /// Compact up to `budget` due tasks, in one batch. Returns what it
+    /// did, and whether more are due right now.
     pub fn pass(&self, budget: usize) -> (Outcome, bool) {
-        let mut out = Outcome::default();
         let now = self.clock_ms();
-        let mut done = 0;
-        loop {
+        let mut batch: Vec<(TaskRef, u32, SlotPages<'static>)> = Vec::new();
+        let more = loop {
             let (task, stamp) = {
                 let mut parked = self.parked.borrow_mut();
                 match parked.front() {
                     Some(&(_, stamp)) if self.age(stamp, now) >= self.after_ms => {}
-                    _ => return (out, false),
+                    _ => break false,
                 }
-                if done == budget {
-                    return (out, true);
+                if batch.len() == budget {
+                    break true;
                 }
                 parked.pop_front().expect("front was just seen")
             };
@@ -138,16 +141,29 @@ impl Compactor {
             if t.compact_word() != stamp || !t.state.is_parked() {
                 continue; // ran since, or is about to
             }
-            done += 1;
-            if let Some(bytes) = self.compact(&task) {
+            if let Some((key, mem)) = self.slot_of(&task) {
+                batch.push((task, key, mem));
+            }
+        };
+        let mut out = Outcome::default();
+        if batch.is_empty() {
+            return (out, more);
+        }
+        let slots: Vec<SlotPages<'static>> = batch.iter().map(|b| b.2.clone()).collect();
+        let done = protocol::compact_many(&slots);
+        for ((task, key, mem), ok) in batch.into_iter().zip(done) {
+            if ok {
+                task.task().set_compact_word(COMPACTED | key);
                 out.compacted += 1;
-                out.bytes += bytes as i64;
+                out.bytes += mem.record.buf_len.load(Ordering::Relaxed) as i64;
             }
         }
+        (out, more)
     }
 
-    /// Compact one parked task of this worker; the buffer size if it did.
-    fn compact(&self, task: &TaskRef) -> Option<usize> {
+    /// Where a parked task's live stack is, ready to compact: its slot's
+    /// key and pages. `None` if there is nothing sensible to compact.
+    fn slot_of(&self, task: &TaskRef) -> Option<(u32, SlotPages<'static>)> {
         let t = task.task();
         let top = t.stack_top();
         if top == 0 {
@@ -156,25 +172,21 @@ impl Compactor {
         let sp = shrink::recorded_sp(t.shrink_word(), top)?;
         let lo = sp.checked_sub(MARGIN)? & !15;
         let (key, slot_base) = table::key_for(top)?;
+        if lo >= top || lo < slot_base + page_size() {
+            return None;
+        }
         let record = table::record(key);
         let mem = SlotPages {
             record,
             top,
             lo,
+            slot_base,
             mode: self.mode,
         };
         // A buffer a faulting thread left behind (it cannot be here: the
-        // resume that followed freed it), then the range must be sane:
-        // below the top, above the guard page.
+        // resume that followed freed it).
         protocol::reclaim(&record.state, &mem);
-        if lo >= top || lo < slot_base + page_size() {
-            return None;
-        }
-        if !protocol::compact(&record.state, &mem) {
-            return None;
-        }
-        t.set_compact_word(COMPACTED | key);
-        Some(record.buf_len.load(std::sync::atomic::Ordering::Relaxed) as usize)
+        Some((key, mem))
     }
 }
 
@@ -200,6 +212,7 @@ fn restore(task: &TaskRef, word: u32) -> Outcome {
         record,
         top: t.stack_top(),
         lo: 0,
+        slot_base: 0,
         mode: pages::mode(),
     };
     protocol::restore_for_resume(&record.state, &mem);

@@ -346,7 +346,7 @@ impl Worker {
             .pool
             .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
         let compact_in = self.compactor.as_ref().and_then(|_| {
-            while self.compact_pass(compact::BUSY_BATCH) && !self.work_visible() {}
+            while self.compact_pass(compact::IDLE_BATCH) && !self.work_visible() {}
             self.compactor.as_ref()?.due_in()
         });
         idle.prepare_sleep(self.index);

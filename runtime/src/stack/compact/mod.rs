@@ -109,6 +109,27 @@ pub(crate) fn compact(state: &impl StateWord, mem: &impl Memory) -> bool {
     done
 }
 
+/// Home worker: [`compact`] for many parked coroutines at once, sharing
+/// the system calls (`pages::compact_batch`, guard-region mode; one by one
+/// otherwise). Each slot goes through the same states as in [`compact`].
+pub(crate) fn compact_many(slots: &[pages::SlotPages]) -> Vec<bool> {
+    if pages::mode() != crate::stack::guard::GuardMode::Regions {
+        return slots.iter().map(|s| compact(&s.record.state, s)).collect();
+    }
+    for s in slots {
+        debug_assert_eq!(StateWord::load(&s.record.state), RESIDENT);
+        StateWord::store(&s.record.state, COMPACTING);
+    }
+    // SAFETY: the caller's slots are its own parked coroutines', and every
+    // record is COMPACTING (just above).
+    let done = unsafe { pages::compact_batch(slots) };
+    for (s, &ok) in slots.iter().zip(&done) {
+        StateWord::store(&s.record.state, if ok { COMPACTED } else { RESIDENT });
+        StateWord::wake_all(&s.record.state);
+    }
+    done
+}
+
 /// Home worker, before it resumes the coroutine (or unwinds it): make sure
 /// the bytes are back and the buffer freed; afterwards the word is
 /// `RESIDENT`.
@@ -184,6 +205,7 @@ pub(crate) fn restore_on_fault(addr: usize) -> bool {
         record,
         top,
         lo: 0,
+        slot_base: 0,
         mode: pages::mode(),
     };
     let first = StateWord::load(&record.state);

@@ -318,6 +318,7 @@ impl Writer {
 }
 
 /// One slot's pages and its record: the real [`Memory`] of the protocol.
+#[derive(Clone)]
 pub(crate) struct SlotPages<'a> {
     pub record: &'a SlotRecord,
     /// The slot top (exclusive).
@@ -325,6 +326,9 @@ pub(crate) struct SlotPages<'a> {
     /// Lowest live address, for `compact` (the saved stack pointer minus
     /// the margin); restore and free read the record instead.
     pub lo: usize,
+    /// The slot's base (its guard page), for batching neighbours; only
+    /// `compact_batch` reads it.
+    pub slot_base: usize,
     pub mode: GuardMode,
 }
 
@@ -388,6 +392,104 @@ impl SlotPages<'_> {
             .buf
             .store(Box::into_raw(enc) as *mut u8, Ordering::Relaxed);
     }
+}
+
+/// Compact many parked stacks of this worker at once, in guard-region
+/// mode; returns which were compacted. The same steps as
+/// [`Memory::compact`], with the system calls shared: slots that are
+/// neighbours in their slab form one span, sealed and opened with one
+/// `mprotect` each (what lies between their live ranges is the dead part of
+/// parked stacks of this worker, and their guard pages, which keep their
+/// markers), and every range gets its guard markers from one
+/// `process_madvise`. Only the copies out are one call per stack.
+///
+/// # Safety
+/// Every slot belongs to a coroutine of this worker that is parked, and
+/// its record is `COMPACTING`.
+pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
+    let fd = PROC_MEM.load(Ordering::Acquire);
+    let mut done = vec![false; slots.len()];
+    if fd < 0 {
+        return done;
+    }
+    let mut order: Vec<usize> = (0..slots.len())
+        .filter(|&i| slots[i].lo < slots[i].top && slots[i].mode == GuardMode::Regions)
+        .collect();
+    order.sort_by_key(|&i| slots[i].top);
+    let mut saved: Vec<Option<Box<[u8]>>> = (0..slots.len()).map(|_| None).collect();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut k = 0;
+    while k < order.len() {
+        let mut end = k + 1;
+        while end < order.len() && slots[order[end]].slot_base == slots[order[end - 1]].top {
+            end += 1;
+        }
+        let (from, to) = (floor_page(slots[order[k]].lo), slots[order[end - 1]].top);
+        if mprotect(from, to, libc::PROT_NONE) {
+            let copied = order[k..end].iter().all(|&i| {
+                let s = &slots[i];
+                with_scratch(s.top - s.lo, |scratch| {
+                    let ok = read_exact(fd, s.lo, scratch);
+                    if ok {
+                        saved[i] = Some(runs::encode(scratch));
+                    }
+                    ok
+                })
+            });
+            if copied {
+                spans.push((from, to));
+            } else {
+                order[k..end].iter().for_each(|&i| saved[i] = None);
+                mprotect(from, to, RW);
+            }
+        }
+        k = end;
+    }
+    let ranges: Vec<(usize, usize)> = order
+        .iter()
+        .filter(|&&i| saved[i].is_some())
+        .map(|&i| (floor_page(slots[i].lo), slots[i].top - floor_page(slots[i].lo)))
+        .collect();
+    // SAFETY: sealed live ranges of parked stacks whose bytes are saved.
+    if unsafe { crate::stack::guard::install_regions(&ranges) }.is_err() {
+        // Which ones failed is unknown: install one by one (harmless twice).
+        for &i in &order {
+            if saved[i].is_some() && !madvise(floor_page(slots[i].lo), slots[i].top, MADV_GUARD_INSTALL) {
+                saved[i] = None;
+            }
+        }
+    }
+    for (from, to) in spans {
+        mprotect(from, to, RW);
+    }
+    for (i, enc) in saved.into_iter().enumerate() {
+        if let Some(enc) = enc {
+            slots[i].keep(enc);
+            done[i] = true;
+        }
+    }
+    done
+}
+
+/// `pread` all of `buf` from `/proc/self/mem` at `addr`.
+fn read_exact(fd: i32, addr: usize, buf: &mut [u8]) -> bool {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: pread writes at most the rest of `buf`.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                buf[done..].as_mut_ptr().cast(),
+                buf.len() - done,
+                (addr + done) as libc::off_t,
+            )
+        };
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    true
 }
 
 thread_local! {
