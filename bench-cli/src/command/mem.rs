@@ -367,6 +367,12 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     let release = t1.elapsed().as_nanos() as f64;
 
     let (heap, after, stats, stack_after) = measured?;
+    let bad = bad_locals.load(Ordering::Relaxed);
+    if bad > 0 {
+        return Err(format!(
+            "{bad} of {n} coroutines found their 256-byte local changed after waking"
+        ));
+    }
     let compact = match cfg.compact_after {
         None => None,
         Some(after) => {
@@ -375,7 +381,7 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
                 after_ns: after.as_nanos() as u64,
                 compacted: stats.compacted,
                 buffer_bytes: stats.compacted_bytes,
-                local_check_failures: bad_locals.load(Ordering::Relaxed),
+                local_check_failures: bad,
                 wake_compacted_ns,
                 wake_resident_ns,
             })

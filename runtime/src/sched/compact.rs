@@ -77,6 +77,8 @@ pub(crate) struct Compactor {
     parked: RefCell<VecDeque<(TaskRef, u32)>>,
     /// Stamp of the last clock read, to spare a read per park in a burst.
     now_ms: Cell<u64>,
+    /// The slabs of this worker's stacks, for their side-table keys.
+    slabs: RefCell<table::SlabCache>,
 }
 
 impl Compactor {
@@ -87,6 +89,7 @@ impl Compactor {
             mode: pages::mode(),
             parked: RefCell::new(VecDeque::new()),
             now_ms: Cell::new(0),
+            slabs: RefCell::new(table::SlabCache::default()),
         }
     }
 
@@ -171,7 +174,7 @@ impl Compactor {
         }
         let sp = shrink::recorded_sp(t.shrink_word(), top)?;
         let lo = sp.checked_sub(MARGIN)? & !15;
-        let (key, slot_base) = table::key_for(top)?;
+        let (key, slot_base) = self.slabs.borrow_mut().key_for(top)?;
         if lo >= top || lo < slot_base + page_size() {
             return None;
         }

@@ -74,6 +74,44 @@ pub(crate) fn key_for(top: usize) -> Option<(Key, usize)> {
     Some((((slot.entry as u32) << SLOT_BITS) | slot.slot as u32, slot.base))
 }
 
+/// [`key_for`] with a memory of the slabs already seen: the registry is a
+/// list (a scan costs microseconds at 10^6 stacks), so each compacting
+/// worker keeps the slabs of its own stacks sorted by address. An entry
+/// stays valid while its runtime lives: its slabs are unmapped only when
+/// its pool is dropped, and a worker only asks about its own tasks.
+#[derive(Default)]
+pub(crate) struct SlabCache {
+    /// `(slab base, slab end, registry entry, slot size)`, sorted by base.
+    slabs: Vec<(usize, usize, usize, usize)>,
+}
+
+impl SlabCache {
+    pub fn key_for(&mut self, top: usize) -> Option<(Key, usize)> {
+        let addr = top - 1;
+        let i = self.slabs.partition_point(|s| s.0 <= addr);
+        if let Some(&(base, end, entry, size)) = i.checked_sub(1).map(|i| &self.slabs[i]) {
+            if addr < end {
+                let slot = (addr - base) / size;
+                if slot < TABLE_SLOTS && !TABLES[entry].load(Ordering::Acquire).is_null() {
+                    return Some((
+                        ((entry as u32) << SLOT_BITS) | slot as u32,
+                        base + slot * size,
+                    ));
+                }
+            }
+        }
+        let found = key_for(top)?;
+        let slot = registry::find(addr)?;
+        let base = slot.base - slot.slot * slot.size;
+        let end = base + pool::slots_per_slab(slot.size) * slot.size;
+        let i = self.slabs.partition_point(|s| s.0 < base);
+        if self.slabs.get(i).is_none_or(|s| s.0 != base) {
+            self.slabs.insert(i, (base, end, slot.entry, slot.size));
+        }
+        Some(found)
+    }
+}
+
 /// The record a [`key_for`] key names.
 pub(crate) fn record(key: Key) -> &'static SlotRecord {
     let entry = (key >> SLOT_BITS) as usize;
