@@ -167,18 +167,18 @@ impl Compactor {
     /// Where a parked task's live stack is, ready to compact: its slot's
     /// key and pages. `None` if there is nothing sensible to compact.
     fn slot_of(&self, task: &TaskRef) -> Option<(u32, SlotPages<'static>)> {
-        let t = task.task();
-        let top = t.stack_top();
-        if top == 0 {
+        // The shrink word is the stack pointer at the switch out, 16-byte
+        // aligned, with flags in its low 4 bits (`stack/shrink.rs`).
+        let sp = task.task().shrink_word() & !15;
+        if sp == 0 {
             return None;
         }
-        let sp = shrink::recorded_sp(t.shrink_word(), top)?;
+        let (key, slot_base, top) = self.slabs.borrow_mut().locate(sp)?;
+        let record = table::record(key);
         let lo = sp.checked_sub(MARGIN)? & !15;
-        let (key, slot_base) = self.slabs.borrow_mut().key_for(top)?;
         if lo >= top || lo < slot_base + page_size() {
             return None;
         }
-        let record = table::record(key);
         let mem = SlotPages {
             record,
             top,
@@ -213,7 +213,7 @@ fn restore(task: &TaskRef, word: u32) -> Outcome {
         .load(std::sync::atomic::Ordering::Relaxed);
     let mem = SlotPages {
         record,
-        top: t.stack_top(),
+        top: record.top.load(Ordering::Relaxed),
         lo: 0,
         slot_base: 0,
         mode: pages::mode(),

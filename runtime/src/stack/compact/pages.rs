@@ -371,6 +371,7 @@ impl SlotPages<'_> {
     /// Publish the encoded buffer in the record (the state word's store that
     /// follows makes it visible to a restorer).
     fn keep(&self, enc: Box<[u8]>) {
+        self.record.top.store(self.top, Ordering::Relaxed);
         self.record.saved.store(self.top - self.lo, Ordering::Relaxed);
         self.record.buf_len.store(enc.len() as u32, Ordering::Relaxed);
         self.record
