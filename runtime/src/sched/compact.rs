@@ -42,8 +42,9 @@ use crate::task::TaskRef;
 pub(crate) const COMPACTED: u32 = 1 << 31;
 /// Stamps wrap below this (about 24 days of milliseconds).
 const STAMP_MOD: u64 = (1 << 31) - 1;
-/// Most compactions per pass on a busy worker.
-pub(crate) const BUSY_BATCH: usize = 32;
+/// Most compactions per pass on a busy worker (every 61 rounds: enough
+/// to keep up with a coroutine parking every round).
+pub(crate) const BUSY_BATCH: usize = 128;
 /// Most compactions per pass on a worker about to sleep (it checks for
 /// work between passes).
 pub(crate) const IDLE_BATCH: usize = 256;
