@@ -360,17 +360,15 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
             }
             let heap = alloc::stop();
             let t_measure = Instant::now();
-            ProcMem::now()
-                .map_err(|e| e.to_string())
-                .and_then(|after| {
-                    let stats = rt.stats();
-                    let settled = if compacting && stats.compacted < cfg.count {
-                        settle(rt, cfg.count).map(|mem| (mem, t_measure.elapsed()))
-                    } else {
-                        None
-                    };
-                    Ok((heap, after, stats, resident_stacks(rt)?, settled))
-                })
+            ProcMem::now().map_err(|e| e.to_string()).and_then(|after| {
+                let stats = rt.stats();
+                let settled = if compacting && stats.compacted < cfg.count {
+                    settle(rt, cfg.count).map(|mem| (mem, t_measure.elapsed()))
+                } else {
+                    None
+                };
+                Ok((heap, after, stats, resident_stacks(rt)?, settled))
+            })
         }
     };
     alloc::stop();
@@ -398,10 +396,11 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
                 buffer_bytes: stats.compacted_bytes,
                 local_check_failures: bad,
                 settled_total_bytes: settled.as_ref().map(|(m, _)| {
-                    (m.rss as f64 - before.rss as f64 + m.pte as f64 - before.pte as f64)
-                        / n as f64
+                    (m.rss as f64 - before.rss as f64 + m.pte as f64 - before.pte as f64) / n as f64
                 }),
-                settled_after_ms: settled.as_ref().map(|(_, t)| t.as_secs_f64() * 1e3 + 1000.0),
+                settled_after_ms: settled
+                    .as_ref()
+                    .map(|(_, t)| t.as_secs_f64() * 1e3 + 1000.0),
                 wake_compacted_ns,
                 wake_resident_ns,
             })
@@ -494,18 +493,22 @@ fn one_wake_series(rt: &Runtime, compacted: bool, after: Duration) -> Result<Vec
         let t0 = Instant::now();
         loop {
             let s = rt.stats();
-            let ready = s.parks > before.parks
-                && (!compacted || s.compactions > before.compactions);
+            let ready =
+                s.parks > before.parks && (!compacted || s.compactions > before.compactions);
             if ready {
                 break;
             }
             if t0.elapsed() > after * 100 + Duration::from_secs(10) {
-                return Err("wake latency: the coroutine never parked (or was never compacted)".into());
+                return Err(
+                    "wake latency: the coroutine never parked (or was never compacted)".into(),
+                );
             }
             std::thread::sleep(Duration::from_micros(200));
         }
         tx.send(Instant::now()).map_err(|e| e.to_string())?;
-        let dt = h.join().map_err(|_| "the wake-latency coroutine panicked")?;
+        let dt = h
+            .join()
+            .map_err(|_| "the wake-latency coroutine panicked")?;
         samples.push(dt.as_nanos() as f64);
     }
     Ok(samples)
