@@ -159,6 +159,7 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult) -> Result<GoSection, Stri
                 go_spawn: spawn.clone(),
                 spindle_fanout: suite.fanout.clone(),
                 go_fanout: fanout.clone(),
+                spindle_compacted: None,
             },
         )
     });
