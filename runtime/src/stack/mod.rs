@@ -43,6 +43,7 @@
 
 pub(crate) mod asan;
 mod carve;
+pub(crate) mod compact;
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;

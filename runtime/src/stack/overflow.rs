@@ -45,6 +45,10 @@
 //!   stack is also used outside `resume` (a cancellation unwind, say).
 //! * **It is async-signal-safe**: atomics, arithmetic, a stack buffer and
 //!   `write(2)`; no allocation, no locks, no formatting machinery.
+//! * **It restores compacted stacks.** A fault inside a compacted stack
+//!   (not its guard page) is another thread touching a parked coroutine's
+//!   stack: the handler copies the bytes back and returns, and the access
+//!   runs again (`compact/mod.rs`).
 //! * **It chains.** A fault that is not a guard hit goes to the handler that
 //!   was installed before ours (Rust's own main-thread overflow message, a
 //!   debugger, or the default action), so real segfaults behave as before.
@@ -180,6 +184,10 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
                 libc::abort();
             }
         }
+    }
+    // A fault in a compacted stack (`compact/`): restore it and retry.
+    if sig == libc::SIGSEGV && super::compact::restore_on_fault(addr) {
+        return;
     }
     chain(sig, info, ctx);
 }

@@ -54,7 +54,7 @@ pub(crate) const DIRTY_MAX: usize = 32;
 pub const BATCH: usize = LOCAL_MAX / 2;
 /// Reservation per slab: big enough that 10^6 stacks need only a few thousand
 /// slabs, small enough that a tiny runtime does not reserve much.
-const SLAB_BYTES: usize = 64 << 20;
+pub(crate) const SLAB_BYTES: usize = 64 << 20;
 /// Fewest slots in a slab (for `stack_max` beyond `SLAB_BYTES / 16`).
 const MIN_SLOTS_PER_SLAB: usize = 16;
 

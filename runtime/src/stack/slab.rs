@@ -258,13 +258,18 @@ pub mod registry {
         pub base: usize,
         pub size: usize,
         pub label: *const Label,
+        /// The slab's registry entry (stable while it is registered) and
+        /// the slot's index in the slab: the key of side tables such as
+        /// compaction's (`compact/table.rs`).
+        pub entry: usize,
+        pub slot: usize,
     }
 
     /// The slot containing `addr`, with its label. Async-signal-safe, as
     /// [`find_slot`]. The label stays valid while the slab is registered.
     pub fn find(addr: usize) -> Option<Found> {
         let n = HIGH_WATER.load(Ordering::Acquire);
-        for e in &ENTRIES[..n] {
+        for (entry, e) in ENTRIES[..n].iter().enumerate() {
             let len = e.len.load(Ordering::Acquire);
             if len == 0 || len == usize::MAX {
                 continue;
@@ -278,6 +283,8 @@ pub mod registry {
                     base: base + index * size,
                     size,
                     label: labels.wrapping_add(index),
+                    entry,
+                    slot: index,
                 });
             }
         }

@@ -17,7 +17,8 @@
 //! * a *spare reference* flag (`spare.rs`);
 //! * the *shrink word*: where the coroutine's stack pointer was when it last
 //!   switched out (`stack/shrink.rs`), so that its home worker can give back
-//!   the dead pages below it.
+//!   the dead pages below it, and the *compaction word*
+//!   (`sched/compact.rs`).
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
 //! and costs no heap. Invariant: no field points into the coroutine's stack.
@@ -70,6 +71,10 @@ pub(crate) struct Task {
     /// home worker's thread (by the coroutine as it switches out, and by
     /// that worker's shrink pass), so `Relaxed` plain loads and stores.
     shrink: AtomicUsize,
+    /// The compaction word (`sched/compact.rs`): home worker only, like
+    /// the shrink word; zero unless compaction is on. (88 bytes are still a
+    /// 96-byte malloc chunk.)
+    compact: AtomicU32,
 }
 
 impl Task {
@@ -89,6 +94,17 @@ impl Task {
     #[inline(always)]
     pub fn set_shrink_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
+    }
+
+    /// The compaction word (`sched/compact.rs`).
+    #[inline(always)]
+    pub fn compact_word(&self) -> u32 {
+        self.compact.load(Ordering::Relaxed)
+    }
+
+    /// Set the compaction word. Only on the home worker's thread.
+    pub fn set_compact_word(&self, word: u32) {
+        self.compact.store(word, Ordering::Relaxed);
     }
 
     /// Record the home worker, once, before the first resume.
@@ -150,6 +166,7 @@ impl TaskRef {
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
             shrink: AtomicUsize::new(0),
+            compact: AtomicU32::new(0),
         }));
         let co = coroutine(TaskPtr(raw));
         // SAFETY: we own the fresh allocation exclusively.
@@ -280,9 +297,10 @@ mod tests {
     fn task_stays_small() {
         // The memory figure (bytes per parked coroutine) depends on this:
         // 80 bytes is a 96-byte malloc chunk (72 were 80; the shrink word,
-        // stack/shrink.rs, cost the step).
+        // stack/shrink.rs, cost the step); so is 88, which the compaction
+        // word (sched/compact.rs) takes to 84.
         assert!(
-            std::mem::size_of::<Task>() <= 80,
+            std::mem::size_of::<Task>() <= 88,
             "{}",
             std::mem::size_of::<Task>()
         );
