@@ -255,6 +255,7 @@ impl Builder {
         SpawnOptions {
             name: self.name.as_deref(),
             stack_max: self.stack_max,
+            stack_at_spawn: true,
         }
     }
 }

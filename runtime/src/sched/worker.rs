@@ -366,6 +366,10 @@ impl Worker {
         let t = task.task();
         if t.home().is_null() {
             self.adopt(&task);
+            if task.is_deferred() && !self.start(&task) {
+                t.state.start_running();
+                return self.finish(task);
+            }
         }
         t.state.start_running();
         // (The coroutine publishes itself as this thread's current one when
@@ -401,15 +405,34 @@ impl Worker {
         }
     }
 
+    /// First run of a deferred task (`task/start.rs`): take a stack from
+    /// this worker's cache (the most recently finished one, LIFO) and build
+    /// the coroutine on it. False if no stack could be had: the task has
+    /// finished with that error.
+    fn start(&self, task: &TaskRef) -> bool {
+        let pool = &self.scheduler.pool;
+        let stack = pool
+            .get(Some(&mut self.stacks.borrow_mut()), pool.default_size())
+            .map(|mut stack| {
+                crate::stack::asan::forget_stale_poison(&stack);
+                stack.set_label(self.next_id(), None);
+                stack
+            });
+        // SAFETY: the task came out of our run queues (see run_task) and is
+        // deferred.
+        unsafe { task.start(stack) }
+    }
+
     fn finish(&self, task: TaskRef) {
         // The reference the task kept for its next wait (task/spare.rs) has
         // no wait left to serve.
         drop(task.take_spare());
         // SAFETY: the coroutine returned while we held it (see run_task).
-        let stack = unsafe { task.take_stack() };
-        self.scheduler
-            .pool
-            .put(Some(&mut self.stacks.borrow_mut()), stack);
+        if let Some(stack) = unsafe { task.take_stack() } {
+            self.scheduler
+                .pool
+                .put(Some(&mut self.stacks.borrow_mut()), stack);
+        }
         task.task().state.finish();
         self.unregister_if_last(&task);
         self.scheduler.counters.worker(self.index).add_finished();
