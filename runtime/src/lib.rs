@@ -25,15 +25,17 @@
 //! Read these in order (paths under `runtime/src/`; a test checks that each
 //! function exists where named):
 //!
-//! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a stack
-//!    from the pool, a task from `task/mod.rs::new` whose coroutine will run
-//!    `sched/spawn.rs::coroutine_main`, queued by
+//! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a task
+//!    from `task/start.rs::new_deferred`, with no stack yet (its function
+//!    waits in the task), queued by
 //!    `sched/worker.rs::push_spawned` in the worker's spawn slot, where an
 //!    idle worker may still take it (`sched/worker.rs::steal_spawned`).
 //! 2. **First switch.** `sched/worker.rs::run` loops over
 //!    `sched/worker.rs::find_task` and `sched/worker.rs::run_task`;
 //!    `sched/worker.rs::adopt` makes this worker the task's home for good,
-//!    and `task/mod.rs::resume` switches to the new stack, where
+//!    `sched/worker.rs::start` takes a stack from this worker's cache and
+//!    builds the coroutine on it (`sched/spawn.rs::start_deferred`), and
+//!    `task/mod.rs::resume` switches to the new stack, where
 //!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
 //!    the user's function.
 //! 3. **Park on `recv`.** `chan/mod.rs::recv` calls

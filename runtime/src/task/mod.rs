@@ -152,6 +152,7 @@ impl TaskRef {
     }
 
     /// A new task with `body`, as two references.
+    #[inline]
     fn alloc(body: Body) -> (TaskRef, TaskRef) {
         let raw = Box::into_raw(Box::new(Task {
             refs: AtomicU32::new(2),
@@ -240,7 +241,9 @@ impl TaskRef {
         match std::mem::replace(body, Body::DONE) {
             Body::Coroutine(co) => Some(co.into_stack()),
             Body::NoCoroutine(None) => None,
-            Body::NoCoroutine(Some(_)) => unreachable!("took the stack of a task that never started"),
+            Body::NoCoroutine(Some(_)) => {
+                unreachable!("took the stack of a task that never started")
+            }
         }
     }
 
@@ -286,15 +289,19 @@ impl Drop for Task {
         // function. A started one is forgotten, not dropped: dropping would
         // unwind it on this thread, at an arbitrary point; shutdown unwinds
         // every started coroutine on its home worker, so this does not happen.
-        match std::mem::replace(self.body.get_mut(), Body::DONE) {
-            Body::Coroutine(co) if co.started() => std::mem::forget(co),
-            Body::Coroutine(co) => drop(co),
+        match self.body.get_mut() {
+            // The common case: finished, stack given back.
+            Body::NoCoroutine(None) => {}
+            Body::Coroutine(co) if co.started() => {
+                std::mem::forget(std::mem::replace(self.body.get_mut(), Body::DONE));
+            }
+            Body::Coroutine(_) => {}
             Body::NoCoroutine(Some(start)) => {
+                let start = *start;
                 // SAFETY: the last reference is gone, so nobody else holds
                 // the task; its function is still in the slot, taken once.
                 unsafe { start(TaskPtr(self), Start::Drop) };
             }
-            Body::NoCoroutine(None) => {}
         }
     }
 }

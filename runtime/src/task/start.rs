@@ -61,6 +61,7 @@ pub(crate) type StartFn = unsafe fn(TaskPtr, Start) -> Option<Coroutine>;
 impl TaskRef {
     /// Allocate a deferred task with two references (run queue and join
     /// handle), its function `f` in the hand-off slot.
+    #[inline]
     pub fn new_deferred<F: Send + 'static>(start: StartFn, f: F) -> (TaskRef, TaskRef) {
         let (run, handle) = TaskRef::alloc(Body::NoCoroutine(Some(start)));
         // SAFETY: the task is new and unshared: its hand-off slot is empty
@@ -70,6 +71,7 @@ impl TaskRef {
     }
 
     /// Does the task still wait for a stack?
+    #[inline]
     pub fn is_deferred(&self) -> bool {
         // SAFETY: read by the worker that holds the task (see `body`).
         matches!(
@@ -78,31 +80,46 @@ impl TaskRef {
         )
     }
 
-    /// First run of a deferred task: build its coroutine on `stack`, or
-    /// finish it with the error. Returns whether there is a coroutine to
-    /// resume (false: the task has finished, its result stored).
+    /// First run of a deferred task: build its coroutine on `stack`.
     ///
     /// # Safety
     /// As for [`resume`](Self::resume), and the task is deferred.
-    pub unsafe fn start(&self, stack: io::Result<Stack>) -> bool {
+    #[inline]
+    pub unsafe fn start(&self, stack: Stack) {
+        // SAFETY: as stated, passed on.
+        let co = unsafe { self.run_start(Start::Run(stack)) };
+        // SAFETY: only the worker holding the task touches its body.
+        let body = unsafe { &mut *self.task().body.get() };
+        *body = Body::Coroutine(co.expect("a start with a stack builds the coroutine"));
+    }
+
+    /// First run of a deferred task that could get no stack: it finishes
+    /// at once with the error as its (panic) result.
+    ///
+    /// # Safety
+    /// As for [`start`](Self::start).
+    #[cold]
+    pub unsafe fn fail_start(&self, error: io::Error) {
+        // SAFETY: as stated, passed on; the body was set to DONE.
+        unsafe { self.run_start(Start::Fail(error)) };
+    }
+
+    /// Call the task's [`StartFn`], leaving the body `DONE` (the caller
+    /// puts the coroutine there, if there is one).
+    ///
+    /// # Safety
+    /// As for [`start`](Self::start).
+    #[inline]
+    unsafe fn run_start(&self, how: Start) -> Option<Coroutine> {
         // SAFETY: only the worker holding the task touches its body.
         let body = unsafe { &mut *self.task().body.get() };
         let Body::NoCoroutine(Some(start)) = *body else {
             unreachable!("started a task that was not deferred")
         };
-        let how = match stack {
-            Ok(stack) => Start::Run(stack),
-            Err(e) => Start::Fail(e),
-        };
+        *body = Body::DONE;
         // SAFETY: a deferred body means the function is still in the slot,
-        // and the caller holds the task; we take it once, as we replace the
-        // body right after.
-        let co = unsafe { start(TaskPtr(self.task()), how) };
-        let started = co.is_some();
-        *body = match co {
-            Some(co) => Body::Coroutine(co),
-            None => Body::DONE,
-        };
-        started
+        // and the caller holds the task; it is taken once (the body is no
+        // longer deferred).
+        unsafe { start(TaskPtr(self.task()), how) }
     }
 }
