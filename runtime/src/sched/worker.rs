@@ -10,6 +10,8 @@
 //!   its home's inbox (tasks woken from other threads, `home.rs`);
 //! * **unstarted** tasks, which any worker may run: its home's spawn slot
 //!   (the newest spawn), its work-stealing deque, and the global injector.
+//!   A default spawn has no stack yet: the worker that first runs it takes
+//!   one from its own cache (`Worker::run_first`, `task/start.rs`).
 //!
 //! The loop in [`Worker::run`] is Go's `schedule()`:
 //!
