@@ -175,10 +175,18 @@ pub use stats::Stats;
 
 /// Spawn a coroutine on the current runtime.
 ///
+/// The coroutine gets its stack when it first runs, from the worker that
+/// runs it, so a burst of spawns that outruns the workers holds no stacks
+/// while it waits. If no stack can be had then (address space or
+/// `vm.max_map_count`), the coroutine never runs: its function is dropped
+/// and [`JoinHandle::join`] returns `Err` with the error as the panic
+/// message (also printed to stderr). [`Builder::spawn`] takes the stack
+/// at spawn and returns that error instead.
+///
 /// # Panics
 /// If called outside a spindle coroutine or worker (use
-/// [`Runtime::spawn`] or [`Runtime::block_on`] there), or if no stack can be
-/// had; [`Builder::spawn`] returns that error instead.
+/// [`Runtime::spawn`] or [`Runtime::block_on`] there), or after the runtime
+/// has shut down.
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
