@@ -74,10 +74,13 @@ impl Handle {
 
     /// Spawn a coroutine onto this handle's runtime, from any thread.
     ///
+    /// The stack is taken when the coroutine first runs (see
+    /// [`spawn`](crate::spawn)).
+    ///
     /// # Panics
-    /// If the runtime has shut down, or no stack can be had;
+    /// If the runtime has shut down;
     /// [`Builder::spawn_on_handle`](crate::Builder::spawn_on_handle) returns
-    /// those errors instead.
+    /// that error instead, and the error of a missing stack at spawn.
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -25,15 +25,17 @@
 //! Read these in order (paths under `runtime/src/`; a test checks that each
 //! function exists where named):
 //!
-//! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a stack
-//!    from the pool, a task from `task/mod.rs::new` whose coroutine will run
-//!    `sched/spawn.rs::coroutine_main`, queued by
+//! 1. **Spawn.** `lib.rs::spawn` calls `sched/spawn.rs::spawn_from`: a task
+//!    from `task/start.rs::new_deferred`, with no stack yet (its function
+//!    waits in the task), queued by
 //!    `sched/worker.rs::push_spawned` in the worker's spawn slot, where an
 //!    idle worker may still take it (`sched/worker.rs::steal_spawned`).
 //! 2. **First switch.** `sched/worker.rs::run` loops over
 //!    `sched/worker.rs::find_task` and `sched/worker.rs::run_task`;
 //!    `sched/worker.rs::adopt` makes this worker the task's home for good,
-//!    and `task/mod.rs::resume` switches to the new stack, where
+//!    `sched/worker.rs::start` takes a stack from this worker's cache and
+//!    builds the coroutine on it (`sched/spawn.rs::start_deferred`), and
+//!    `task/mod.rs::resume` switches to the new stack, where
 //!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
 //!    the user's function.
 //! 3. **Park on `recv`.** `chan/mod.rs::recv` calls
@@ -185,10 +187,18 @@ pub use stats::Stats;
 
 /// Spawn a coroutine on the current runtime.
 ///
+/// The coroutine gets its stack when it first runs, from the worker that
+/// runs it, so a burst of spawns that outruns the workers holds no stacks
+/// while it waits. If no stack can be had then (address space or
+/// `vm.max_map_count`), the coroutine never runs: its function is dropped
+/// and [`JoinHandle::join`] returns `Err` with the error as the panic
+/// message (also printed to stderr). [`Builder::spawn`] takes the stack
+/// at spawn and returns that error instead.
+///
 /// # Panics
 /// If called outside a spindle coroutine or worker (use
-/// [`Runtime::spawn`] or [`Runtime::block_on`] there), or if no stack can be
-/// had; [`Builder::spawn`] returns that error instead.
+/// [`Runtime::spawn`] or [`Runtime::block_on`] there), or after the runtime
+/// has shut down.
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -267,6 +277,7 @@ impl Builder {
         SpawnOptions {
             name: self.name.as_deref(),
             stack_max: self.stack_max,
+            stack_at_spawn: true,
         }
     }
 }

@@ -198,9 +198,11 @@ impl Runtime {
 
     /// Spawn a coroutine onto this runtime from any thread.
     ///
-    /// # Panics
-    /// If no stack can be had (address space or `vm.max_map_count`); use
-    /// [`Builder::spawn_on`](crate::Builder::spawn_on) to get the error instead.
+    /// The stack is taken when the coroutine first runs; if none can be had
+    /// then (address space or `vm.max_map_count`), `join` returns that error
+    /// as the panic payload (see [`spawn`](crate::spawn)). Use
+    /// [`Builder::spawn_on`](crate::Builder::spawn_on) to get the error at
+    /// spawn instead.
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -135,17 +135,25 @@ fn a_fresh_stack_starts_with_at_most_the_start_window_resident() {
 
     let results = rt.block_on(|| {
         let (tx, rx) = chan::bounded::<()>(0);
+        // Coroutines take their stacks when they first run, so each must
+        // still be parked when the next one starts: close only once all
+        // 100 have measured.
+        let measured = WaitGroup::new();
+        measured.add(100);
         let handles: Vec<_> = (0..100)
             .map(|_| {
                 let rx = rx.clone();
+                let measured = measured.clone();
                 spindle::spawn(move || {
                     let m = measure();
+                    measured.done();
                     let _ = rx.recv(); // hold the slot until all are measured
                     m
                 })
             })
             .collect();
         drop(rx);
+        measured.wait();
         drop(tx);
         handles
             .into_iter()

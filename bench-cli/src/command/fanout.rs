@@ -16,15 +16,26 @@
 //! * **warm round**: the second round on the same runtime, with the pool
 //!   holding whatever the first round left there.
 //!
+//! The children are spawned with `spindle::spawn`, as the loop above is
+//! written (not `Builder::spawn`, which takes each child's stack at spawn so
+//! that it can return the error: `runtime/src/sched/spawn.rs`). A child
+//! that cannot get a stack when it first runs never runs; its share of the
+//! wait group is given back when the runtime drops its function
+//! ([`Share`]), so the round ends and reports the failure instead of
+//! hanging.
+//!
 //! Each sample runs in a fresh child process (this binary with
 //! `--measuring-child`), so no earlier runtime of this process has warmed
 //! the allocator for it. The Go reference does the same (`go f();
 //! wg.Wait()`, a fresh process per sample, GOMAXPROCS = workers), so the
 //! two are compared like for like.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use spindle::sync::WaitGroup;
 use spindle::Runtime;
 
-use super::spawn::spawn_batch;
 use super::{Global, Measurement};
 use crate::cli::FanoutArgs;
 use crate::measure::row::{Op, Row, RowSet, Timed};
@@ -147,5 +158,56 @@ fn two_rounds(cfg: &FanoutConfig) -> Result<(f64, f64), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let n = cfg.count;
-    rt.block_on(move || Ok((spawn_batch(n)?, spawn_batch(n)?)))
+    rt.block_on(move || Ok((fan_out(n)?, fan_out(n)?)))
+}
+
+/// Children whose function was dropped without running (this round).
+static NOT_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// One child's part of the wait group: `done` when dropped, whether the
+/// child ran (its function drops it on return) or never could start (the
+/// runtime drops its function). Either way exactly one `done`, as in
+/// `spawn(move || wg.done())`.
+struct Share {
+    wg: WaitGroup,
+    ran: bool,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if !self.ran {
+            NOT_RUN.fetch_add(1, Ordering::Relaxed);
+        }
+        self.wg.done();
+    }
+}
+
+/// ns per coroutine of one round: `wg.add(n); for _ in 0..n { spawn(move
+/// || wg.done()) }; wg.wait()`.
+fn fan_out(n: u64) -> Result<f64, String> {
+    NOT_RUN.store(0, Ordering::Relaxed);
+    let wg = WaitGroup::new();
+    wg.add(n as usize);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let share = Share {
+            wg: wg.clone(),
+            ran: false,
+        };
+        drop(spindle::spawn(move || {
+            // Binding the whole `share` moves all of it into the closure.
+            let mut share = share;
+            share.ran = true;
+        }));
+    }
+    wg.wait();
+    let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    match NOT_RUN.load(Ordering::Relaxed) {
+        0 => Ok(ns),
+        k => Err(format!(
+            "{} of {} coroutines could not start (no stack; the runtime's message says why)",
+            units::count(k),
+            units::count(n)
+        )),
+    }
 }

@@ -115,8 +115,9 @@ fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>)
     }
     drop(task.take_spare());
     // SAFETY: as above, and force_unwind ran the coroutine to its end.
-    let stack = unsafe { task.take_stack() };
-    scheduler.pool.put(local, stack);
+    if let Some(stack) = unsafe { task.take_stack() } {
+        scheduler.pool.put(local, stack);
+    }
     task.task().state.finish();
     complete(&task, true);
 }

@@ -1,13 +1,25 @@
 //! Spawning: how a function becomes a queued coroutine, and what the
 //! coroutine runs first.
 //!
-//! [`Scheduler::spawn`] takes a stack from the pool, allocates the task
-//! (`task/`), builds its coroutine around [`coroutine_main`], and queues it
-//! where any worker may take it, since it has not started: on one of this
+//! [`Scheduler::spawn`] allocates the task (`task/`) and queues it where any
+//! worker may take it, since it has not started: on one of this
 //! runtime's workers into its spawn slot (`home.rs`; Go's `runnext` for
 //! `newproc`), from anywhere else into the injector. Either way an idle
 //! worker is woken, so a new coroutine never waits behind a busy one while
 //! a worker sleeps. After shutdown has begun, spawning fails.
+//!
+//! **When the stack is taken.** A default spawn (`spindle::spawn`,
+//! `Runtime::spawn`, `Handle::spawn`) takes no stack: the task is
+//! *deferred* (`task/start.rs`), and the worker that first runs it takes a
+//! stack from its own cache (`Worker::run_task`) and builds the coroutine
+//! with [`start_deferred`]. So a spawner that outruns its children queues
+//! only small tasks, and the stacks cycle LIFO through the cache of the
+//! worker that runs them: a fan-out of 10^6 on 2 workers carved 212,929
+//! slots when every queued child held a stack, and carves about one cache
+//! batch per worker now (figures: the `fanout` commit messages, issue #11).
+//! `Builder::spawn*` take the stack at spawn, as before, because they
+//! promise to return the error (a full address space, `vm.max_map_count`)
+//! to the caller, and because the label's name must be written then.
 //!
 //! [`coroutine_main`] is the first code that runs on the new stack, the
 //! first time a worker resumes the task: it publishes the coroutine as this
@@ -28,6 +40,7 @@ use super::Scheduler;
 use crate::coroutine::{Coroutine, Yielder};
 use crate::stack::Stack;
 use crate::task::join_state::Stored;
+use crate::task::start::{Start, StartFn};
 use crate::task::{TaskPtr, TaskRef};
 
 /// What a spawn asks for beyond the function itself.
@@ -35,6 +48,16 @@ use crate::task::{TaskPtr, TaskRef};
 pub(crate) struct SpawnOptions<'a> {
     pub name: Option<&'a str>,
     pub stack_max: Option<usize>,
+    /// Take the stack now, so that a failure to get one is returned by the
+    /// spawn (`Builder`); otherwise the first run takes it (module docs).
+    pub stack_at_spawn: bool,
+}
+
+impl SpawnOptions<'_> {
+    /// May this spawn leave its stack to the first run?
+    fn deferred(&self) -> bool {
+        !self.stack_at_spawn && self.name.is_none() && self.stack_max.is_none()
+    }
 }
 
 impl Scheduler {
@@ -68,6 +91,25 @@ impl Scheduler {
         if self.shutdown.load(Ordering::Acquire) {
             return Err(shut_down());
         }
+        let (run, handle) = if opts.deferred() {
+            TaskRef::new_deferred(start_deferred::<F, T> as StartFn, f)
+        } else {
+            self.new_with_stack(local, opts, f)?
+        };
+        self.queue_spawned(local, run, handle)
+    }
+
+    /// A task whose stack is taken now (`Builder`, or a name or size).
+    fn new_with_stack<F, T>(
+        &self,
+        local: Option<&Worker>,
+        opts: SpawnOptions<'_>,
+        f: F,
+    ) -> io::Result<(TaskRef, TaskRef)>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let size = match opts.stack_max {
             Some(bytes) => crate::stack_size_for(bytes)?,
             None => self.pool.default_size(),
@@ -84,7 +126,16 @@ impl Scheduler {
         };
         crate::stack::asan::forget_stale_poison(&stack);
         stack.set_label(id, opts.name);
-        let (run, handle) = TaskRef::new(|me| new_coroutine(me, stack, f));
+        Ok(TaskRef::new(|me| new_coroutine(me, stack, f)))
+    }
+
+    /// Queue `run`, a new task; returns the join handle's reference.
+    fn queue_spawned(
+        self: &Arc<Self>,
+        local: Option<&Worker>,
+        run: TaskRef,
+        handle: TaskRef,
+    ) -> io::Result<TaskRef> {
         match local {
             Some(w) => {
                 self.counters.worker(w.index).add_spawned();
@@ -136,6 +187,44 @@ where
     T: Send + 'static,
 {
     Coroutine::with_stack(stack, move |yielder, ()| coroutine_main(me, yielder, f))
+}
+
+/// The [`StartFn`] of a deferred task whose function is an `F`
+/// (`task/start.rs`): the first run builds the coroutine on the stack its
+/// worker took.
+///
+/// # Safety
+/// As [`StartFn`] states: the task's hand-off slot holds its `F`, taken once.
+unsafe fn start_deferred<F, T>(me: TaskPtr, how: Start) -> Option<Coroutine>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: the caller promises the slot holds our `F`, taken once.
+    let f = unsafe { me.cell().take::<F>() };
+    match how {
+        Start::Run(stack) => return Some(new_coroutine(me, stack, f)),
+        Start::Drop => drop(f),
+        Start::Fail(e) => {
+            // We are on the bare worker thread: a panicking destructor of
+            // `f` must not unwind it.
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(f)));
+            let msg = format!("spindle: failed to spawn coroutine: {e}");
+            // A detached task has no one to tell: say it here, as a panic
+            // would.
+            eprintln!("{msg}");
+            let result: std::thread::Result<T> = Err(Box::new(msg));
+            // SAFETY: the task is alive (the worker holds it), the function
+            // just left the slot, and nobody reads a result before STORED.
+            unsafe { me.cell().put(result) };
+            // SAFETY: (task alive, as above.)
+            if unsafe { &*me.as_ptr() }.join.store() == Stored::Detached {
+                // SAFETY: the handle was gone at STORED: the result is ours.
+                drop(unsafe { me.cell().take::<std::thread::Result<T>>() });
+            }
+        }
+    }
+    None
 }
 
 /// The first code a new coroutine runs, on its own stack, and its last.

@@ -10,6 +10,8 @@
 //!   its home's inbox (tasks woken from other threads, `home.rs`);
 //! * **unstarted** tasks, which any worker may run: its home's spawn slot
 //!   (the newest spawn), its work-stealing deque, and the global injector.
+//!   A default spawn has no stack yet: the worker that first runs it takes
+//!   one from its own cache (`Worker::run_first`, `task/start.rs`).
 //!
 //! The loop in [`Worker::run`] is Go's `schedule()`:
 //!
@@ -97,9 +99,13 @@ pub(crate) struct Worker {
     pub scheduler: Arc<Scheduler>,
     queue: RunQueue,
     pub stacks: RefCell<LocalStacks>,
-    /// Every task whose home this is and that has started: one reference
-    /// each, so that shutdown can find and cancel them (`shutdown.rs`).
-    /// Finished ones are swept out lazily.
+    /// Every task whose home this is and that has suspended at least once:
+    /// one reference each, so that shutdown can find and cancel them
+    /// (`shutdown.rs`). A started task gets into a queue or a wait list only
+    /// by suspending, so this covers every started task shutdown can meet;
+    /// one that finishes in its first run (most short tasks) is never
+    /// registered, which saves it a reference-count round trip. Finished
+    /// ones are swept out lazily.
     registry: RefCell<Vec<TaskRef>>,
     swept_at: Cell<usize>,
     /// Finished tasks still in the registry (at most), since the last sweep.
@@ -437,7 +443,7 @@ impl Worker {
     fn run_task(&self, task: TaskRef) {
         let t = task.task();
         if t.home().is_null() {
-            self.adopt(&task);
+            return self.run_first(task);
         }
         t.state.start_running();
         if self.compactor.is_some() {
@@ -449,6 +455,35 @@ impl Worker {
         // no other worker holds it, it is not parked, and it is ours (its
         // home, or unstarted): only we resume it.
         let result = unsafe { task.resume() };
+        self.switched_out(task, result);
+    }
+
+    /// [`run_task`](Self::run_task) for a task that has never run: adopt
+    /// it, give it a stack if it has none (`task/start.rs`), and register
+    /// it if it suspends. Kept apart so that the switch path of a started
+    /// task (every hand-off, every yield) carries none of this.
+    #[inline(never)]
+    fn run_first(&self, task: TaskRef) {
+        let t = task.task();
+        self.adopt(&task);
+        if task.is_deferred() && !self.start(&task) {
+            t.state.start_running();
+            self.finish(task);
+            return;
+        }
+        t.state.start_running();
+        // SAFETY: as in run_task.
+        let result = unsafe { task.resume() };
+        if !matches!(result, CoroutineResult::Return(())) {
+            // Still ours (not yet requeued or parked): register it now.
+            self.register(&task);
+        }
+        self.switched_out(task, result);
+    }
+
+    /// What follows a resume: requeue, park or finish the task.
+    #[inline(always)]
+    fn switched_out(&self, task: TaskRef, result: CoroutineResult<Suspend, ()>) {
         let counters = self.scheduler.counters.worker(self.index);
         counters.add_switch();
         match result {
@@ -498,9 +533,14 @@ impl Worker {
     }
 
     /// A task runs for the first time: this worker becomes its home for
-    /// good, and registers it for shutdown.
+    /// good.
     fn adopt(&self, task: &TaskRef) {
         task.task().set_home(ptr::from_ref(self.home()).cast());
+    }
+
+    /// A task of this home suspended for the first time: record it for
+    /// shutdown (see the `registry` field).
+    fn register(&self, task: &TaskRef) {
         let mut registry = self.registry.borrow_mut();
         registry.push(task.clone());
         if registry.len() >= REGISTRY_SWEEP_MIN.max(2 * self.swept_at.get()) {
@@ -510,15 +550,40 @@ impl Worker {
         }
     }
 
+    /// First run of a deferred task (`task/start.rs`): take a stack from
+    /// this worker's cache (the most recently finished one, LIFO) and build
+    /// the coroutine on it. False if no stack could be had: the task has
+    /// finished with that error.
+    fn start(&self, task: &TaskRef) -> bool {
+        let pool = &self.scheduler.pool;
+        let got = pool.get(Some(&mut self.stacks.borrow_mut()), pool.default_size());
+        match got {
+            Ok(mut stack) => {
+                crate::stack::asan::forget_stale_poison(&stack);
+                stack.set_label(self.next_id(), None);
+                // SAFETY: the task came out of our run queues (see
+                // run_task) and is deferred.
+                unsafe { task.start(stack) };
+                true
+            }
+            Err(e) => {
+                // SAFETY: as above.
+                unsafe { task.fail_start(e) };
+                false
+            }
+        }
+    }
+
     fn finish(&self, task: TaskRef) {
         // The reference the task kept for its next wait (task/spare.rs) has
         // no wait left to serve.
         drop(task.take_spare());
         // SAFETY: the coroutine returned while we held it (see run_task).
-        let stack = unsafe { task.take_stack() };
-        self.scheduler
-            .pool
-            .put(Some(&mut self.stacks.borrow_mut()), stack);
+        if let Some(stack) = unsafe { task.take_stack() } {
+            self.scheduler
+                .pool
+                .put(Some(&mut self.stacks.borrow_mut()), stack);
+        }
         task.task().state.finish();
         self.unregister_if_last(&task);
         self.scheduler.counters.worker(self.index).add_finished();

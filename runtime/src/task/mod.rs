@@ -11,8 +11,10 @@
 //! * its hand-off slot and outcome byte (the task's [`WaitCell`]): how a
 //!   channel passes it a value while it sleeps, and, once it has returned,
 //!   where its result waits for `join`;
-//! * the `corosensei` coroutine, which owns the [`Stack`] and the saved stack
-//!   pointer;
+//! * its [`Body`]: the `corosensei` coroutine, which owns the [`Stack`] and
+//!   the saved stack pointer, or, before a deferred task first runs, the
+//!   code that will build it (`start.rs`: a task takes its stack when it
+//!   first runs);
 //! * the waiter parked in `join`, if any, as an opaque word;
 //! * a *spare reference* flag (`spare.rs`);
 //! * the *shrink word*: where the coroutine's stack pointer was when it last
@@ -21,7 +23,8 @@
 //!   (`sched/compact.rs`).
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
-//! and costs no heap. Invariant: no field points into the coroutine's stack.
+//! and costs no heap (until then, a deferred task keeps it in its hand-off
+//! slot). Invariant: no field points into the coroutine's stack.
 //! [`TaskRef`] is a counted pointer to the task (like `Arc`, but one word,
 //! so wait queues and run queues store one word per task).
 //!
@@ -35,6 +38,7 @@
 
 pub(crate) mod join_state;
 mod spare;
+pub(crate) mod start;
 pub(crate) mod state;
 
 use std::cell::UnsafeCell;
@@ -45,7 +49,29 @@ use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
 use crate::wait_cell::{new_hand_off, HandOff, OutcomeByte, WaitCell};
 use join_state::JoinState;
+use start::{Start, StartFn};
 use state::SchedState;
+
+/// What the task runs. Touched only by the worker that holds the task (it
+/// took it from a run queue).
+///
+/// Two variants, not three, so that the enum stays the coroutine's size:
+/// the coroutine's fields have one spare (null) value to tell the variants
+/// apart, not two.
+enum Body {
+    /// The coroutine, until it returns and its stack is taken back.
+    Coroutine(Coroutine),
+    /// No coroutine. `Some`: deferred, not started and no stack yet: the
+    /// function waits in the hand-off slot, and this builds the coroutine
+    /// from it (`start.rs`). `None`: finished (or dropped unstarted), its
+    /// stack given back.
+    NoCoroutine(Option<StartFn>),
+}
+
+impl Body {
+    /// Finished, or dropped unstarted.
+    const DONE: Body = Body::NoCoroutine(None);
+}
 
 pub(crate) struct Task {
     refs: AtomicU32,
@@ -60,9 +86,8 @@ pub(crate) struct Task {
     /// read-modify-writes order after the write.
     home: AtomicPtr<()>,
     hand_off: HandOff,
-    /// `Some` until the coroutine returns. Touched only by the worker that
-    /// holds the task (it took it from a run queue).
-    coroutine: UnsafeCell<Option<Coroutine>>,
+    /// See [`Body`].
+    body: UnsafeCell<Body>,
     /// Who waits in `join`: a raw `Waiter` (`park::Waiter::into_raw`) owned
     /// by this slot. Written by the joiner before it sets `JOIN_WAITER`,
     /// taken by the finisher after it sees that bit.
@@ -155,6 +180,16 @@ impl TaskRef {
     /// the join handle. `coroutine` builds its coroutine, given the task's
     /// address for the entry closure.
     pub fn new(coroutine: impl FnOnce(TaskPtr) -> Coroutine) -> (TaskRef, TaskRef) {
+        let (run, handle) = TaskRef::alloc(Body::DONE);
+        let co = coroutine(TaskPtr(run.task()));
+        // SAFETY: the task is new and unshared: nobody else touches its body.
+        unsafe { *run.task().body.get() = Body::Coroutine(co) };
+        (run, handle)
+    }
+
+    /// A new task with `body`, as two references.
+    #[inline]
+    fn alloc(body: Body) -> (TaskRef, TaskRef) {
         let raw = Box::into_raw(Box::new(Task {
             refs: AtomicU32::new(2),
             state: SchedState::new_runnable(),
@@ -163,14 +198,11 @@ impl TaskRef {
             spare: AtomicBool::new(false),
             home: AtomicPtr::new(std::ptr::null_mut()),
             hand_off: new_hand_off(),
-            coroutine: UnsafeCell::new(None),
+            body: UnsafeCell::new(body),
             joiner: UnsafeCell::new(None),
             shrink: AtomicUsize::new(0),
             compact: AtomicU32::new(0),
         }));
-        let co = coroutine(TaskPtr(raw));
-        // SAFETY: we own the fresh allocation exclusively.
-        unsafe { *(*raw).coroutine.get() = Some(co) };
         // SAFETY: Box::into_raw never returns null.
         let task = unsafe { NonNull::new_unchecked(raw) };
         (TaskRef(task), TaskRef(task))
@@ -208,8 +240,10 @@ impl TaskRef {
     #[inline]
     pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, ()> {
         // SAFETY: only the worker running the task touches the coroutine.
-        let co = unsafe { &mut *self.task().coroutine.get() };
-        co.as_mut().expect("resumed a finished task").resume(())
+        match unsafe { &mut *self.task().body.get() } {
+            Body::Coroutine(co) => co.resume(()),
+            _ => unreachable!("resumed a task with no coroutine"),
+        }
     }
 
     /// Unwind the coroutine's stack (its locals are dropped, on this
@@ -221,22 +255,35 @@ impl TaskRef {
     /// As for [`resume`](Self::resume).
     pub unsafe fn force_unwind(&self) {
         // SAFETY: only the worker running the task touches the coroutine.
-        let co = unsafe { &mut *self.task().coroutine.get() };
-        if let Some(co) = co.as_mut() {
-            co.force_unwind();
+        let body = unsafe { &mut *self.task().body.get() };
+        match body {
+            Body::Coroutine(co) => co.force_unwind(),
+            Body::NoCoroutine(Some(start)) => {
+                let start = *start;
+                *body = Body::DONE;
+                // SAFETY: the function is still in the slot (the body was
+                // deferred), and it is taken once: the body is Done now.
+                unsafe { start(TaskPtr(self.task()), Start::Drop) };
+            }
+            Body::NoCoroutine(None) => {}
         }
     }
 
-    /// Take the stack back from a coroutine that has returned.
+    /// Take the stack back from a coroutine that has returned (`None`: a
+    /// deferred task that finished without ever getting one).
     ///
     /// # Safety
     /// As for [`resume`](Self::resume), and the coroutine has returned.
-    pub unsafe fn take_stack(&self) -> Stack {
+    pub unsafe fn take_stack(&self) -> Option<Stack> {
         // SAFETY: only the worker running the task touches the coroutine.
-        let co = unsafe { &mut *self.task().coroutine.get() };
-        co.take()
-            .expect("finished task still has its coroutine")
-            .into_stack()
+        let body = unsafe { &mut *self.task().body.get() };
+        match std::mem::replace(body, Body::DONE) {
+            Body::Coroutine(co) => Some(co.into_stack()),
+            Body::NoCoroutine(None) => None,
+            Body::NoCoroutine(Some(_)) => {
+                unreachable!("took the stack of a task that never started")
+            }
+        }
     }
 
     /// Record the (raw) waiter parked in `join`.
@@ -281,9 +328,18 @@ impl Drop for Task {
         // function. A started one is forgotten, not dropped: dropping would
         // unwind it on this thread, at an arbitrary point; shutdown unwinds
         // every started coroutine on its home worker, so this does not happen.
-        if let Some(co) = self.coroutine.get_mut().take() {
-            if co.started() {
-                std::mem::forget(co);
+        match self.body.get_mut() {
+            // The common case: finished, stack given back.
+            Body::NoCoroutine(None) => {}
+            Body::Coroutine(co) if co.started() => {
+                std::mem::forget(std::mem::replace(self.body.get_mut(), Body::DONE));
+            }
+            Body::Coroutine(_) => {}
+            Body::NoCoroutine(Some(start)) => {
+                let start = *start;
+                // SAFETY: the last reference is gone, so nobody else holds
+                // the task; its function is still in the slot, taken once.
+                unsafe { start(TaskPtr(self), Start::Drop) };
             }
         }
     }
