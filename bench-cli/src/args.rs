@@ -120,6 +120,33 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     parse_number(num).ok()?.checked_mul(scale)
 }
 
+/// A duration: a number and a unit, `10ms`, `1s`, `500us`, `2.5s`
+/// (`ns`, `us`, `µs`, `ms`, `s`, `m`); at most a day.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let s = text.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let scale_ns: f64 = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "" => return Err(format!("{text:?} needs a unit: ns, us, ms, s or m (such as 10ms)")),
+        _ => return Err(format!("{text:?} is not a duration such as 10ms or 1s")),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 10ms or 1s"))?;
+    let ns = value * scale_ns;
+    if !(ns.is_finite() && ns <= 86_400e9) {
+        return Err(format!("{text:?} is longer than a day"));
+    }
+    Ok(std::time::Duration::from_nanos(ns as u64))
+}
+
 /// `--stack-max`: a slot size spindle accepts (16 KiB ..= 1 GiB).
 pub fn parse_stack_max(text: &str) -> Result<usize, String> {
     let (lo, hi) = (spindle::MIN_STACK_MAX, spindle::MAX_STACK_MAX);
@@ -168,6 +195,20 @@ pub fn parse_depth(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_without() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+        for bad in ["10", "ms", "10 parsecs", "-1s", "1e400s", "2d", ""] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
 
     #[test]
     fn counts_in_every_spelling() {

@@ -25,6 +25,7 @@ use std::panic;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_deque::Injector;
 
@@ -59,6 +60,7 @@ pub struct Runtime {
 pub struct RuntimeBuilder {
     workers: Option<usize>,
     stack_max: usize,
+    compact_after: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -73,6 +75,24 @@ impl RuntimeBuilder {
     /// included; rounded up to whole pages. Default 256 KiB.
     pub fn stack_max(mut self, bytes: usize) -> Self {
         self.stack_max = bytes;
+        self
+    }
+
+    /// Compact coroutines parked longer than `after` (off by default): the
+    /// live part of such a coroutine's stack moves to a heap buffer sized to
+    /// fit, and all its stack pages go back to the kernel; when it is woken
+    /// the bytes are copied back to the same addresses before it runs. A
+    /// parked coroutine then costs its buffer instead of a page.
+    ///
+    /// What it costs: a woken compacted coroutine pays a few system calls
+    /// before it runs; another thread touching a compacted stack through a
+    /// reference (`std::thread::scope`) takes a fault that restores it; a
+    /// system call from another thread that reads or writes a compacted
+    /// stack fails with `EFAULT` instead (it is not retried). Needs
+    /// `/proc/self/mem` access to protected pages: `build` fails with the
+    /// reason where that is refused. Design: `docs/notes/compact.md`.
+    pub fn compact_after(mut self, after: Duration) -> Self {
+        self.compact_after = Some(after);
         self
     }
 
@@ -93,6 +113,9 @@ impl RuntimeBuilder {
         let stack_max = crate::stack_size_for(self.stack_max)?;
         let mode = guard::mode()?;
         overflow::install_handler();
+        if self.compact_after.is_some() {
+            crate::stack::compact::pages::enable(mode)?;
+        }
 
         let poller = Arc::new(Poller::new()?);
         let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
@@ -108,6 +131,7 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawns_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            compact_after: self.compact_after,
         });
         let mut rt = Runtime {
             scheduler: scheduler.clone(),
@@ -147,6 +171,7 @@ impl Runtime {
         RuntimeBuilder {
             workers: None,
             stack_max: DEFAULT_STACK_MAX,
+            compact_after: None,
         }
     }
 
@@ -219,6 +244,9 @@ impl Runtime {
             steals: c.steals(),
             parks: c.parks(),
             worker_sleeps: c.sleeps(),
+            compacted: c.compactions().saturating_sub(c.restores()),
+            compactions: c.compactions(),
+            compacted_bytes: c.compact_bytes(),
             slots: pool.stats.slots.load(Ordering::Relaxed),
             pooled_stacks: pool.pooled(),
             stacks_released: pool.stats.released.load(Ordering::Relaxed),

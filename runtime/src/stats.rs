@@ -20,6 +20,10 @@ pub(crate) struct WorkerCounters {
     steals: AtomicU64,
     parks: AtomicU64,
     sleeps: AtomicU64,
+    compactions: AtomicU64,
+    restores: AtomicU64,
+    /// Bytes in compaction buffers (wrapping: a signed sum).
+    compact_bytes: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -45,6 +49,13 @@ impl WorkerCounters {
     }
     pub fn add_sleep(&self) {
         bump(&self.sleeps)
+    }
+    /// What a compaction pass or a restore did (`sched/compact.rs`).
+    pub fn add_compaction(&self, out: &crate::sched::compact::Outcome) {
+        let add = |c: &AtomicU64, v: u64| c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+        add(&self.compactions, out.compacted);
+        add(&self.restores, out.restored);
+        add(&self.compact_bytes, out.bytes as u64);
     }
 }
 
@@ -104,6 +115,20 @@ impl Counters {
     pub fn sleeps(&self) -> u64 {
         self.sum(|w| &w.sleeps)
     }
+
+    pub fn compactions(&self) -> u64 {
+        self.sum(|w| &w.compactions)
+    }
+
+    pub fn restores(&self) -> u64 {
+        self.sum(|w| &w.restores)
+    }
+
+    pub fn compact_bytes(&self) -> u64 {
+        self.per_worker
+            .iter()
+            .fold(0u64, |a, w| a.wrapping_add(w.compact_bytes.load(Relaxed)))
+    }
 }
 
 /// A snapshot of one runtime, from [`Runtime::stats`](crate::Runtime::stats).
@@ -125,6 +150,13 @@ pub struct Stats {
     pub parks: u64,
     /// Times a worker thread went to sleep for lack of work.
     pub worker_sleeps: u64,
+    /// Parked coroutines whose stacks are compacted right now
+    /// (`RuntimeBuilder::compact_after`; 0 when it is off).
+    pub compacted: u64,
+    /// Compactions so far.
+    pub compactions: u64,
+    /// Heap bytes holding compacted stacks right now.
+    pub compacted_bytes: u64,
     /// Stack slots ever carved out of slabs.
     pub slots: usize,
     /// Stacks waiting in the pools for reuse.

@@ -30,6 +30,7 @@
 //! `WaitGroup` counts the coroutines out. Join handles are dropped at spawn
 //! (detached), so no `Vec` of handles pollutes the heap figure.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,24 @@ pub struct MemConfig {
     pub repeat: usize,
     /// This process is a child its parent started: preflight was done.
     pub measuring_child: bool,
+    /// `--compact-after`: compaction on (see [`CompactFigures`]).
+    pub compact_after: Option<Duration>,
+}
+
+/// With `--compact-after`: what compaction did, and what a wake costs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CompactFigures {
+    pub after_ns: u64,
+    /// Stacks compacted when memory was measured.
+    pub compacted: u64,
+    /// Heap held by their buffers then (part of the heap figure).
+    pub buffer_bytes: u64,
+    /// Coroutines whose 256-byte local was wrong after waking (must be 0).
+    pub local_check_failures: u64,
+    /// Median wake latency (send to the woken coroutine running) of one
+    /// compacted coroutine, and of one parked but not compacted.
+    pub wake_compacted_ns: f64,
+    pub wake_resident_ns: f64,
 }
 
 /// Bytes per coroutine, by source.
@@ -107,6 +126,8 @@ pub struct MemResult {
     pub release_join_ns_total: f64,
     pub release_join_ns_per_coroutine: f64,
     pub fits: Vec<Fit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<CompactFigures>,
 }
 
 /// One row of a `mem` table.
@@ -122,6 +143,7 @@ impl MemConfig {
             reused: a.reused,
             repeat: g.repeat.unwrap_or(1),
             measuring_child: a.measuring_child,
+            compact_after: a.compact_after,
         }
     }
 
@@ -135,6 +157,7 @@ impl MemConfig {
             reused,
             repeat: 1,
             measuring_child: false,
+            compact_after: None,
         }
     }
 
@@ -201,9 +224,13 @@ pub fn row(cfg: &MemConfig) -> MemRow {
 
 /// Measure in this process (preflight is the caller's).
 pub fn measure(cfg: &MemConfig) -> Result<MemResult, String> {
-    let rt = Runtime::builder()
+    let mut builder = Runtime::builder()
         .workers(cfg.workers)
-        .stack_max(cfg.stack_max)
+        .stack_max(cfg.stack_max);
+    if let Some(after) = cfg.compact_after {
+        builder = builder.compact_after(after);
+    }
+    let rt = builder
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let rt = Arc::new(rt);
@@ -232,6 +259,10 @@ pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
     if cfg.reused {
         extra.push("--reused");
     }
+    let after = cfg.compact_after.map(|d| format!("{}ns", d.as_nanos()));
+    if let Some(after) = &after {
+        extra.extend(["--compact-after", after.as_str()]);
+    }
     let run = (cfg.count, cfg.workers, cfg.stack_max);
     let doc = child::one_sample("mem", run, &extra)?;
     let row = doc
@@ -246,6 +277,8 @@ pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
 fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     let n = cfg.count as usize;
     let per = cfg.per_coroutine_channel;
+    let compacting = cfg.compact_after.is_some();
+    let bad_locals = Arc::new(AtomicU64::new(0));
     let started = WaitGroup::new();
     let finished = WaitGroup::new();
     started.add(n);
@@ -275,11 +308,25 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
             shared_rx.clone()
         };
         let (s, f) = (started.clone(), finished.clone());
-        let spawned = spindle::Builder::new().spawn(move || {
-            s.done();
-            let _ = rx.recv();
-            f.done();
-        });
+        let spawned = if compacting {
+            let bad = bad_locals.clone();
+            spindle::Builder::new().spawn(move || {
+                // The workload: a 256-byte local, checked after waking.
+                let local = std::hint::black_box(local_pattern(i));
+                s.done();
+                let _ = rx.recv();
+                if std::hint::black_box(&local) != &local_pattern(i) {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+                f.done();
+            })
+        } else {
+            spindle::Builder::new().spawn(move || {
+                s.done();
+                let _ = rx.recv();
+                f.done();
+            })
+        };
         if let Err(e) = spawned {
             failure = Some(format!("spawning coroutine {} of {n} failed: {e}", i + 1));
             for _ in i..n {
@@ -299,8 +346,12 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     let measured = match failure {
         Some(e) => Err(e),
         None => {
-            // Let the last coroutines go from `done()` to parked in `recv`.
+            // Let the last coroutines go from `done()` to parked in `recv`
+            // (with compaction: measure 1 s after the last park).
             spindle::sleep(Duration::from_millis(50));
+            if compacting {
+                spindle::sleep(Duration::from_secs(1));
+            }
             let heap = alloc::stop();
             ProcMem::now()
                 .map_err(|e| e.to_string())
@@ -316,6 +367,26 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     let release = t1.elapsed().as_nanos() as f64;
 
     let (heap, after, stats, stack_after) = measured?;
+    let bad = bad_locals.load(Ordering::Relaxed);
+    if bad > 0 {
+        return Err(format!(
+            "{bad} of {n} coroutines found their 256-byte local changed after waking"
+        ));
+    }
+    let compact = match cfg.compact_after {
+        None => None,
+        Some(after) => {
+            let (wake_compacted_ns, wake_resident_ns) = wake_latencies(after)?;
+            Some(CompactFigures {
+                after_ns: after.as_nanos() as u64,
+                compacted: stats.compacted,
+                buffer_bytes: stats.compacted_bytes,
+                local_check_failures: bad,
+                wake_compacted_ns,
+                wake_resident_ns,
+            })
+        }
+    };
     let nf = n as f64;
     let rss = after.rss as i64 - before.rss as i64;
     let pte = after.pte as i64 - before.pte as i64;
@@ -347,8 +418,71 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
         release_join_ns_total: release,
         release_join_ns_per_coroutine: release / nf,
         fits: fits(total),
+        compact,
     })
 }
+
+/// The 256 bytes a `--compact-after` coroutine keeps and checks.
+fn local_pattern(i: usize) -> [u8; 256] {
+    std::array::from_fn(|k| (i as u8).wrapping_mul(31).wrapping_add(k as u8))
+}
+
+/// Wake latency of one parked coroutine, compacted and not: median over
+/// [`WAKE_SAMPLES`] wakes, each from a sender on a thread outside the
+/// runtime to the woken coroutine's first instruction after `recv`. Each
+/// figure has a runtime of its own with one worker: "compacted" has
+/// compaction after `after` and waits until the coroutine is compacted;
+/// "not compacted" has compaction off and wakes it once it is parked.
+fn wake_latencies(after: Duration) -> Result<(f64, f64), String> {
+    let start = |compact: bool| {
+        let b = Runtime::builder().workers(1);
+        let b = if compact { b.compact_after(after) } else { b };
+        b.build()
+            .map_err(|e| format!("cannot start the wake-latency runtime: {e}"))
+    };
+    let compacted = one_wake_series(&start(true)?, true, after)?;
+    let resident = one_wake_series(&start(false)?, false, after)?;
+    Ok((stats::median_of(&compacted), stats::median_of(&resident)))
+}
+
+fn one_wake_series(rt: &Runtime, compacted: bool, after: Duration) -> Result<Vec<f64>, String> {
+    let mut samples = Vec::with_capacity(WAKE_SAMPLES);
+    for _ in 0..WAKE_SAMPLES {
+        let (tx, rx) = chan::bounded::<Instant>(0);
+        let before = rt.stats();
+        let h = spindle::Builder::new()
+            .spawn_on(rt, move || {
+                let local = std::hint::black_box([7u8; 256]);
+                let sent = rx.recv().unwrap();
+                let dt = sent.elapsed();
+                std::hint::black_box(&local);
+                dt
+            })
+            .map_err(|e| format!("cannot spawn the wake-latency coroutine: {e}"))?;
+        // Parked first (a send to a coroutine not yet in recv would time a
+        // hand-off, not a wake); compacted too, for the compacted figure.
+        let t0 = Instant::now();
+        loop {
+            let s = rt.stats();
+            let ready = s.parks > before.parks
+                && (!compacted || s.compactions > before.compactions);
+            if ready {
+                break;
+            }
+            if t0.elapsed() > after * 100 + Duration::from_secs(10) {
+                return Err("wake latency: the coroutine never parked (or was never compacted)".into());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        tx.send(Instant::now()).map_err(|e| e.to_string())?;
+        let dt = h.join().map_err(|_| "the wake-latency coroutine panicked")?;
+        samples.push(dt.as_nanos() as f64);
+    }
+    Ok(samples)
+}
+
+/// Wakes per latency figure.
+const WAKE_SAMPLES: usize = 21;
 
 /// The seeds' table: how many fit in 1, 8 and 128 GiB at `per_unit` bytes.
 pub fn fits(per_unit: f64) -> Vec<Fit> {

@@ -67,7 +67,27 @@ pub fn single(r: &MemResult) -> String {
             p.heap_blocks
         ),
     ]);
+    if let Some(c) = &r.compact {
+        t.row(vec![
+            "    of which compacted stacks".into(),
+            bytes(c.buffer_bytes as f64 / r.count as f64),
+            format!(
+                "{} of {} stacks compacted after {} parked (zero runs left out)",
+                count(c.compacted),
+                count(r.count),
+                ns(c.after_ns as f64)
+            ),
+        ]);
+    }
     out.push_str(&t.render());
+    if let Some(c) = &r.compact {
+        out.push_str(&format!(
+            "  compaction: measured 1 s after the last park; wake latency of one coroutine: {} compacted, {} not (median of 21); {} locals wrong after waking\n",
+            ns(c.wake_compacted_ns),
+            ns(c.wake_resident_ns),
+            c.local_check_failures
+        ));
+    }
     out.push_str(&format!(
         "  spawn until all started: {} per coroutine; release and join all: {} ({} each)\n",
         ns(r.spawn_ns_per_coroutine),

@@ -41,6 +41,7 @@ use std::ptr::NonNull;
 
 use super::worker::Worker;
 use crate::coroutine::{Suspend, Yielder};
+use crate::stack::shrink;
 use crate::task::Task;
 
 /// The current coroutine of this thread: its task and its yielder, or two
@@ -133,6 +134,10 @@ pub(crate) fn suspend(reason: Suspend) -> bool {
     if me.yielder.is_null() {
         return false;
     }
+    // Where our frames end, for the shrink pass (stack/shrink.rs): a
+    // register read and a plain store.
+    // SAFETY: a current coroutine's task is alive while it runs.
+    unsafe { (*me.task).set_shrink_word(shrink::word_for(shrink::stack_pointer())) };
     // SAFETY: the yielder lives at the base of this coroutine's own stack,
     // which is the stack we are running on, so it is valid right now.
     unsafe { (*me.yielder).suspend(reason) };

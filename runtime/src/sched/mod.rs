@@ -24,6 +24,7 @@
 //! (`TaskRef::commit_park`: `RUNNABLE → PARKED`, or a requeue if a wake came
 //! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues).
 
+pub(crate) mod compact;
 pub(crate) mod context;
 pub(crate) mod home;
 pub(crate) mod idle;
@@ -60,6 +61,9 @@ pub(crate) struct Scheduler {
     /// Spawns from outside admitted but not yet queued (`handle.rs`).
     pub spawns_in_flight: AtomicUsize,
     pub next_id: AtomicU64,
+    /// `RuntimeBuilder::compact_after`: each worker runs a compaction pass
+    /// (`compact.rs`) if set.
+    pub compact_after: Option<std::time::Duration>,
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).

@@ -98,6 +98,9 @@ impl Scheduler {
 }
 
 fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>) {
+    // A compacted stack comes back before it is unwound (the caller is its
+    // home worker, or it never started and has nothing compacted).
+    super::compact::ensure_resident(&task);
     context::set_cancelling(true);
     // SAFETY: the caller holds the task: unstarted, or a started task of its
     // own home that is neither running nor parked (see the module docs), so

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Worker as Deque};
 
+use super::compact::{self, Compactor};
 use super::context;
 use super::home::Home;
 use super::idle::Wakeup;
@@ -102,11 +103,14 @@ pub(crate) struct Worker {
     rng: Cell<u64>,
     next_id: Cell<u64>,
     id_end: Cell<u64>,
+    /// The compaction pass (`compact.rs`), if `compact_after` is set.
+    compactor: Option<Compactor>,
 }
 
 impl Worker {
     pub fn new(index: usize, scheduler: Arc<Scheduler>, queue: RunQueue) -> Worker {
         let stacks = scheduler.pool.new_local();
+        let compactor = scheduler.compact_after.map(Compactor::new);
         Worker {
             index,
             scheduler,
@@ -119,6 +123,7 @@ impl Worker {
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             next_id: Cell::new(0),
             id_end: Cell::new(0),
+            compactor,
         }
     }
 
@@ -204,6 +209,9 @@ impl Worker {
         if tick % GLOBAL_POLL_INTERVAL == 0 {
             self.scheduler.timers.fire_due();
             crate::net::poll_ready(self);
+            if self.compactor.is_some() {
+                self.compact_pass(compact::BUSY_BATCH);
+            }
             if let Some(task) = self
                 .home()
                 .pop_inbox()
@@ -344,12 +352,16 @@ impl Worker {
             .scheduler
             .pool
             .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
+        let compact_in = self.compactor.as_ref().and_then(|_| {
+            while self.compact_pass(compact::IDLE_BATCH) && !self.work_visible() {}
+            self.compactor.as_ref()?.due_in()
+        });
         idle.prepare_sleep(self.index);
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)
         } else {
             self.scheduler.counters.worker(self.index).add_sleep();
-            let timeout = [self.scheduler.timers.until_next(), trim_in];
+            let timeout = [self.scheduler.timers.until_next(), trim_in, compact_in];
             crate::net::idle_sleep(self, timeout.into_iter().flatten().min())
         };
         if let Wakeup::Notified = woke {
@@ -375,6 +387,9 @@ impl Worker {
             self.adopt(&task);
         }
         t.state.start_running();
+        if self.compactor.is_some() {
+            self.restore_if_compacted(&task);
+        }
         // (The coroutine publishes itself as this thread's current one when
         // it is resumed, and withdraws when it switches out: context.rs.)
         // SAFETY: the task came out of our run queues, so (state.rs, rule 1)
@@ -388,11 +403,37 @@ impl Worker {
             }
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
-            CoroutineResult::Yield(Suspend::Park) => match task.commit_park() {
-                None => self.scheduler.counters.worker(self.index).add_park(),
-                Some(task) => self.push_runnext(task),
-            },
+            CoroutineResult::Yield(Suspend::Park) => {
+                let keep = self.compactor.as_ref().map(|_| task.clone());
+                match task.commit_park() {
+                    None => {
+                        self.scheduler.counters.worker(self.index).add_park();
+                        if let (Some(c), Some(task)) = (&self.compactor, keep) {
+                            c.parked(&task);
+                        }
+                    }
+                    Some(task) => self.push_runnext(task),
+                }
+            }
             CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    /// Compact up to `budget` due coroutines (`compact.rs`); whether more
+    /// are due.
+    fn compact_pass(&self, budget: usize) -> bool {
+        let Some(c) = &self.compactor else {
+            return false;
+        };
+        let (out, more) = c.pass(budget);
+        self.scheduler.counters.worker(self.index).add_compaction(&out);
+        more
+    }
+
+    /// Put a compacted coroutine's stack back before it runs.
+    fn restore_if_compacted(&self, task: &TaskRef) {
+        if let Some(out) = compact::ensure_resident(task) {
+            self.scheduler.counters.worker(self.index).add_compaction(&out);
         }
     }
 

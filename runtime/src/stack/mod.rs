@@ -11,9 +11,9 @@
 //! 1. A slot's lowest page is a guard (`guard.rs`). Running into it is a stack
 //!    overflow, reported and aborted by `overflow.rs`.
 //! 2. A [`Stack`] handed to a coroutine has at most one page resident: its
-//!    top page, which holds the label. A fresh slot has only that page, and
-//!    a finished stack has everything below it released with
-//!    `MADV_DONTNEED`, in batches (see `pool.rs` and `release.rs`). The
+//!    top page. A fresh slot has none, and a finished stack has everything
+//!    below its top page released with `MADV_DONTNEED`, in batches (see
+//!    `pool.rs` and `release.rs`). The
 //!    "8 KiB start" ([`page::start_window`]) is what a coroutine may *use*
 //!    without a system call (the pages below the top arrive by page fault),
 //!    not what a parked one keeps: a shallow coroutine costs one page,
@@ -21,8 +21,12 @@
 //!    `docs/notes/runtime-figures.md`).
 //! 3. Stacks are pooled per worker and globally (`pool.rs`), so a warm spawn
 //!    makes no system call.
-//! 4. Nothing outside the coroutine keeps a pointer into its stack. The
-//!    [`Stack`] value itself only knows where the slot is.
+//! 4. Nothing outside the coroutine keeps a pointer into its stack, and
+//!    nothing the runtime reads lives in it: the slot's *label* (where it
+//!    is, its size, its owner's id and name for the overflow report) sits
+//!    in a side table of its slab (`slab.rs`), and the [`Stack`] value is a
+//!    pointer to that label. So the pages below a parked coroutine's live
+//!    frames can be given back while it waits (`shrink.rs`).
 //! 5. A pool that has been idle for a while gives back the memory of the
 //!    stacks it holds, top pages included (`pool.rs`, *trimming*).
 //!
@@ -31,15 +35,18 @@
 //! business behind its `Stack` trait; the page size comes from `sysconf`
 //! ([`page`]); the fault address comes from `siginfo_t::si_addr` on every
 //! architecture (`overflow.rs`). The one alignment rule we must keep is that
-//! the coroutine's stack base is [`STACK_ALIGNMENT`]-aligned, which the
-//! label size guarantees (checked at compile time below).
+//! the coroutine's stack base is [`STACK_ALIGNMENT`]-aligned: it is the slot
+//! top, which is page-aligned. The one place that knows the register layout
+//! of a switch is `shrink.rs` (the margin below a parked stack pointer).
 
 pub(crate) mod asan;
+pub(crate) mod compact;
 pub mod guard;
 pub(crate) mod overflow;
 pub mod page;
 pub(crate) mod pool;
 mod release;
+pub(crate) mod shrink;
 mod slab;
 mod trim;
 mod vma_budget;
@@ -55,57 +62,55 @@ use std::io;
 use std::ptr::NonNull;
 
 use corosensei::stack::STACK_ALIGNMENT;
-use slab::{Label, LABEL_BYTES};
+use slab::Label;
 
-// The stack base is the slot top (page-aligned) minus the label.
-const _: () = assert!(LABEL_BYTES % STACK_ALIGNMENT == 0);
+// The stack base is the slot top, which is page-aligned.
+const _: () = assert!(4096 % STACK_ALIGNMENT == 0);
 
 /// One stack slot, owned by exactly one coroutine or pool at a time.
 ///
-/// `top` is the highest address of the slot (exclusive). The slot spans
-/// `[top - size, top)`, where `size` is kept in the slot's label, and its
-/// lowest page is the guard. One word: the task header stores it.
+/// A pointer to the slot's label in its slab's side table (`slab.rs`),
+/// which says where the slot ends (`top`, exclusive) and its size: the slot
+/// spans `[top - size, top)`, and its lowest page is the guard. One word:
+/// the task header stores it.
 #[derive(Debug)]
 pub struct Stack {
-    top: NonNull<u8>,
+    label: NonNull<Label>,
 }
 
-// SAFETY: a Stack is a unique handle to a slot of address space; nothing in it
-// is tied to the thread that created it.
+// SAFETY: a Stack is a unique handle to a slot of address space and to its
+// label; nothing in it is tied to the thread that created it.
 unsafe impl Send for Stack {}
 
 impl Stack {
     /// Claim a bare slot (freshly carved, or trimmed to nothing by the
-    /// pool) and record its size in its label.
+    /// pool), given its label.
     ///
     /// # Safety
-    /// `[top - size, top)` must be a slot of a live slab whose lowest page
+    /// `label` must be the label of a slot of a live slab whose lowest page
     /// is a guard, holding no live data, and no other `Stack` may describe
     /// it.
-    pub(crate) unsafe fn from_bare_slot(top: NonNull<u8>, size: usize) -> Stack {
-        let stack = Stack { top };
-        // SAFETY: the label lies in the slot's top bytes, which are writable
-        // and aligned; the slot is ours.
-        unsafe {
-            (*stack.label()).slot_size = size as u64;
-            (*stack.label()).fault_mark = u64::MAX;
-        }
+    pub(crate) unsafe fn from_bare_slot(label: NonNull<Label>) -> Stack {
+        let stack = Stack { label };
+        // SAFETY: the label is in the slab's side table and the slot is ours.
+        unsafe { (*stack.label()).fault_mark = u64::MAX };
         stack
     }
 
     fn label(&self) -> *mut Label {
-        (self.top() - LABEL_BYTES) as *mut Label
+        self.label.as_ptr()
     }
 
     /// The slot size (`stack_max`), guard page included.
     pub fn size(&self) -> usize {
-        // SAFETY: the label was written when the slot was carved and stays in
-        // the slot's top page, which is never released.
+        // SAFETY: the label lives in the slab's side table as long as the
+        // slab, which outlives every Stack of it (`pool.rs`).
         unsafe { (*self.label()).slot_size as usize }
     }
 
     pub(crate) fn top(&self) -> usize {
-        self.top.as_ptr() as usize
+        // SAFETY: as for `size`.
+        unsafe { (*self.label()).top }
     }
 
     fn slot_base(&self) -> usize {
@@ -114,12 +119,13 @@ impl Stack {
 
     /// Record the process's page-fault count at hand-out (`release.rs`).
     pub(crate) fn set_fault_mark(&mut self, mark: u64) {
-        // SAFETY: as for `set_label`: the label is ours, writable and aligned.
+        // SAFETY: the label is ours (this Stack owns the slot) and lives as
+        // long as the slab; nothing else writes it meanwhile.
         unsafe { (*self.label()).fault_mark = mark };
     }
 
     pub(crate) fn fault_mark(&self) -> u64 {
-        // SAFETY: as for `size`: the label stays in the never-released top page.
+        // SAFETY: as for `size`.
         unsafe { (*self.label()).fault_mark }
     }
 
@@ -128,19 +134,20 @@ impl Stack {
     /// control characters escaped, cut on a character boundary), so the
     /// signal handler only copies bytes.
     pub(crate) fn set_label(&mut self, id: u64, name: Option<&str>) {
-        // SAFETY: the top LABEL_BYTES of the slot belong to this Stack, are
-        // writable (above the guard) and aligned (top is page-aligned).
+        // SAFETY: as for `set_fault_mark`. (The signal handler may read the
+        // label while we write it only if this slot faults meanwhile, which
+        // cannot happen: its coroutine has not started.)
         let label = unsafe { &mut *self.label() };
         label.id = id;
         label.name_len = match name {
             None => 0,
-            Some(name) => overflow::escape_name(name, &mut label.name) as u64,
+            Some(name) => overflow::escape_name(name, &mut label.name) as u32,
         };
     }
 
     /// The pages a finished coroutine may have dirtied below its top page,
     /// as `(address, length)`: everything from just above the guard page up
-    /// to the top page, which keeps the label.
+    /// to the top page, which stays warm for the next coroutine.
     pub(crate) fn deep_range(&self) -> (usize, usize) {
         let page = page::page_size();
         let from = self.slot_base() + page;
@@ -148,17 +155,17 @@ impl Stack {
         (from, to.saturating_sub(from))
     }
 
-    /// Everything above the guard page, label included, as `(address,
-    /// length)`: what trimming a pooled stack releases.
+    /// Everything above the guard page, as `(address, length)`: what
+    /// trimming a pooled stack releases.
     pub(crate) fn whole_range(&self) -> (usize, usize) {
         let page = page::page_size();
         (self.slot_base() + page, self.size() - page)
     }
 
-    /// Give up the handle, keeping only where the slot ends: after its
-    /// memory is released the label is gone, and with it the size.
-    pub(crate) fn into_top(self) -> NonNull<u8> {
-        self.top
+    /// Give up the handle, keeping only its label (to make it a Stack again
+    /// with [`from_bare_slot`](Self::from_bare_slot)).
+    pub(crate) fn into_label(self) -> NonNull<Label> {
+        self.label
     }
 
     /// Resident bytes of this slot, by `mincore(2)`.
@@ -168,12 +175,12 @@ impl Stack {
 }
 
 // SAFETY: base() and limit() describe this slot exactly: `base` is the top
-// minus the label (16-byte aligned since top is page-aligned and LABEL_BYTES is
-// 64), `limit` is the slot base including the guard page, as the trait asks.
+// (16-byte aligned since it is page-aligned), `limit` is the slot base
+// including the guard page, as the trait asks.
 // The slot stays mapped while the Stack exists (the pool keeps its slab alive).
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.top() - LABEL_BYTES).expect("non-null")
+        corosensei::stack::StackPointer::new(self.top()).expect("non-null")
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {

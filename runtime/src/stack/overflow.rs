@@ -31,7 +31,9 @@
 //! **The name** is escaped and cut when the label is written, at spawn
 //! (`escape_name`): control characters become `\n`, `\u{1b}`..., so a name
 //! cannot forge a second line, and the cut falls on a character boundary.
-//! The handler only copies the stored bytes.
+//! The handler only copies the stored bytes. The label is not in the stack
+//! (whose pages may have been released while its coroutine was parked) but
+//! in its slab's side table, found by slot index (`slab.rs`).
 //!
 //! Rules the handler lives by:
 //!
@@ -43,6 +45,10 @@
 //!   stack is also used outside `resume` (a cancellation unwind, say).
 //! * **It is async-signal-safe**: atomics, arithmetic, a stack buffer and
 //!   `write(2)`; no allocation, no locks, no formatting machinery.
+//! * **It restores compacted stacks.** A fault inside a compacted stack
+//!   (not its guard page) is another thread touching a parked coroutine's
+//!   stack: the handler copies the bytes back and returns, and the access
+//!   runs again (`compact/mod.rs`).
 //! * **It chains.** A fault that is not a guard hit goes to the handler that
 //!   was installed before ours (Rust's own main-thread overflow message, a
 //!   debugger, or the default action), so real segfaults behave as before.
@@ -52,7 +58,7 @@ use std::mem::MaybeUninit;
 use std::sync::Once;
 
 use super::page::page_size;
-use super::slab::{registry, Label, LABEL_BYTES, LABEL_NAME_BYTES};
+use super::slab::{registry, LABEL_NAME_BYTES};
 
 /// Write `name` into `out` as the report prints it: backslashes doubled,
 /// control characters escaped as Rust does (`\n`, `\u{1b}`), everything
@@ -149,15 +155,15 @@ pub(crate) fn ensure_altstack() {
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(guarded) = registry::find_slot(addr) {
-        if addr < guarded.0 + page_size() {
+    if let Some(guarded) = registry::find(addr) {
+        if addr < guarded.base + page_size() {
             let mut buf = LineBuf::new();
             buf.push(b"spindle: ");
             // SAFETY: the kernel passes the interrupted context to an
             // SA_SIGINFO handler.
             match unsafe { stack_pointer(ctx) } {
-                Some(sp) if !near_guard(sp, guarded.0) => {
-                    match registry::find_slot(sp) {
+                Some(sp) if !near_guard(sp, guarded.base) => {
+                    match registry::find(sp) {
                         Some(culprit) => buf.push_coroutine(culprit),
                         None => buf.push(b"a thread outside any coroutine"),
                     }
@@ -168,7 +174,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
                 _ => {
                     buf.push_coroutine(guarded);
                     buf.push(b" overflowed its ");
-                    buf.push_u64((guarded.1 >> 10) as u64);
+                    buf.push_u64((guarded.size >> 10) as u64);
                     buf.push(b" KiB stack\n");
                 }
             }
@@ -178,6 +184,10 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
                 libc::abort();
             }
         }
+    }
+    // A fault in a compacted stack (`compact/`): restore it and retry.
+    if sig == libc::SIGSEGV && super::compact::restore_on_fault(addr) {
+        return;
     }
     chain(sig, info, ctx);
 }
@@ -255,11 +265,12 @@ impl LineBuf {
         self.len += n;
     }
 
-    /// `coroutine #<id> (<name>)` of the slot `(base, size)`, from its label.
-    fn push_coroutine(&mut self, (slot_base, slot_size): (usize, usize)) {
-        let label = (slot_base + slot_size - LABEL_BYTES) as *const Label;
-        // SAFETY: the label lies in the slot's top page, which is mapped (the
-        // slab is registered) and was written when the slot was handed out.
+    /// `coroutine #<id> (<name>)` of a slot, from its label.
+    fn push_coroutine(&mut self, slot: registry::Found) {
+        let label = slot.label;
+        // SAFETY: the label lies in the slab's side table, which lives while
+        // the slab is registered, and was written when the slot was handed
+        // out (or zeroed when the slab was reserved).
         let (id, name_len) = unsafe { ((*label).id, (*label).name_len as usize) };
         self.push(b"coroutine #");
         self.push_u64(id);

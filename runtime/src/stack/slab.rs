@@ -6,53 +6,68 @@
 //! (addresses grow to the right, the stack grows to the left):
 //!
 //! ```text
-//!  slot base                                                    slot top
-//!  | guard |            reserved, untouched            | touched | label |
-//!  |<page >|<------------- stack_max - page - label ---------------->|
+//!  slot base                                                  slot top
+//!  | guard |            reserved, untouched            |   touched   |
+//!  |<page >|<------------------ stack_max - page ------------------->|
 //! ```
 //!
-//! The *label* is the top 64 bytes of the slot: the slot size, the page-fault
-//! mark of its last hand-out (`release.rs`), and the id and name of the
-//! coroutine that owns it. The overflow handler reads it after
-//! finding the slot from the fault address (see `overflow.rs`), and the
-//! [`Stack`](super::Stack) handle reads its size from it, which keeps the
-//! handle one word.
+//! Every slot has a *label*, kept **outside** the slot, in a side table the
+//! slab allocates when it is reserved (one [`Label`] of 64 bytes per slot):
+//! where the slot ends, its size, the page-fault mark of its last hand-out
+//! (`release.rs`), and the id and name of the coroutine that owns it. The
+//! [`Stack`](super::Stack) handle is a pointer to its label, which keeps
+//! the handle one word. Nothing the runtime reads lives in the slot itself,
+//! so every page of a parked coroutine's stack below its live frames can be
+//! released (`shrink.rs`), and a compacted one can release them all.
 //!
-//! Every slab is also entered in a fixed-size, lock-free [`registry`] so that
-//! a signal handler can map a fault address to a slot without locks or
-//! allocation. Invariant: a slab is registered for exactly as long as it is
-//! mapped; it leaves the registry *before* `munmap`.
+//! Every slab is also entered in a fixed-size, lock-free [`registry`] with
+//! the address of its label table, so that a signal handler can map a fault
+//! address to a slot and its label without locks or allocation (see
+//! `overflow.rs`). Invariant: a slab is registered for exactly as long as it
+//! is mapped and its label table allocated; it leaves the registry *before*
+//! either goes away.
 
+use std::cell::UnsafeCell;
 use std::io;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use memmap2::{Advice, MmapMut, MmapOptions};
 
 use super::page::page_size;
 
-/// Bytes at the top of every slot reserved for its [`Label`].
-pub const LABEL_BYTES: usize = 64;
 /// Longest coroutine name kept in a label (longer names are cut).
-pub const LABEL_NAME_BYTES: usize = LABEL_BYTES - 32;
+pub const LABEL_NAME_BYTES: usize = 32;
 
 /// What a slot is and who owns it, in a form the signal handler can read:
-/// plain bytes at a computable address, the top [`LABEL_BYTES`] of the slot.
+/// plain bytes at a computable address (the slab's label table, indexed by
+/// slot), never inside the slot.
 #[repr(C)]
 pub struct Label {
-    /// The slot's size, written once when the slot is carved.
-    pub slot_size: u64,
+    /// The slot's highest address (exclusive), written once when the slab
+    /// is reserved.
+    pub top: usize,
+    /// The slot's size, guard page included (`stack_max`: at most a few
+    /// MiB, see `stack_size_for`), written with `top`.
+    pub slot_size: u32,
+    /// Bytes of `name` in use.
+    pub name_len: u32,
     /// The process's page-fault count when the slot was last handed out
     /// (see `release.rs`); `u64::MAX` when unknown.
     pub fault_mark: u64,
     /// The owning coroutine's id and name, rewritten at every hand-out.
     pub id: u64,
-    pub name_len: u64,
     pub name: [u8; LABEL_NAME_BYTES],
 }
+
+const _: () = assert!(std::mem::size_of::<Label>() == 64);
 
 /// One reservation of `count` slots of `slot_size` bytes each.
 pub struct Slab {
     map: MmapMut,
+    /// One label per slot, written only through a [`Stack`](super::Stack)
+    /// that owns the slot (and once here, at reservation).
+    labels: Box<[UnsafeCell<Label>]>,
     slot_size: usize,
     count: usize,
     registry_index: usize,
@@ -84,7 +99,23 @@ impl Slab {
             super::release::distrust_fault_count();
         }
         let base = map.as_ptr() as usize;
-        let registry_index = registry::register(base, len, slot_size).ok_or_else(|| {
+        let size32 = u32::try_from(slot_size).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "stack slot size exceeds 4 GiB")
+        })?;
+        let labels: Box<[UnsafeCell<Label>]> = (0..count)
+            .map(|i| {
+                UnsafeCell::new(Label {
+                    top: base + (i + 1) * slot_size,
+                    slot_size: size32,
+                    name_len: 0,
+                    fault_mark: u64::MAX,
+                    id: 0,
+                    name: [0; LABEL_NAME_BYTES],
+                })
+            })
+            .collect();
+        let table = labels.as_ptr() as usize;
+        let registry_index = registry::register(base, len, slot_size, table).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 format!(
@@ -95,6 +126,7 @@ impl Slab {
         })?;
         Ok(Slab {
             map,
+            labels,
             slot_size,
             count,
             registry_index,
@@ -115,6 +147,11 @@ impl Slab {
         self.base().wrapping_add(i * self.slot_size)
     }
 
+    /// The label of slot `i`, in the side table (module docs).
+    pub fn label(&self, i: usize) -> NonNull<Label> {
+        NonNull::new(self.labels[i].get()).expect("non-null")
+    }
+
     /// Bytes reserved by this slab.
     pub fn reserved_bytes(&self) -> usize {
         self.slot_size * self.count
@@ -123,7 +160,8 @@ impl Slab {
 
 impl Drop for Slab {
     fn drop(&mut self) {
-        // Leave the registry before the memory goes away (see module docs).
+        // Leave the registry before the memory and the labels go away (see
+        // module docs); the fields are dropped after this body.
         registry::unregister(self.registry_index);
     }
 }
@@ -140,6 +178,8 @@ pub mod registry {
         len: AtomicUsize,
         base: AtomicUsize,
         slot_size: AtomicUsize,
+        /// Address of the slab's label table (`[Label; slots]`).
+        labels: AtomicUsize,
     }
 
     #[allow(clippy::declare_interior_mutable_const)]
@@ -147,12 +187,18 @@ pub mod registry {
         len: AtomicUsize::new(0),
         base: AtomicUsize::new(0),
         slot_size: AtomicUsize::new(0),
+        labels: AtomicUsize::new(0),
     };
     static ENTRIES: [Entry; CAPACITY] = [EMPTY; CAPACITY];
     /// One past the highest entry ever used: the handler scans only this far.
     static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
 
-    pub(super) fn register(base: usize, len: usize, slot_size: usize) -> Option<usize> {
+    pub(super) fn register(
+        base: usize,
+        len: usize,
+        slot_size: usize,
+        labels: usize,
+    ) -> Option<usize> {
         for (i, e) in ENTRIES.iter().enumerate() {
             if e.len
                 .compare_exchange(0, usize::MAX, Ordering::Acquire, Ordering::Relaxed)
@@ -160,6 +206,7 @@ pub mod registry {
             {
                 e.base.store(base, Ordering::Relaxed);
                 e.slot_size.store(slot_size, Ordering::Relaxed);
+                e.labels.store(labels, Ordering::Relaxed);
                 e.len.store(len, Ordering::Release);
                 HIGH_WATER.fetch_max(i + 1, Ordering::Release);
                 return Some(i);
@@ -175,17 +222,43 @@ pub mod registry {
     /// The slot containing `addr`, as `(slot_base, slot_size)`.
     /// Async-signal-safe: only atomic loads, no locks, no allocation.
     pub fn find_slot(addr: usize) -> Option<(usize, usize)> {
+        find(addr).map(|slot| (slot.base, slot.size))
+    }
+
+    /// A slot found by address: where it is and where its label is.
+    #[derive(Clone, Copy)]
+    pub struct Found {
+        pub base: usize,
+        pub size: usize,
+        pub label: *const Label,
+        /// The slab's registry entry (stable while it is registered) and
+        /// the slot's index in the slab: the key of side tables such as
+        /// compaction's (`compact/table.rs`).
+        pub entry: usize,
+        pub slot: usize,
+    }
+
+    /// The slot containing `addr`, with its label. Async-signal-safe, as
+    /// [`find_slot`]. The label stays valid while the slab is registered.
+    pub fn find(addr: usize) -> Option<Found> {
         let n = HIGH_WATER.load(Ordering::Acquire);
-        for e in &ENTRIES[..n] {
+        for (entry, e) in ENTRIES[..n].iter().enumerate() {
             let len = e.len.load(Ordering::Acquire);
             if len == 0 || len == usize::MAX {
                 continue;
             }
             let base = e.base.load(Ordering::Relaxed);
             if addr >= base && addr - base < len {
-                let slot_size = e.slot_size.load(Ordering::Relaxed);
-                let slot_base = base + (addr - base) / slot_size * slot_size;
-                return Some((slot_base, slot_size));
+                let size = e.slot_size.load(Ordering::Relaxed);
+                let index = (addr - base) / size;
+                let labels = e.labels.load(Ordering::Relaxed) as *const Label;
+                return Some(Found {
+                    base: base + index * size,
+                    size,
+                    label: labels.wrapping_add(index),
+                    entry,
+                    slot: index,
+                });
             }
         }
         None
@@ -207,6 +280,10 @@ mod tests {
         );
         let end = slab.base() as usize + slab.reserved_bytes();
         assert_eq!(registry::find_slot(end), None);
+        let found = registry::find(inside).unwrap();
+        assert_eq!(found.label, slab.label(2).as_ptr().cast_const());
+        // SAFETY: the slab (and its label table) is alive.
+        assert_eq!(unsafe { (*found.label).top }, slab.slot_base(3) as usize);
         drop(slab);
         assert_eq!(registry::find_slot(inside), None);
     }

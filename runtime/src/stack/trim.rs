@@ -1,6 +1,6 @@
 //! Trimming: an idle pool gives its stacks' memory back to the kernel.
 //!
-//! A finished stack keeps its top page (the label) resident, so after a
+//! A finished stack keeps its top page resident, so after a
 //! burst of 10^6 coroutines the global free lists hold 10^6 such pages, 4 GiB
 //! on 4 KiB pages, that nobody may ever ask for again. Go's scavenger returns
 //! unused heap and stack memory in the background; spindle does it on the
@@ -9,8 +9,8 @@
 //! it releases every stack beyond [`RESERVE`] per size class *whole*, top
 //! page included, with `MADV_DONTNEED` in batches (`release.rs`), and keeps
 //! it as a **bare slot**: address space and a guard (which survive the
-//! release), nothing resident, no label. A bare slot is labelled again when
-//! it is handed out (one page fault), before any new slot is carved.
+//! release), nothing resident, its label kept in the slab's side table. A
+//! bare slot is handed out again before any new slot is carved.
 //!
 //! Invariants: the hot paths pay nothing (a worker's own cache, at most
 //! `LOCAL_MAX` one-page stacks, is never trimmed; the check runs only on the
@@ -103,12 +103,11 @@ impl StackPool {
             for (i, run) in runs.iter().enumerate() {
                 let run_stacks = stacks.by_ref().take(run.stacks);
                 if failed.contains(&i) {
-                    // Part of its memory may be gone, the label included:
-                    // forget it (its slot stays mapped, unused), as
-                    // `release_all` does.
+                    // Part of its memory may be gone: forget it (its slot
+                    // stays mapped, unused), as `release_all` does.
                     run_stacks.for_each(std::mem::forget);
                 } else {
-                    bare.extend(run_stacks.map(|s| s.into_top().as_ptr() as usize));
+                    bare.extend(run_stacks.map(|s| s.into_label().as_ptr() as usize));
                 }
             }
             let mut classes = self.lock_classes();

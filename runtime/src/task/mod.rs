@@ -14,7 +14,11 @@
 //! * the `corosensei` coroutine, which owns the [`Stack`] and the saved stack
 //!   pointer;
 //! * the waiter parked in `join`, if any, as an opaque word;
-//! * a *spare reference* flag (`spare.rs`).
+//! * a *spare reference* flag (`spare.rs`);
+//! * the *shrink word*: where the coroutine's stack pointer was when it last
+//!   switched out (`stack/shrink.rs`), so that its home worker can give back
+//!   the dead pages below it, and the *compaction word*
+//!   (`sched/compact.rs`).
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
 //! and costs no heap. Invariant: no field points into the coroutine's stack.
@@ -35,7 +39,7 @@ pub(crate) mod state;
 
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
@@ -63,12 +67,57 @@ pub(crate) struct Task {
     /// by this slot. Written by the joiner before it sets `JOIN_WAITER`,
     /// taken by the finisher after it sees that bit.
     joiner: UnsafeCell<Option<NonNull<()>>>,
+    /// The shrink word (`stack/shrink.rs`): written and read only on the
+    /// home worker's thread (by the coroutine as it switches out, and by
+    /// that worker's shrink pass), so `Relaxed` plain loads and stores.
+    /// 32 bits: the low half of a stack pointer is enough to rebuild it
+    /// from the slot's top, and the task keeps 4 bytes of padding free.
+    shrink: AtomicU32,
+    /// The compaction word (`sched/compact.rs`), in those 4 bytes: home
+    /// worker only, like the shrink word. Zero unless compaction is on.
+    compact: AtomicU32,
+    /// Where the coroutine's stack slot ends (exclusive), written at spawn:
+    /// how compaction finds the slot of a parked task (`sched/compact.rs`).
+    stack_top: AtomicUsize,
 }
 
 impl Task {
     /// The home worker, opaque (see the field); null if not started.
     pub fn home(&self) -> *const () {
         self.home.load(Ordering::Relaxed)
+    }
+
+    /// The shrink word (`stack/shrink.rs`).
+    #[inline(always)]
+    pub fn shrink_word(&self) -> u32 {
+        self.shrink.load(Ordering::Relaxed)
+    }
+
+    /// Set the shrink word. Only on the home worker's thread (see the field).
+    #[inline(always)]
+    pub fn set_shrink_word(&self, word: u32) {
+        self.shrink.store(word, Ordering::Relaxed);
+    }
+
+    /// The compaction word (`sched/compact.rs`).
+    #[inline(always)]
+    pub fn compact_word(&self) -> u32 {
+        self.compact.load(Ordering::Relaxed)
+    }
+
+    /// Set the compaction word. Only on the home worker's thread.
+    pub fn set_compact_word(&self, word: u32) {
+        self.compact.store(word, Ordering::Relaxed);
+    }
+
+    /// The top of the coroutine's stack slot (0 if not recorded).
+    pub fn stack_top(&self) -> usize {
+        self.stack_top.load(Ordering::Relaxed)
+    }
+
+    /// Record the top of the coroutine's stack slot, at spawn.
+    pub fn set_stack_top(&self, top: usize) {
+        self.stack_top.store(top, Ordering::Relaxed);
     }
 
     /// Record the home worker, once, before the first resume.
@@ -129,6 +178,9 @@ impl TaskRef {
             hand_off: new_hand_off(),
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
+            shrink: AtomicU32::new(0),
+            compact: AtomicU32::new(0),
+            stack_top: AtomicUsize::new(0),
         }));
         let co = coroutine(TaskPtr(raw));
         // SAFETY: we own the fresh allocation exclusively.
@@ -257,9 +309,11 @@ mod tests {
     #[test]
     fn task_stays_small() {
         // The memory figure (bytes per parked coroutine) depends on this:
-        // 72 bytes is a 80-byte malloc chunk.
+        // 80 bytes is a 96-byte malloc chunk (72 were 80; the shrink word,
+        // stack/shrink.rs, cost the step); so is 88, which the compaction
+        // word and the stack top (sched/compact.rs) fill.
         assert!(
-            std::mem::size_of::<Task>() <= 72,
+            std::mem::size_of::<Task>() <= 88,
             "{}",
             std::mem::size_of::<Task>()
         );

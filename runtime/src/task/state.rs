@@ -116,6 +116,12 @@ impl SchedState {
         parked
     }
 
+    /// Is the task parked right now? (A hint for the compaction pass: a
+    /// wake may follow at once, which the worker then handles as usual.)
+    pub fn is_parked(&self) -> bool {
+        self.0.load(Relaxed) == PARKED
+    }
+
     /// Has the task finished (or been cancelled)?
     pub fn is_done(&self) -> bool {
         self.0.load(Acquire) == DONE

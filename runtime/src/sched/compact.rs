@@ -1,0 +1,277 @@
+//! The compaction pass of one worker (`RuntimeBuilder::compact_after`).
+//!
+//! A coroutine that stays parked longer than `after` has its stack
+//! compacted by its home worker (`stack/compact/`: the live bytes go to a
+//! heap buffer, the pages go back to the kernel, the range faults until the
+//! bytes are back). The worker is the right place: a started coroutine only
+//! ever runs there (it is pinned), so between two resumes nothing else runs
+//! on that stack, and the same worker restores it before the next resume.
+//!
+//! **Who is old enough.** When a coroutine of this worker parks, the worker
+//! writes a *stamp* (milliseconds since the compactor started, never 0,
+//! below bit 31) into the task's compaction word and queues the task with
+//! it. The queue is in park order, so the pass only looks at its front: a
+//! task whose stamp is older than `after` is compacted if it is still
+//! parked with that same stamp (a task that ran since has a new stamp or
+//! none). A compacted task's word is [`COMPACTED`] plus its slot's key in
+//! the side table (`stack/compact/table.rs`).
+//!
+//! **Hot path.** With compaction off the worker has no compactor and
+//! nothing here runs. With it on, a park costs a clock read, a reference
+//! count and a queue push; a resume costs one load of the compaction word.
+//!
+//! **When the pass runs.** Every `GLOBAL_POLL_INTERVAL` rounds of a busy
+//! worker (at most [`BUSY_BATCH`] compactions then, so running coroutines
+//! wait little), and before a worker sleeps (until nothing is due or work
+//! arrives); a sleeping worker sets its timeout to the next due compaction.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::stack::compact::pages::{self, SlotPages};
+use crate::stack::compact::{self as protocol, table};
+use crate::stack::guard::GuardMode;
+use crate::stack::page::page_size;
+use crate::stack::shrink;
+use crate::task::TaskRef;
+
+/// Compaction word flag: the task's stack is compacted; the low bits are
+/// its slot key.
+pub(crate) const COMPACTED: u32 = 1 << 31;
+/// Stamps wrap below this (about 24 days of milliseconds).
+const STAMP_MOD: u64 = (1 << 31) - 1;
+/// Most compactions per pass on a busy worker.
+pub(crate) const BUSY_BATCH: usize = 32;
+/// Most compactions per pass on a worker about to sleep (it checks for
+/// work between passes).
+pub(crate) const IDLE_BATCH: usize = 256;
+
+/// Bytes kept below the recorded stack pointer: what the switch writes
+/// there (its saved registers, read back at resume). `shrink::MARGIN`
+/// (2 KiB) covers a debug build, where `Yielder::suspend` is not inlined;
+/// a release build writes 24 bytes on x86_64 (`stack/shrink.rs`), so it
+/// keeps 128. The unit test below measures the real depth in the profile
+/// under test (CI runs it in release, on x86_64 and aarch64).
+pub(crate) const MARGIN: usize = if cfg!(debug_assertions) {
+    shrink::MARGIN
+} else {
+    128
+};
+
+/// What a worker's counters learn from a pass or a restore.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub compacted: u64,
+    pub restored: u64,
+    /// Buffer bytes (encoded, `stack/compact/runs.rs`) allocated minus freed.
+    pub bytes: i64,
+}
+
+pub(crate) struct Compactor {
+    after_ms: u64,
+    started: Instant,
+    mode: GuardMode,
+    /// Tasks of this worker in park order, with the stamp they parked with.
+    parked: RefCell<VecDeque<(TaskRef, u32)>>,
+    /// Stamp of the last clock read, to spare a read per park in a burst.
+    now_ms: Cell<u64>,
+    /// The slabs of this worker's stacks, for their side-table keys.
+    slabs: RefCell<table::SlabCache>,
+}
+
+impl Compactor {
+    pub fn new(after: Duration) -> Compactor {
+        Compactor {
+            after_ms: (after.as_millis() as u64).max(1),
+            started: Instant::now(),
+            mode: pages::mode(),
+            parked: RefCell::new(VecDeque::new()),
+            now_ms: Cell::new(0),
+            slabs: RefCell::new(table::SlabCache::default()),
+        }
+    }
+
+    fn clock_ms(&self) -> u64 {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.now_ms.set(ms);
+        ms
+    }
+
+    fn stamp(ms: u64) -> u32 {
+        (ms % STAMP_MOD) as u32 + 1
+    }
+
+    /// How long ago (ms) a stamp was taken, given the clock now.
+    fn age(&self, stamp: u32, now_ms: u64) -> u64 {
+        (Self::stamp(now_ms) as u64 + STAMP_MOD - stamp as u64) % STAMP_MOD
+    }
+
+    /// A task of this worker has just parked.
+    pub fn parked(&self, task: &TaskRef) {
+        let stamp = Self::stamp(self.clock_ms());
+        task.task().set_compact_word(stamp);
+        self.parked.borrow_mut().push_back((task.clone(), stamp));
+    }
+
+    /// Time until the oldest parked task is due, if any is queued.
+    pub fn due_in(&self) -> Option<Duration> {
+        let parked = self.parked.borrow();
+        let &(_, stamp) = parked.front()?;
+        let age = self.age(stamp, self.clock_ms());
+        Some(Duration::from_millis(self.after_ms.saturating_sub(age)))
+    }
+
+    /// Compact up to `budget` due tasks, in one batch. Returns what it
+    /// did, and whether more are due right now.
+    pub fn pass(&self, budget: usize) -> (Outcome, bool) {
+        let now = self.clock_ms();
+        let mut batch: Vec<(TaskRef, u32, SlotPages<'static>)> = Vec::new();
+        let more = loop {
+            let (task, stamp) = {
+                let mut parked = self.parked.borrow_mut();
+                match parked.front() {
+                    Some(&(_, stamp)) if self.age(stamp, now) >= self.after_ms => {}
+                    _ => break false,
+                }
+                if batch.len() == budget {
+                    break true;
+                }
+                parked.pop_front().expect("front was just seen")
+            };
+            let t = task.task();
+            if t.compact_word() != stamp || !t.state.is_parked() {
+                continue; // ran since, or is about to
+            }
+            if let Some((key, mem)) = self.slot_of(&task) {
+                batch.push((task, key, mem));
+            }
+        };
+        let mut out = Outcome::default();
+        if batch.is_empty() {
+            return (out, more);
+        }
+        let slots: Vec<SlotPages<'static>> = batch.iter().map(|b| b.2.clone()).collect();
+        let done = protocol::compact_many(&slots);
+        for ((task, key, mem), ok) in batch.into_iter().zip(done) {
+            if ok {
+                task.task().set_compact_word(COMPACTED | key);
+                out.compacted += 1;
+                out.bytes += mem.record.buf_len.load(Ordering::Relaxed) as i64;
+            }
+        }
+        (out, more)
+    }
+
+    /// Where a parked task's live stack is, ready to compact: its slot's
+    /// key and pages. `None` if there is nothing sensible to compact.
+    fn slot_of(&self, task: &TaskRef) -> Option<(u32, SlotPages<'static>)> {
+        let t = task.task();
+        let top = t.stack_top();
+        if top == 0 {
+            return None;
+        }
+        let sp = shrink::recorded_sp(t.shrink_word(), top)?;
+        let lo = sp.checked_sub(MARGIN)? & !15;
+        let (key, slot_base) = self.slabs.borrow_mut().key_for(top)?;
+        if lo >= top || lo < slot_base + page_size() {
+            return None;
+        }
+        let record = table::record(key);
+        let mem = SlotPages {
+            record,
+            top,
+            lo,
+            slot_base,
+            mode: self.mode,
+        };
+        // A buffer a faulting thread left behind (it cannot be here: the
+        // resume that followed freed it).
+        protocol::reclaim(&record.state, &mem);
+        Some((key, mem))
+    }
+}
+
+/// Before `task` runs (or is unwound) on its home worker: if its stack is
+/// compacted, put it back. Returns what it did, for the counters.
+#[inline]
+pub(crate) fn ensure_resident(task: &TaskRef) -> Option<Outcome> {
+    let word = task.task().compact_word();
+    if word & COMPACTED == 0 {
+        return None;
+    }
+    Some(restore(task, word))
+}
+
+#[cold]
+fn restore(task: &TaskRef, word: u32) -> Outcome {
+    let t = task.task();
+    let record = table::record(word & !COMPACTED);
+    let held = record
+        .buf_len
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mem = SlotPages {
+        record,
+        top: t.stack_top(),
+        lo: 0,
+        slot_base: 0,
+        mode: pages::mode(),
+    };
+    protocol::restore_for_resume(&record.state, &mem);
+    t.set_compact_word(0);
+    Outcome {
+        compacted: 0,
+        restored: 1,
+        bytes: -(held as i64),
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::coroutine::Suspend;
+    use corosensei::stack::DefaultStack;
+    use corosensei::{Coroutine, CoroutineResult};
+
+    /// The switch out writes no deeper than [`MARGIN`] below the recorded
+    /// stack pointer, in the profile under test (the same measurement as
+    /// `shrink.rs`, against compaction's smaller release margin).
+    #[test]
+    #[cfg_attr(spindle_asan, ignore = "ASan's fake stacks change the frames")]
+    fn the_switch_writes_within_the_compaction_margin() {
+        const PATTERN: u8 = 0x5A;
+        const PROBE: usize = 4096;
+        if shrink::stack_pointer() == 0 {
+            return;
+        }
+        thread_local! { static SP: Cell<usize> = const { Cell::new(0) }; }
+        let mut co: Coroutine<(), Suspend, (), DefaultStack> = Coroutine::new(|yielder, ()| {
+            let sp = std::hint::black_box(shrink::stack_pointer());
+            SP.with(|c| c.set(sp));
+            for a in sp - PROBE..sp {
+                // SAFETY: dead memory below this coroutine's stack pointer;
+                // nothing runs between this and the switch.
+                unsafe { (a as *mut u8).write_volatile(PATTERN) };
+            }
+            yielder.suspend(Suspend::Park);
+        });
+        assert!(matches!(co.resume(()), CoroutineResult::Yield(Suspend::Park)));
+        let sp = SP.with(|c| c.get());
+        let lowest = (sp - PROBE..sp)
+            // SAFETY: the coroutine's stack is mapped while `co` lives.
+            .find(|&a| unsafe { (a as *const u8).read_volatile() } != PATTERN)
+            .expect("the switch saved something below the stack pointer");
+        assert!(sp - lowest <= MARGIN, "{} > MARGIN ({MARGIN})", sp - lowest);
+        assert!(matches!(co.resume(()), CoroutineResult::Return(())));
+    }
+
+    #[test]
+    fn stamps_age_across_the_wrap() {
+        let c = Compactor::new(Duration::from_millis(10));
+        assert_eq!(c.age(Compactor::stamp(5), 15), 10);
+        let wrap = STAMP_MOD;
+        assert_eq!(c.age(Compactor::stamp(wrap - 3), wrap + 7), 10);
+        assert!(Compactor::stamp(wrap - 1) < COMPACTED && Compactor::stamp(wrap) != 0);
+    }
+}

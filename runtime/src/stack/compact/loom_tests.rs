@@ -1,0 +1,222 @@
+//! Model-checking the compaction protocol (`mod.rs`) with loom: the home
+//! worker compacts and later resumes a coroutine, while foreign threads
+//! read-modify-write a word of its stack through a reference (as a
+//! `std::thread::scope` thread would), faulting whenever it is away.
+//!
+//! The stack is one atomic word: a value, plus a `SEALED` bit that stands
+//! for "this range faults" (`mprotect(PROT_NONE)` or a guard region). A
+//! foreign access is one instruction: if the word is sealed it faults (runs
+//! the handler's [`on_fault`] and retries), otherwise it is one atomic RMW.
+//! The buffer is a loom `UnsafeCell`, so a restorer reading it without
+//! happening after the copy-out, or a free racing a restore, is a data race
+//! loom reports. The checks: no access ever sees the zeros of a released
+//! range (or a poisoned buffer), no foreign write is lost, and the worker
+//! resumes only with the bytes back, its buffer freed and the word
+//! `RESIDENT`.
+
+use super::*;
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicU32, AtomicU64};
+use loom::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
+
+const SEALED: u64 = 1 << 63;
+/// What a released range reads as once it is open again without a restore.
+const ZEROS: u64 = 0;
+/// A freed buffer.
+const POISON: u64 = 0xdead;
+/// The stack word's value before anyone touches it.
+const START: u64 = 100;
+
+struct Word(AtomicU32);
+
+impl StateWord for Word {
+    fn load(&self) -> u32 {
+        self.0.load(Acquire)
+    }
+    fn cas(&self, current: u32, new: u32) -> Result<u32, u32> {
+        self.0.compare_exchange(current, new, AcqRel, Acquire)
+    }
+    fn store(&self, value: u32) {
+        self.0.store(value, SeqCst)
+    }
+    fn wait(&self, _value: u32) {
+        loom::thread::yield_now();
+    }
+    fn wake_all(&self) {}
+}
+
+struct Slot {
+    state: Word,
+    page: AtomicU64,
+    buf: UnsafeCell<u64>,
+}
+
+impl Memory for Slot {
+    fn compact(&self) -> bool {
+        // mprotect(PROT_NONE): from here on foreign accesses fault, so the
+        // value read by the copy-out below is final.
+        let v = self.page.fetch_or(SEALED, AcqRel);
+        assert_eq!(v & SEALED, 0, "compacting a sealed range");
+        // The copy-out (pread of /proc/self/mem) into a fresh buffer.
+        self.buf.with_mut(|b| unsafe { *b = v });
+        // The release (MADV_GUARD_INSTALL / MADV_DONTNEED): zeros, sealed.
+        self.page.store(SEALED | ZEROS, Release);
+        true
+    }
+
+    fn restore(&self) {
+        let v = self.buf.with(|b| unsafe { *b });
+        assert_ne!(v, POISON, "restoring from a freed buffer");
+        // Copy in while still sealed (pwrite), then open (mprotect RW).
+        self.page.store(SEALED | v, Release);
+        self.page.store(v, Release);
+    }
+
+    fn free_buffer(&self) {
+        self.buf.with_mut(|b| unsafe { *b = POISON });
+    }
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            state: Word(AtomicU32::new(RESIDENT)),
+            page: AtomicU64::new(START),
+            buf: UnsafeCell::new(POISON),
+        }
+    }
+
+    /// A foreign thread adds 1 to the stack word through its reference;
+    /// returns the value it saw.
+    fn foreign_add(&self) -> u64 {
+        loop {
+            let v = self.page.load(Acquire);
+            if v & SEALED != 0 {
+                on_fault(&self.state, self); // the SIGSEGV handler
+                loom::thread::yield_now(); // then the access runs again
+                continue;
+            }
+            assert!(v >= START, "a foreign thread read released zeros: {v}");
+            if self.page.compare_exchange(v, v + 1, AcqRel, Acquire).is_ok() {
+                return v;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    /// A foreign thread reads the stack word through its reference.
+    fn foreign_read(&self) -> u64 {
+        loop {
+            let v = self.page.load(Acquire);
+            if v & SEALED == 0 {
+                assert!(v >= START, "a foreign thread read released zeros: {v}");
+                return v;
+            }
+            on_fault(&self.state, self);
+            loom::thread::yield_now();
+        }
+    }
+
+    /// The worker resumes the coroutine, which reads its own word.
+    fn resume(&self) -> u64 {
+        restore_for_resume(&self.state, self);
+        assert_eq!(self.state.load(), RESIDENT);
+        let v = self.page.load(Acquire);
+        assert_eq!(v & SEALED, 0, "resumed on a sealed stack");
+        assert!(v >= START, "resumed on released zeros: {v}");
+        v
+    }
+}
+
+/// Worker compacts then resumes; one foreign thread touches the stack at
+/// any point: before, during or after the compaction, or during the
+/// restore.
+#[test]
+fn loom_compact_resume_and_one_foreign_touch() {
+    loom::model(|| {
+        let slot = Arc::new(Slot::new());
+        let s2 = slot.clone();
+        let foreign = loom::thread::spawn(move || s2.foreign_add());
+        assert!(compact(&slot.state, &*slot));
+        let seen_by_coroutine = slot.resume();
+        let seen_by_foreign = foreign.join().unwrap();
+        assert_eq!(seen_by_foreign, START);
+        assert!(seen_by_coroutine == START || seen_by_coroutine == START + 1);
+        // The foreign write was not lost, and the buffer is freed.
+        assert_eq!(slot.page.load(Acquire), START + 1);
+        slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
+    });
+}
+
+/// Two foreign threads fault at once: one restores, the other waits for
+/// it (or restores after it); the worker resumes concurrently. Three
+/// threads: with two of them spinning (`yield_now`) while a preempted third
+/// restores, loom can alternate the spinners forever (it has no fairness),
+/// so, as in `chan/loom_tests.rs`, the preemptions are bounded to one.
+#[test]
+fn loom_two_foreign_readers_and_the_worker_race_to_restore() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
+        let slot = Arc::new(Slot::new());
+        assert!(compact(&slot.state, &*slot));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let s = slot.clone();
+                loom::thread::spawn(move || s.foreign_read())
+            })
+            .collect();
+        assert_eq!(slot.resume(), START);
+        for t in threads {
+            assert_eq!(t.join().unwrap(), START);
+        }
+        slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
+    });
+}
+
+/// The same race with two foreign writers: no write is lost.
+#[test]
+fn loom_two_foreign_writers_and_the_worker_race_to_restore() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
+        let slot = Arc::new(Slot::new());
+        assert!(compact(&slot.state, &*slot));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let s = slot.clone();
+                loom::thread::spawn(move || s.foreign_add())
+            })
+            .collect();
+        assert!((START..=START + 2).contains(&slot.resume()));
+        let mut seen: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        seen.sort();
+        assert_eq!(seen, [START, START + 1]);
+        assert_eq!(slot.page.load(Acquire), START + 2, "a foreign write was lost");
+    });
+}
+
+/// Compact, resume, compact again, resume again, with a foreign thread
+/// touching twice: a buffer left by a restoring handler is freed by the
+/// worker (`RESTORED`), never by the handler, and never while read.
+#[test]
+fn loom_compacting_again_after_a_foreign_restore() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let slot = Arc::new(Slot::new());
+        let s2 = slot.clone();
+        let foreign = loom::thread::spawn(move || {
+            s2.foreign_add();
+            s2.foreign_add();
+        });
+        for _ in 0..2 {
+            assert!(compact(&slot.state, &*slot));
+            slot.resume();
+        }
+        foreign.join().unwrap();
+        assert_eq!(slot.page.load(Acquire), START + 2);
+        assert_eq!(slot.state.load(), RESIDENT);
+    });
+}
