@@ -464,18 +464,22 @@ fn one_wake_series(rt: &Runtime, compacted: bool, after: Duration) -> Result<Vec
         let t0 = Instant::now();
         loop {
             let s = rt.stats();
-            let ready = s.parks > before.parks
-                && (!compacted || s.compactions > before.compactions);
+            let ready =
+                s.parks > before.parks && (!compacted || s.compactions > before.compactions);
             if ready {
                 break;
             }
             if t0.elapsed() > after * 100 + Duration::from_secs(10) {
-                return Err("wake latency: the coroutine never parked (or was never compacted)".into());
+                return Err(
+                    "wake latency: the coroutine never parked (or was never compacted)".into(),
+                );
             }
             std::thread::sleep(Duration::from_micros(200));
         }
         tx.send(Instant::now()).map_err(|e| e.to_string())?;
-        let dt = h.join().map_err(|_| "the wake-latency coroutine panicked")?;
+        let dt = h
+            .join()
+            .map_err(|_| "the wake-latency coroutine panicked")?;
         samples.push(dt.as_nanos() as f64);
     }
     Ok(samples)
