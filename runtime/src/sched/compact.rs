@@ -208,9 +208,7 @@ pub(crate) fn ensure_resident(task: &TaskRef) -> Option<Outcome> {
 fn restore(task: &TaskRef, word: u32) -> Outcome {
     let t = task.task();
     let record = table::record(word & !COMPACTED);
-    let held = record
-        .buf_len
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let held = record.buf_len.load(std::sync::atomic::Ordering::Relaxed);
     let mem = SlotPages {
         record,
         top: t.stack_top(),
@@ -256,7 +254,10 @@ mod tests {
             }
             yielder.suspend(Suspend::Park);
         });
-        assert!(matches!(co.resume(()), CoroutineResult::Yield(Suspend::Park)));
+        assert!(matches!(
+            co.resume(()),
+            CoroutineResult::Yield(Suspend::Park)
+        ));
         let sp = SP.with(|c| c.get());
         let lowest = (sp - PROBE..sp)
             // SAFETY: the coroutine's stack is mapped while `co` lives.

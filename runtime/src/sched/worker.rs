@@ -426,14 +426,20 @@ impl Worker {
             return false;
         };
         let (out, more) = c.pass(budget);
-        self.scheduler.counters.worker(self.index).add_compaction(&out);
+        self.scheduler
+            .counters
+            .worker(self.index)
+            .add_compaction(&out);
         more
     }
 
     /// Put a compacted coroutine's stack back before it runs.
     fn restore_if_compacted(&self, task: &TaskRef) {
         if let Some(out) = compact::ensure_resident(task) {
-            self.scheduler.counters.worker(self.index).add_compaction(&out);
+            self.scheduler
+                .counters
+                .worker(self.index)
+                .add_compaction(&out);
         }
     }
 

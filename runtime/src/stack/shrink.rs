@@ -117,7 +117,10 @@ mod tests {
             yielder.suspend(Suspend::Park);
         });
         thread_local! { static SP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) }; }
-        assert!(matches!(co.resume(()), CoroutineResult::Yield(Suspend::Park)));
+        assert!(matches!(
+            co.resume(()),
+            CoroutineResult::Yield(Suspend::Park)
+        ));
         let sp = SP.with(|c| c.get());
         let lowest = (sp - PROBE..sp)
             // SAFETY: the coroutine's stack is mapped while `co` lives.
@@ -133,7 +136,12 @@ mod tests {
     fn words_rebuild_the_stack_pointer() {
         assert_eq!(MARGIN % 16, 0);
         let top = 0x7fff_1240_0000usize;
-        for sp in [top - 16, top - 0x3_0000, top - 0x1234_5670, top - 0xffff_fff0] {
+        for sp in [
+            top - 16,
+            top - 0x3_0000,
+            top - 0x1234_5670,
+            top - 0xffff_fff0,
+        ] {
             let word = word_for(sp + 7);
             assert_eq!(word & FLAGS, 0);
             assert_eq!(recorded_sp(word | SEEN | SHRUNK, top), Some(sp), "{sp:#x}");

@@ -98,7 +98,11 @@ impl Slot {
                 continue;
             }
             assert!(v >= START, "a foreign thread read released zeros: {v}");
-            if self.page.compare_exchange(v, v + 1, AcqRel, Acquire).is_ok() {
+            if self
+                .page
+                .compare_exchange(v, v + 1, AcqRel, Acquire)
+                .is_ok()
+            {
                 return v;
             }
             loom::thread::yield_now();
@@ -193,7 +197,11 @@ fn loom_two_foreign_writers_and_the_worker_race_to_restore() {
         let mut seen: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         seen.sort();
         assert_eq!(seen, [START, START + 1]);
-        assert_eq!(slot.page.load(Acquire), START + 2, "a foreign write was lost");
+        assert_eq!(
+            slot.page.load(Acquire),
+            START + 2,
+            "a foreign write was lost"
+        );
     });
 }
 

@@ -373,7 +373,10 @@ impl Memory for SlotPages<'_> {
 
     fn free_buffer(&self) {
         let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
-        let buf = self.record.buf.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        let buf = self
+            .record
+            .buf
+            .swap(std::ptr::null_mut(), Ordering::Relaxed);
         if !buf.is_null() {
             // SAFETY: made by `keep` as a boxed slice of `len` bytes; the
             // protocol says nobody reads it any more.
@@ -386,8 +389,12 @@ impl SlotPages<'_> {
     /// Publish the encoded buffer in the record (the state word's store that
     /// follows makes it visible to a restorer).
     fn keep(&self, enc: Box<[u8]>) {
-        self.record.saved.store(self.top - self.lo, Ordering::Relaxed);
-        self.record.buf_len.store(enc.len() as u32, Ordering::Relaxed);
+        self.record
+            .saved
+            .store(self.top - self.lo, Ordering::Relaxed);
+        self.record
+            .buf_len
+            .store(enc.len() as u32, Ordering::Relaxed);
         self.record
             .buf
             .store(Box::into_raw(enc) as *mut u8, Ordering::Relaxed);
@@ -448,13 +455,20 @@ pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
     let ranges: Vec<(usize, usize)> = order
         .iter()
         .filter(|&&i| saved[i].is_some())
-        .map(|&i| (floor_page(slots[i].lo), slots[i].top - floor_page(slots[i].lo)))
+        .map(|&i| {
+            (
+                floor_page(slots[i].lo),
+                slots[i].top - floor_page(slots[i].lo),
+            )
+        })
         .collect();
     // SAFETY: sealed live ranges of parked stacks whose bytes are saved.
     if unsafe { crate::stack::guard::install_regions(&ranges) }.is_err() {
         // Which ones failed is unknown: install one by one (harmless twice).
         for &i in &order {
-            if saved[i].is_some() && !madvise(floor_page(slots[i].lo), slots[i].top, MADV_GUARD_INSTALL) {
+            if saved[i].is_some()
+                && !madvise(floor_page(slots[i].lo), slots[i].top, MADV_GUARD_INSTALL)
+            {
                 saved[i] = None;
             }
         }

@@ -71,7 +71,10 @@ pub(crate) fn key_for(top: usize) -> Option<(Key, usize)> {
     if TABLES[slot.entry].load(Ordering::Acquire).is_null() {
         make(slot.entry)?;
     }
-    Some((((slot.entry as u32) << SLOT_BITS) | slot.slot as u32, slot.base))
+    Some((
+        ((slot.entry as u32) << SLOT_BITS) | slot.slot as u32,
+        slot.base,
+    ))
 }
 
 /// [`key_for`] with a memory of the slabs already seen: the registry is a
