@@ -56,6 +56,7 @@ pub enum Server {
     /// A spindle coroutine per connection.
     Spindle,
     /// The same, with `compact_after` (`--compact-after`, default 10ms).
+    #[serde(rename = "spindle-compact")]
     SpindleCompact,
     /// A goroutine per connection.
     Go,

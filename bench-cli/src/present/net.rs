@@ -2,7 +2,7 @@
 //! column that says which of spindle and Go did better on each line (and
 //! by how much), Go wins included.
 
-use crate::command::net::{Echo, NetReport, NetSection, Server, ServerRun};
+use crate::command::net::{Echo, NetReport, NetSection, NetSettings, Server, ServerRun};
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, count, group, ns};
@@ -279,7 +279,22 @@ pub fn caption(r: &NetReport) -> String {
         l.nofile_soft,
         l.nofile_hard,
         l.somaxconn.map_or("?".into(), group),
-    )
+    ) + &caption_spindle(s)
+}
+
+/// The spindle servers' settings beyond the defaults, for the caption.
+fn caption_spindle(s: &NetSettings) -> String {
+    let mut out = String::new();
+    if let Some(b) = s.stack_max {
+        out.push_str(&format!(" spindle stack_max {}.", bytes(b as f64)));
+    }
+    if let Some(ns) = s.compact_after_ns {
+        out.push_str(&format!(
+            " Compacted server: compact_after({}); its memory is read once its              stacks are compacted (N of them, or the count steady for 0.5 s).",
+            self::ns(ns as f64)
+        ));
+    }
+    out
 }
 
 /// `net` inside `compare`: the tables, or why it was skipped.
