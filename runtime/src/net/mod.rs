@@ -36,8 +36,8 @@
 //! before it to the pinned queue, which a worker serves after its inbox, so
 //! the sockets a worker polled itself waited behind those the other worker
 //! polled for it. Go's `injectglist` queues a batch FIFO too. Figures (the
-//! p99 of an echo server with 1000 busy connections) in
-//! `docs/notes/netpoll.md`.
+//! p99 of an echo server with 1000 busy connections fell to Go's; its p50
+//! rose) in `docs/notes/netpoll.md`.
 //!
 //! **The API** mirrors `std::net`: [`TcpListener`], [`TcpStream`] and
 //! [`UdpSocket`] (`tcp.rs`, `udp.rs`), on the thin `libc` wrappers of
