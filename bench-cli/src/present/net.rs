@@ -290,7 +290,7 @@ fn caption_spindle(s: &NetSettings) -> String {
     }
     if let Some(ns) = s.compact_after_ns {
         out.push_str(&format!(
-            " Compacted server: compact_after({}); its memory is read once its              stacks are compacted (N of them, or the count steady for 0.5 s).",
+            " Compacted server: compact_after({}); its memory is read once its stacks are compacted (N of them, or the count steady for 0.5 s).",
             self::ns(ns as f64)
         ));
     }
