@@ -40,10 +40,11 @@ fn compare_quick_runs_both_sides() {
         }
     }
     assert_eq!(c["targets"].as_array().map(Vec::len), Some(3));
-    // The echo servers (`net`) at N = 10^3 with --quick, spindle then Go.
+    // The echo servers (`net`) at N = 10^3 with --quick: spindle, spindle
+    // with compact_after(10ms), then Go.
     let runs = c["net"]["runs"].as_array().expect("net runs");
-    assert_eq!(runs.len(), 2, "{}", c["net"]);
-    for (r, server) in runs.iter().zip(["spindle", "go"]) {
+    assert_eq!(runs.len(), 3, "{}", c["net"]);
+    for (r, server) in runs.iter().zip(["spindle", "spindle-compact", "go"]) {
         assert_eq!(r["server"], server, "{r}");
         assert!(num(&r["idle"], "per_connection_bytes") > 0.0, "{r}");
     }

@@ -44,7 +44,7 @@ use crate::args::{parse_count, parse_workers};
 use crate::measure::goref::{self, Goref};
 use crate::measure::loopback::{self, MESSAGE_BYTES};
 use crate::measure::row::Row;
-use crate::measure::server::ServerProcess;
+use crate::measure::server::{Figures, ServerProcess};
 use crate::measure::sockets::{self, KernelSockets, Limits, PidMem};
 use crate::measure::{child, preflight};
 use crate::present::{progress, units};
@@ -55,6 +55,9 @@ use crate::present::{progress, units};
 pub enum Server {
     /// A spindle coroutine per connection.
     Spindle,
+    /// The same, with `compact_after` (`--compact-after`, default 10ms).
+    #[serde(rename = "spindle-compact")]
+    SpindleCompact,
     /// A goroutine per connection.
     Go,
     /// An OS thread per connection (std::net).
@@ -65,6 +68,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Spindle => "spindle",
+            Server::SpindleCompact => "spindle, compacted",
             Server::Go => "Go",
             Server::Threads => "threads",
         }
@@ -107,7 +111,18 @@ pub struct NetArgs {
     /// The `go` binary (default: `go` on PATH; Go rows are skipped if none).
     #[arg(long, value_name = "PATH")]
     pub go: Option<PathBuf>,
+    /// Add the spindle server with `compact_after(DURATION)` (10ms, 1s)
+    /// after the default one (its memory is read once compaction is done).
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = crate::args::parse_duration)]
+    pub compact_after: Option<Duration>,
+    /// Stack slot per coroutine for the spindle servers, guard page
+    /// included (default 256 KiB).
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true, value_parser = crate::args::parse_stack_max)]
+    pub stack_max: Option<usize>,
 }
+
+/// `compact_after` of the compacted spindle server unless `--compact-after`.
+pub const DEFAULT_COMPACT_AFTER: Duration = Duration::from_millis(10);
 
 #[derive(Clone, Debug)]
 pub struct NetConfig {
@@ -119,6 +134,8 @@ pub struct NetConfig {
     pub workers: usize,
     pub servers: Vec<Server>,
     pub go: Option<PathBuf>,
+    pub compact_after: Duration,
+    pub stack_max: Option<usize>,
 }
 
 /// N when none is given: 10^4, or 10^3 with `--quick`.
@@ -141,6 +158,11 @@ pub fn counts_or_default(given: &[u64], quick: bool) -> Vec<u64> {
 
 impl NetConfig {
     pub fn new(a: &NetArgs, g: &Global) -> NetConfig {
+        let mut servers = a.servers.clone();
+        if a.compact_after.is_some() && !servers.contains(&Server::SpindleCompact) {
+            let at = servers.iter().position(|&s| s == Server::Spindle);
+            servers.insert(at.map_or(0, |i| i + 1), Server::SpindleCompact);
+        }
         NetConfig {
             counts: counts_or_default(&a.count, g.quick),
             active: a.active.clone(),
@@ -148,13 +170,15 @@ impl NetConfig {
             time_cap: Duration::from_secs(a.time_cap),
             client_threads: a.client_threads,
             workers: a.workers,
-            servers: a.servers.clone(),
+            servers,
             go: a.go.clone(),
+            compact_after: a.compact_after.unwrap_or(DEFAULT_COMPACT_AFTER),
+            stack_max: a.stack_max,
         }
     }
 
-    /// spindle and Go at `counts`, with the defaults of `net`: for
-    /// `compare` and `report`.
+    /// spindle (default and compacted) and Go at `counts`, with the
+    /// defaults of `net`: for `compare` and `report`.
     pub fn at(counts: Vec<u64>, go: Option<PathBuf>, quick: bool) -> NetConfig {
         NetConfig {
             counts,
@@ -163,8 +187,10 @@ impl NetConfig {
             time_cap: Duration::from_secs(30),
             client_threads: 2,
             workers: 2,
-            servers: vec![Server::Spindle, Server::Go],
+            servers: vec![Server::Spindle, Server::SpindleCompact, Server::Go],
             go,
+            compact_after: DEFAULT_COMPACT_AFTER,
+            stack_max: None,
         }
     }
 
@@ -183,6 +209,12 @@ pub struct NetSettings {
     pub message_bytes: usize,
     pub buffer_bytes: usize,
     pub limits: Limits,
+    /// `compact_after` of the compacted spindle server, if it ran.
+    #[serde(default)]
+    pub compact_after_ns: Option<u64>,
+    /// `--stack-max` of the spindle servers, if not the default.
+    #[serde(default)]
+    pub stack_max: Option<usize>,
 }
 
 /// Set-up of N connections.
@@ -225,6 +257,12 @@ pub struct Idle {
     /// spindle: heap growth (counting allocator); Go: `MemStats.HeapAlloc`.
     #[serde(default)]
     pub heap_per_connection_bytes: Option<f64>,
+    /// Compacted spindle server: stacks compacted when memory was read,
+    /// and how long after the set-up that was.
+    #[serde(default)]
+    pub compacted: Option<u64>,
+    #[serde(default)]
+    pub compact_wait_ms: Option<u64>,
     pub kernel: KernelDelta,
 }
 
@@ -397,6 +435,11 @@ pub fn run(cfg: &NetConfig, go: Option<Result<&Goref, String>>) -> Result<NetRep
             message_bytes: MESSAGE_BYTES,
             buffer_bytes: BUFFER_BYTES,
             limits,
+            compact_after_ns: cfg
+                .servers
+                .contains(&Server::SpindleCompact)
+                .then_some(cfg.compact_after.as_nanos() as u64),
+            stack_max: cfg.stack_max,
         },
         counts: cfg.counts.clone(),
         servers: cfg.servers.clone(),
@@ -416,8 +459,9 @@ fn preflight(cfg: &NetConfig, at: ServerAt) -> Result<(), String> {
     // buffers, and the server's tasks.
     let kernel_and_client = 12 << 10;
     match at.server {
-        Server::Spindle => {
-            preflight::coroutines(&what, at.count, spindle::DEFAULT_STACK_MAX, cfg.workers)?;
+        Server::Spindle | Server::SpindleCompact => {
+            let stack_max = cfg.stack_max.unwrap_or(spindle::DEFAULT_STACK_MAX);
+            preflight::coroutines(&what, at.count, stack_max, cfg.workers)?;
             preflight::memory(
                 &what,
                 at.count * (kernel_and_client + preflight::coroutine_estimate() + 8192),
@@ -445,10 +489,18 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     preflight(cfg, at)?;
     let workers = cfg.workers.to_string();
     let (cmd, version) = match at.server {
-        Server::Spindle => (
-            child::command(&["net-server", "--kind", "spindle", "--workers", &workers])?,
-            None,
-        ),
+        Server::Spindle | Server::SpindleCompact => {
+            let mut args = vec!["net-server", "--kind", "spindle", "--workers", &workers];
+            let after = format!("{}ns", cfg.compact_after.as_nanos());
+            if at.server == Server::SpindleCompact {
+                args.extend(["--compact-after", after.as_str()]);
+            }
+            let stack = cfg.stack_max.map(|b| b.to_string());
+            if let Some(b) = &stack {
+                args.extend(["--stack-max", b.as_str()]);
+            }
+            (child::command(&args)?, None)
+        }
         Server::Threads => (child::command(&["net-server", "--kind", "threads"])?, None),
         Server::Go => {
             let go = go.ok_or("the Go reference program is not built")?;
@@ -476,9 +528,14 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     };
     let listen_backlog = sockets::listen_backlog(server.port);
 
-    // Let the last tasks park in their reads, then read the idle figures.
+    // Let the last tasks park in their reads, then read the idle figures
+    // (compacted: once compaction is done, see `compaction_done`).
     std::thread::sleep(Duration::from_millis(300));
-    let idle_figures = server.ready()?;
+    let (idle_figures, compact_wait) = if at.server == Server::SpindleCompact {
+        compaction_done(&mut server, cfg.compact_after, n)?
+    } else {
+        (server.ready()?, None)
+    };
     let idle_mem = server.mem()?;
     let idle_kernel = KernelSockets::now()?;
     let rss = idle_mem.rss_bytes as i64 - base_mem.rss_bytes as i64;
@@ -492,6 +549,8 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     let idle = Idle {
         stack_per_connection_bytes: per(idle_figures.stack, base_figures.stack),
         heap_per_connection_bytes: per(idle_figures.heap, base_figures.heap),
+        compacted: idle_figures.compacted.map(|c| c.max(0) as u64),
+        compact_wait_ms: compact_wait.map(|d| d.as_millis() as u64),
         baseline: base_mem,
         rss_delta_bytes: rss,
         pte_delta_bytes: pte,
@@ -550,6 +609,37 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
         idle,
         echo,
     })
+}
+
+/// Wait until the compacted server's compaction is done: N stacks (the
+/// connections) compacted, or the count unchanged for half a second, at
+/// least `after` + 500 ms after the set-up's last echo and at most 20 s.
+/// Returns the last figures and how long the wait was (the 300 ms settle
+/// included).
+fn compaction_done(
+    server: &mut ServerProcess,
+    after: Duration,
+    n: u64,
+) -> Result<(Figures, Option<Duration>), String> {
+    let t0 = std::time::Instant::now();
+    let settled = Duration::from_millis(300);
+    std::thread::sleep(after + Duration::from_millis(200));
+    let mut last = server.ready()?;
+    let mut same = 0;
+    while t0.elapsed() < Duration::from_secs(20) {
+        if last.compacted.is_some_and(|c| c >= n as i64) || same >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let now = server.ready()?;
+        same = if now.compacted == last.compacted {
+            same + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+    Ok((last, Some(t0.elapsed() + settled)))
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@
 //! first; spindle and threads have none), followed by ` stack=B heap=B`
 //! where the server can tell: for spindle, its resident stack pages
 //! (`mincore`) and its heap since start (the counting allocator); for Go,
-//! `MemStats.StackInuse` and `HeapAlloc`. End of stdin ends the server,
+//! `MemStats.StackInuse` and `HeapAlloc`; spindle adds ` compacted=C`, the
+//! coroutines whose stacks are compacted now (`--compact-after`). End of stdin ends the server,
 //! and so does the parent's death (`PR_SET_PDEATHSIG`, set by the parent).
 
 use std::io::{BufRead, Read, Write};
@@ -45,6 +46,13 @@ pub struct NetServerArgs {
     /// Worker threads of the spindle runtime.
     #[arg(long, default_value = "2", value_parser = crate::args::parse_workers)]
     pub workers: usize,
+    /// spindle: compact coroutines parked longer than this
+    /// (`RuntimeBuilder::compact_after`).
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::parse_duration)]
+    pub compact_after: Option<std::time::Duration>,
+    /// spindle: the stack slot per coroutine (`RuntimeBuilder::stack_max`).
+    #[arg(long, value_name = "BYTES", value_parser = crate::args::parse_stack_max)]
+    pub stack_max: Option<usize>,
 }
 
 /// Echo every line read from `r` to `w` until end of input or an error.
@@ -121,15 +129,21 @@ fn accept_failed(e: &std::io::Error, last: &mut Option<std::time::Instant>) {
 pub fn run(a: &NetServerArgs) -> Result<(), String> {
     progress::clear();
     match a.kind {
-        Kind::Spindle => spindle_server(a.workers),
+        Kind::Spindle => spindle_server(a),
         Kind::Threads => thread_server(),
     }
 }
 
-fn spindle_server(workers: usize) -> Result<(), String> {
+fn spindle_server(a: &NetServerArgs) -> Result<(), String> {
     use spindle::net::TcpListener;
-    let rt = spindle::Runtime::builder()
-        .workers(workers)
+    let mut builder = spindle::Runtime::builder().workers(a.workers);
+    if let Some(after) = a.compact_after {
+        builder = builder.compact_after(after);
+    }
+    if let Some(bytes) = a.stack_max {
+        builder = builder.stack_max(bytes);
+    }
+    let rt = builder
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let rt = std::sync::Arc::new(rt);
@@ -139,7 +153,11 @@ fn spindle_server(workers: usize) -> Result<(), String> {
     let stats_rt = rt.clone();
     let figures = move || {
         let stack = stats_rt.resident_stack_bytes().unwrap_or(0);
-        format!(" stack={stack} heap={}", alloc::read().bytes)
+        let compacted = stats_rt.stats().compacted;
+        format!(
+            " stack={stack} heap={} compacted={compacted}",
+            alloc::read().bytes
+        )
     };
     rt.block_on(move || {
         let l = TcpListener::from(listen()?);

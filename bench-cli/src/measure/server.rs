@@ -24,6 +24,8 @@ use super::sockets::{self, PidMem};
 pub struct Figures {
     pub stack: Option<i64>,
     pub heap: Option<i64>,
+    /// spindle: coroutines whose stacks are compacted now.
+    pub compacted: Option<i64>,
 }
 
 /// A server child: its port, its control pipe, its last words on stderr.
@@ -133,6 +135,7 @@ impl ServerProcess {
             match w.split_once('=').map(|(k, v)| (k, v.parse::<i64>().ok())) {
                 Some(("stack", v)) => f.stack = v,
                 Some(("heap", v)) => f.heap = v,
+                Some(("compacted", v)) => f.compacted = v,
                 _ => {}
             }
         }

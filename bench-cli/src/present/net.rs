@@ -2,7 +2,7 @@
 //! column that says which of spindle and Go did better on each line (and
 //! by how much), Go wins included.
 
-use crate::command::net::{Echo, NetReport, NetSection, Server, ServerRun};
+use crate::command::net::{Echo, NetReport, NetSection, NetSettings, Server, ServerRun};
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, count, group, ns};
@@ -151,19 +151,37 @@ fn metrics<'a>(ks: &'a [u64]) -> Vec<Metric<'a>> {
     v
 }
 
+/// A server's column header: the compacted spindle server says after what.
+pub fn server_name(r: &NetReport, s: Server) -> String {
+    match (s, r.settings.compact_after_ns) {
+        (Server::SpindleCompact, Some(ns)) => {
+            format!("spindle, compact_after({})", self::ns(ns as f64))
+        }
+        _ => s.name().to_string(),
+    }
+}
+
 /// The table for one N.
 pub fn table(r: &NetReport, n: u64) -> Table {
     let runs: Vec<(Server, Option<&ServerRun>)> =
         r.servers.iter().map(|&s| (s, r.get(s, n))).collect();
-    let both = r.servers.contains(&Server::Spindle) && r.servers.contains(&Server::Go);
+    let has = |s| r.servers.contains(&s);
+    // A verdict column for each spindle server beside Go.
+    let verdicts: Vec<Server> = [Server::Spindle, Server::SpindleCompact]
+        .into_iter()
+        .filter(|&s| has(s) && has(Server::Go))
+        .collect();
     let mut headers = vec![format!("N = {}", count(n))];
-    headers.extend(runs.iter().map(|(s, _)| s.name().to_string()));
-    if both {
-        headers.push("better".into());
+    headers.extend(runs.iter().map(|(s, _)| server_name(r, *s)));
+    for &s in &verdicts {
+        headers.push(match s {
+            Server::SpindleCompact => "better (compacted vs Go)".into(),
+            _ => "better".into(),
+        });
     }
     let mut t = Table::new(&headers);
-    if both {
-        t.text_column(headers.len() - 1);
+    for i in 0..verdicts.len() {
+        t.text_column(headers.len() - 1 - i);
     }
     let ks = r.settings_active();
     for m in metrics(&ks) {
@@ -178,9 +196,9 @@ pub fn table(r: &NetReport, n: u64) -> Table {
             }
             cells.push(cell);
         }
-        if both {
+        for &spindle in &verdicts {
             let get = |s| r.get(s, n).and_then(|x| (m.get)(x));
-            cells.push(match (m.better, get(Server::Spindle), get(Server::Go)) {
+            cells.push(match (m.better, get(spindle), get(Server::Go)) {
                 (Better::Neither, _, _) | (_, None, _) | (_, _, None) => String::new(),
                 (b, Some(s), Some(g)) => verdict(s, g, b == Better::Lower),
             });
@@ -199,6 +217,18 @@ pub fn table(r: &NetReport, n: u64) -> Table {
         }));
     }
     t.row(extra);
+    if has(Server::SpindleCompact) {
+        let mut c = vec!["stacks compacted when memory was read / after (ms)".to_string()];
+        for (_, run) in &runs {
+            c.push(run.map_or("-".into(), |x| {
+                match (x.idle.compacted, x.idle.compact_wait_ms) {
+                    (Some(k), Some(ms)) => format!("{} / {}", group(k), group(ms)),
+                    _ => "-".into(),
+                }
+            }));
+        }
+        t.row(c);
+    }
     for row in r.runs.iter().filter(|x| x.at().count == n) {
         if let Row::Skipped { what, skipped } = row {
             t.skipped(what.to_string(), skipped);
@@ -249,7 +279,22 @@ pub fn caption(r: &NetReport) -> String {
         l.nofile_soft,
         l.nofile_hard,
         l.somaxconn.map_or("?".into(), group),
-    )
+    ) + &caption_spindle(s)
+}
+
+/// The spindle servers' settings beyond the defaults, for the caption.
+fn caption_spindle(s: &NetSettings) -> String {
+    let mut out = String::new();
+    if let Some(b) = s.stack_max {
+        out.push_str(&format!(" spindle stack_max {}.", bytes(b as f64)));
+    }
+    if let Some(ns) = s.compact_after_ns {
+        out.push_str(&format!(
+            " Compacted server: compact_after({}); its memory is read once its stacks are compacted (N of them, or the count steady for 0.5 s).",
+            self::ns(ns as f64)
+        ));
+    }
+    out
 }
 
 /// `net` inside `compare`: the tables, or why it was skipped.

@@ -19,6 +19,7 @@ const MUTED: &str = "#555555";
 fn colour(s: Server) -> &'static str {
     match s {
         Server::Spindle => "#1f77b4",
+        Server::SpindleCompact => "#6baed6",
         Server::Go => "#00897b",
         Server::Threads => "#d62728",
     }

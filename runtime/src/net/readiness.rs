@@ -73,12 +73,12 @@ impl Wakes {
     pub fn wake(self) -> usize {
         let mut n = 0;
         for w in self.first.into_iter().flatten() {
-            w.wake();
+            w.wake_queued();
             n += 1;
         }
         for list in self.more {
             for w in list {
-                w.wake();
+                w.wake_queued();
                 n += 1;
             }
         }

@@ -111,6 +111,18 @@ impl Waiter {
         }
     }
 
+    /// [`wake`](Self::wake), but a coroutine goes to the back of its home's
+    /// line (`sched::wake_queued`): the netpoller's wake.
+    pub fn wake_queued(self) {
+        if let Kind::Task(_) = self.kind() {
+            let this = ManuallyDrop::new(self);
+            // SAFETY: untagged (a task): we own this TaskRef and pass it on.
+            crate::sched::wake_queued(unsafe { TaskRef::from_raw(this.0.cast()) });
+        } else {
+            self.wake();
+        }
+    }
+
     /// Sleep once; may return spuriously.
     #[inline(always)]
     pub fn park(&self) {

@@ -91,6 +91,22 @@ pub(crate) fn wake(task: TaskRef) {
     });
 }
 
+/// Make a parked task runnable at the *back* of its home's line: its
+/// home's inbox, even on the home worker itself, where [`wake`] would use
+/// `runnext`. For the netpoller (`net/poller.rs`), which wakes a batch at a
+/// time: in FIFO order, as Go's `injectglist`, none displacing the last.
+pub(crate) fn wake_queued(task: TaskRef) {
+    if !task.task().state.wake() {
+        return;
+    }
+    let home = home_of(task.task());
+    context::with_worker(|w| match w {
+        // Its own worker is awake: no ring needed.
+        Some(w) if std::ptr::eq(w.home(), home) => w.home().push_inbox(task),
+        _ => wake_remote(home, task),
+    });
+}
+
 /// The cross-thread half of [`wake`]: queue `task` in its home's inbox and
 /// wake that worker if it sleeps.
 #[inline(never)]
