@@ -95,7 +95,9 @@ impl StackPool {
                 // Each guarded slot splits the slab: two more VMAs.
                 vma_budget::reserve(2)?;
             }
-            reserved.bases.push(slab.slot_base(class.next_fresh) as usize);
+            reserved
+                .bases
+                .push(slab.slot_base(class.next_fresh) as usize);
             reserved.labels.push(slab.label(class.next_fresh));
             class.next_fresh += 1;
             self.stats.slots.fetch_add(1, Ordering::Relaxed);
