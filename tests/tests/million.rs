@@ -104,6 +104,8 @@ fn a_million_parked_coroutines_released_by_close() {
     assert_eq!(stats.spawned, N as u64 + 1, "{stats:?}");
     // Stacks are reused, never carved twice: at most one slot per coroutine
     // that was ever alive at once (the million and their spawner), plus the
-    // unused rest of the last per-worker batches.
-    assert!(stats.slots <= N + 1 + 64, "{stats:?}");
+    // unused rest of the last batch of each of the 2 workers (64 each) and
+    // the stock an idle worker carves ahead (`stack/carve.rs`).
+    let ahead = 2 * spindle::stack::budget::CACHE_BATCH + spindle::stack::budget::CARVE_AHEAD;
+    assert!(stats.slots <= N + 1 + ahead, "{stats:?}");
 }

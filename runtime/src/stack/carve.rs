@@ -36,7 +36,7 @@ use super::Stack;
 
 /// Most stacks carved ahead into the global free list, in all: two
 /// refills' worth, which the trim leaves alone (`trim.rs`).
-pub(super) const AHEAD: usize = 2 * BATCH;
+pub const AHEAD: usize = 2 * BATCH;
 
 /// Slots reserved under the lock, to be made stacks outside it.
 pub(super) struct Reserved {

@@ -58,6 +58,7 @@ mod vma_budget;
 /// What a run of many stacks needs from the system, for a caller planning it
 /// (the benchmark's preflight): the same numbers and checks the pool uses.
 pub mod budget {
+    pub use super::carve::AHEAD as CARVE_AHEAD;
     pub use super::pool::{slots_per_slab, BATCH as CACHE_BATCH};
     pub use super::vma_budget::{check_vma_budget, current_map_count, max_map_count, VMA_HEADROOM};
 }
