@@ -20,12 +20,16 @@ use spindle_tests::{child_command, is_child, run_command, stall_limit, SIGABRT};
 
 const AFTER: Duration = Duration::from_millis(10);
 
-fn runtime() -> Runtime {
-    Runtime::builder()
-        .workers(2)
-        .compact_after(AFTER)
-        .build()
-        .expect("compaction is available here")
+/// A runtime that compacts, or `None` under the mprotect fallback, where
+/// `build` must refuse compaction with an error that names guard regions.
+fn runtime() -> Option<Runtime> {
+    let built = Runtime::builder().workers(2).compact_after(AFTER).build();
+    if spindle::stack::guard::mode().unwrap() == spindle::stack::guard::GuardMode::Mprotect {
+        let err = built.err().expect("compaction is refused under mprotect");
+        assert!(err.to_string().contains("needs guard regions"), "{err}");
+        return None;
+    }
+    Some(built.expect("compaction is available here"))
 }
 
 /// Wait until at least `n` stacks are compacted right now.
@@ -56,7 +60,7 @@ fn pattern(i: u64) -> [u8; 256] {
 #[test]
 fn compacted_coroutines_get_their_bytes_back_at_the_same_addresses() {
     const N: u64 = 200;
-    let rt = runtime();
+    let Some(rt) = runtime() else { return };
     let (tx, rx) = chan::bounded::<u64>(0);
     let handles: Vec<_> = (0..N)
         .map(|i| {
@@ -96,7 +100,7 @@ fn compacted_coroutines_get_their_bytes_back_at_the_same_addresses() {
 /// While compacted, a coroutine's stack holds no resident page at all.
 #[test]
 fn a_compacted_stack_has_no_resident_page() {
-    let rt = runtime();
+    let Some(rt) = runtime() else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let (info_tx, info_rx) = chan::bounded(1);
     let h = Builder::new()
@@ -122,7 +126,7 @@ fn a_compacted_stack_has_no_resident_page() {
 /// not lost.
 #[test]
 fn a_foreign_thread_touching_a_compacted_stack_sees_the_right_bytes() {
-    let rt = runtime();
+    let Some(rt) = runtime() else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let go = Arc::new(AtomicBool::new(false));
     let go2 = go.clone();
@@ -168,7 +172,7 @@ fn a_foreign_thread_touching_a_compacted_stack_sees_the_right_bytes() {
 #[test]
 fn a_system_call_into_a_compacted_stack_gets_efault() {
     const EFAULT: i32 = 14;
-    let rt = runtime();
+    let Some(rt) = runtime() else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let go = Arc::new(AtomicBool::new(false));
     let go2 = go.clone();
@@ -239,8 +243,11 @@ fn compaction_is_off_by_default() {
 #[test]
 fn a_wild_write_to_a_compacted_coroutines_guard_is_still_reported() {
     const ROLE: &str = "compact-wild";
+    if runtime().is_none() {
+        return; // refused under mprotect (checked in `runtime`)
+    }
     if is_child(ROLE) {
-        let rt = runtime();
+        let rt = runtime().expect("guard regions");
         let (tx, rx) = chan::bounded::<()>(0);
         let (info_tx, info_rx) = chan::bounded(1);
         let _h = Builder::new()
@@ -287,7 +294,7 @@ fn shutdown_restores_compacted_coroutines_before_unwinding_them() {
     }
     const N: u64 = 50;
     let ok = Arc::new(AtomicU64::new(0));
-    let rt = runtime();
+    let Some(rt) = runtime() else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     for i in 0..N {
         let (rx, ok) = (rx.clone(), ok.clone());

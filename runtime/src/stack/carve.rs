@@ -151,12 +151,25 @@ impl StackPool {
                     return;
                 }
                 match self.reserve_fresh(class, BATCH.min(AHEAD - ready)) {
-                    Ok(reserved) => reserved,
+                    Ok(reserved) => {
+                        // In transit to the free list: pooled, for the
+                        // count (`SizeClass::carving`).
+                        class.carving += reserved.bases.len();
+                        reserved
+                    }
                     Err(_) => return,
                 }
             };
-            match self.prepare_fresh(reserved) {
-                Ok(stacks) => self.give_back(stacks, None),
+            let n = reserved.bases.len();
+            let prepared = self.prepare_fresh(reserved);
+            let mut classes = self.lock_classes();
+            let class = class_for(&mut classes, self.default_size());
+            class.carving -= n;
+            match prepared {
+                Ok(stacks) => {
+                    class.free.extend(stacks);
+                    self.traffic.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(_) => return,
             }
         }

@@ -88,7 +88,7 @@ pub(crate) struct StackPool {
     locals: Mutex<Vec<Arc<AtomicUsize>>>,
     /// Stacks taken from or given back to the free lists, ever: trimming
     /// waits until this stops moving (`trim.rs`).
-    traffic: AtomicUsize,
+    pub(super) traffic: AtomicUsize,
     /// A spawn lately found no pooled stack and waited for fresh slots:
     /// idle workers carve some ahead (`carve.rs`).
     pub(super) fresh_wanted: AtomicBool,
@@ -103,6 +103,10 @@ pub(super) struct SizeClass {
     /// Stacks taken out of `free` by a trim that has not put them in
     /// `bare` yet.
     pub(super) trimming: usize,
+    /// Fresh slots reserved by a worker carving ahead that has not put them
+    /// in `free` yet (`carve.rs`): counted as pooled, like `trimming`, so
+    /// that `pooled == slots` holds whenever nothing is live.
+    pub(super) carving: usize,
     pub(super) slot_size: usize,
     pub(super) slabs: Vec<Slab>,
     /// Next never-used slot in the last slab.
@@ -171,7 +175,7 @@ impl StackPool {
         let classes = self.lock_classes();
         let global: usize = classes
             .iter()
-            .map(|c| c.free.len() + c.bare.len() + c.trimming)
+            .map(|c| c.free.len() + c.bare.len() + c.trimming + c.carving)
             .sum();
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
         global
@@ -403,6 +407,7 @@ pub(super) fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut 
                 free: Vec::new(),
                 bare: Vec::new(),
                 trimming: 0,
+                carving: 0,
                 slabs: Vec::new(),
                 next_fresh: 0,
             });

@@ -50,6 +50,18 @@ pub(crate) fn enable(mode: GuardMode) -> io::Result<()> {
     if PROC_MEM.load(Ordering::Acquire) >= 0 {
         return Ok(());
     }
+    if mode == GuardMode::Mprotect {
+        // Under the mprotect fallback a compacted echo server lost
+        // connections and once died of an unreported SIGSEGV (found at the
+        // merge, not yet explained), so compaction is refused there until
+        // that path is understood: docs/notes/compact.md, "mprotect".
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "compact_after needs guard regions (MADV_GUARD_INSTALL, Linux 6.13+); \
+             this process uses the mprotect fallback (SPINDLE_GUARD=mprotect, an older \
+             kernel, or qemu-user), where compaction is refused (see docs/notes/compact.md)",
+        ));
+    }
     REGIONS.store(mode == GuardMode::Regions, Ordering::Relaxed);
     let fd = open_proc_mem()?;
     if let Err(e) = probe(fd, mode) {
