@@ -66,7 +66,7 @@ pub(crate) const MARGIN: usize = if cfg!(debug_assertions) {
 pub(crate) struct Outcome {
     pub compacted: u64,
     pub restored: u64,
-    /// Buffer bytes (encoded, `stack/compact/runs.rs`) allocated minus freed.
+    /// Buffer bytes (encoded, `stack/compact/words.rs`) allocated minus freed.
     pub bytes: i64,
 }
 

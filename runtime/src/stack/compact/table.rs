@@ -23,7 +23,7 @@ use crate::stack::slab::registry::{self, CAPACITY};
 pub(crate) struct SlotRecord {
     /// `RESIDENT`, `COMPACTING`, ... (`mod.rs`); a futex word.
     pub state: AtomicU32,
-    /// The buffer's length (`runs.rs`: zero runs left out).
+    /// The buffer's length (`words.rs`: one tag per word).
     pub buf_len: AtomicU32,
     /// How many bytes below the slot top were saved.
     pub saved: AtomicUsize,
