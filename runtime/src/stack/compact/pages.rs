@@ -110,7 +110,7 @@ fn probe(fd: i32, mode: GuardMode) -> io::Result<()> {
     if buf.iter().enumerate().any(|(i, &b)| b != (lo + i) as u8) {
         return Err(io::Error::other("reading protected pages gave wrong bytes"));
     }
-    let enc = words::encode(&buf, top);
+    let enc = words::encode(&buf);
     // SAFETY: as above; `enc` holds the saved bytes.
     unsafe { restore_range(fd, mode, lo, top, &enc).map_err(io::Error::other)? };
     for a in lo..top {
@@ -214,7 +214,7 @@ unsafe fn restore_range(
             return Err("MADV_GUARD_REMOVE");
         }
     }
-    words::decode(buf, top - lo, top, |offset, bytes| {
+    words::decode(buf, top - lo, |offset, bytes| {
         // SAFETY: pwrite only reads `bytes`; the file offset is an address
         // in our range (the decoder keeps `offset + len` within it).
         let n = unsafe {
@@ -269,7 +269,7 @@ impl Memory for SlotPages<'_> {
             {
                 return false;
             }
-            self.keep(words::encode(scratch, self.top));
+            self.keep(words::encode(scratch));
             true
         })
     }
@@ -357,7 +357,7 @@ pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
                 // SAFETY: readable, and nobody can write it now (a write
                 // faults and waits); the caller owns these parked stacks.
                 let live = unsafe { std::slice::from_raw_parts(s.lo as *const u8, s.top - s.lo) };
-                saved[i] = Some(words::encode(live, s.top));
+                saved[i] = Some(words::encode(live));
             }
             spans.push((from, to));
         }
@@ -479,7 +479,7 @@ mod tests {
         assert!(!faults(floor_page(lo) - 1) && !faults(top));
         let resident = crate::stack::resident_bytes(base, 8 * page).unwrap();
         assert_eq!(resident, 4 * page, "the compacted pages were not released");
-        let enc = words::encode(&buf, top);
+        let enc = words::encode(&buf);
         // SAFETY: as above.
         unsafe { restore_range(fd, mode, lo, top, &enc).unwrap() };
         for a in lo..top {
