@@ -45,46 +45,77 @@ const HIGH_A: u8 = 1;
 const HIGH_B: u8 = 2;
 const FULL: u8 = 3;
 
-/// The two upper halves that `HIGH_A` and `HIGH_B` words have.
-type Highs = [u32; 2];
+/// A reference: words `prefix << 8 * width | payload` are stored as their
+/// `width` low bytes. `width` is 1..=4 when encoding (the decoder accepts
+/// 1..=7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Ref {
+    prefix: u64,
+    width: u8,
+}
 
-fn tag(w: u64, highs: Highs) -> u8 {
-    if w == 0 {
-        ZERO
-    } else if w >> 32 == highs[0] as u64 {
-        HIGH_A
-    } else if w >> 32 == highs[1] as u64 {
-        HIGH_B
-    } else {
-        FULL
+impl Ref {
+    /// Matches no word: the unused second reference of a uniform range.
+    const NONE: Ref = Ref {
+        prefix: u64::MAX,
+        width: 1,
+    };
+
+    fn covers(self, w: u64) -> bool {
+        w >> (8 * self.width as u32) == self.prefix
     }
 }
 
-/// The two most frequent upper halves among the non-zero words (each one
-/// saves 4 bytes per word that has it).
-fn choose_highs(words: &[u64]) -> Highs {
-    let mut highs: Vec<u32> = words
-        .iter()
-        .filter(|&&w| w != 0)
-        .map(|&w| (w >> 32) as u32)
-        .collect();
-    highs.sort_unstable();
-    let mut counted: Vec<(usize, u32)> = highs
-        .chunk_by(|a, b| a == b)
-        .map(|run| (run.len(), run[0]))
-        .collect();
-    counted.sort_unstable_by(|x, y| y.cmp(x));
-    match counted[..] {
-        [] => [0, 1],
-        [(_, a)] => [a, a ^ 1],
-        [(_, a), (_, b), ..] => [a, b],
+fn tag(w: u64, refs: [Ref; 2]) -> u8 {
+    if w == 0 {
+        return ZERO;
     }
+    match (refs[0].covers(w), refs[1].covers(w)) {
+        (true, true) if refs[1].width < refs[0].width => HIGH_B,
+        (true, _) => HIGH_A,
+        (false, true) => HIGH_B,
+        (false, false) => FULL,
+    }
+}
+
+/// The reference that saves the most bytes over the non-zero words of
+/// `words` that `taken` does not cover: for each width 1..=4, the most
+/// common prefix, weighed by the bytes each of its words saves.
+fn best_ref(words: &[u64], taken: Ref) -> Ref {
+    let mut best = (0usize, Ref::NONE);
+    let mut prefixes = Vec::with_capacity(words.len());
+    for width in 1..=4u8 {
+        prefixes.clear();
+        prefixes.extend(
+            words
+                .iter()
+                .filter(|&&w| w != 0 && !taken.covers(w))
+                .map(|&w| w >> (8 * width as u32)),
+        );
+        prefixes.sort_unstable();
+        for run in prefixes.chunk_by(|a, b| a == b) {
+            let saves = run.len() * (8 - width as usize);
+            if saves > best.0 {
+                best = (saves, Ref { prefix: run[0], width });
+            }
+        }
+    }
+    best.1
+}
+
+/// Two references chosen greedily: the best one, then the best for what it
+/// leaves.
+fn choose_refs(words: &[u64]) -> [Ref; 2] {
+    let a = best_ref(words, Ref::NONE);
+    [a, best_ref(words, a)]
 }
 
 /// Feed the encoding of `words` to `out`: the header, then the groups.
-fn emit(words: &[u64], highs: Highs, out: &mut impl FnMut(&[u8])) {
-    out(&highs[0].to_le_bytes());
-    out(&highs[1].to_le_bytes());
+fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
+    out(&[refs[0].width | refs[1].width << 4]);
+    for r in refs {
+        out(&r.prefix.to_le_bytes()[..8 - r.width as usize]);
+    }
     let all_zero = |g: &[u64]| g.iter().all(|&w| w == 0);
     let mut i = 0;
     while i < words.len() {
@@ -92,7 +123,7 @@ fn emit(words: &[u64], highs: Highs, out: &mut impl FnMut(&[u8])) {
         let t = group
             .iter()
             .enumerate()
-            .fold(0u8, |t, (k, &w)| t | tag(w, highs) << (2 * k));
+            .fold(0u8, |t, (k, &w)| t | tag(w, refs) << (2 * k));
         out(&[t]);
         i += GROUP;
         if t == 0 {
@@ -108,9 +139,10 @@ fn emit(words: &[u64], highs: Highs, out: &mut impl FnMut(&[u8])) {
             continue;
         }
         for &w in group {
-            match tag(w, highs) {
+            match tag(w, refs) {
                 ZERO => {}
-                HIGH_A | HIGH_B => out(&(w as u32).to_le_bytes()),
+                HIGH_A => out(&w.to_le_bytes()[..refs[0].width as usize]),
+                HIGH_B => out(&w.to_le_bytes()[..refs[1].width as usize]),
                 _ => out(&w.to_le_bytes()),
             }
         }
@@ -125,17 +157,27 @@ pub(crate) fn encode(bytes: &[u8]) -> Box<[u8]> {
         .chunks_exact(WORD)
         .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
         .collect();
-    let highs = choose_highs(&words);
+    let refs = choose_refs(&words);
     let mut size = 0;
-    emit(&words, highs, &mut |b| size += b.len());
+    emit(&words, refs, &mut |b| size += b.len());
     let mut out = Vec::with_capacity(size);
-    emit(&words, highs, &mut |b| out.extend_from_slice(b));
+    emit(&words, refs, &mut |b| out.extend_from_slice(b));
     debug_assert_eq!(out.len(), size);
     out.into_boxed_slice()
 }
 
 /// What a malformed buffer gives (the restore names it and aborts).
 const BAD: &str = "decoding the compacted stack";
+
+/// Read `n` (at most 8) little-endian bytes at `*at` as a word, checked.
+fn take_le(buf: &[u8], at: &mut usize, n: usize) -> Result<u64, &'static str> {
+    let end = at.checked_add(n).ok_or(BAD)?;
+    let bytes = buf.get(*at..end).ok_or(BAD)?;
+    let mut le = [0u8; 8];
+    le.get_mut(..n).ok_or(BAD)?.copy_from_slice(bytes);
+    *at = end;
+    Ok(u64::from_le_bytes(le))
+}
 
 /// Read `N` little-endian bytes at `*at`, checked.
 fn take<const N: usize>(buf: &[u8], at: &mut usize) -> Result<[u8; N], &'static str> {
@@ -194,10 +236,14 @@ pub(crate) fn decode(
     f: impl FnMut(usize, &[u8]) -> Result<(), &'static str>,
 ) -> Result<(), &'static str> {
     let (mut at, mut i) = (0usize, 0usize);
-    let highs = [
-        u32::from_le_bytes(take(buf, &mut at)?) as u64,
-        u32::from_le_bytes(take(buf, &mut at)?) as u64,
-    ];
+    let [widths] = take::<1>(buf, &mut at)?;
+    let (wa, wb) = ((widths & 15) as usize, (widths >> 4) as usize);
+    if !(1..8).contains(&wa) || !(1..8).contains(&wb) {
+        return Err(BAD);
+    }
+    // Each prefix is stored in the 8 - width bytes it can have.
+    let base_a = take_le(buf, &mut at, 8 - wa)? << (8 * wa);
+    let base_b = take_le(buf, &mut at, 8 - wb)? << (8 * wb);
     let n = len / WORD;
     let mut chunk = [0u8; CHUNK];
     let mut out = Chunks {
@@ -225,8 +271,8 @@ pub(crate) fn decode(
         for k in 0..in_group {
             let w = match (t >> (2 * k)) & 3 {
                 ZERO => 0,
-                HIGH_A => highs[0] << 32 | u32::from_le_bytes(take(buf, &mut at)?) as u64,
-                HIGH_B => highs[1] << 32 | u32::from_le_bytes(take(buf, &mut at)?) as u64,
+                HIGH_A => base_a | take_le(buf, &mut at, wa)?,
+                HIGH_B => base_b | take_le(buf, &mut at, wb)?,
                 _ => u64::from_le_bytes(take(buf, &mut at)?),
             };
             out.put(w)?;
@@ -309,15 +355,24 @@ mod tests {
 
     #[test]
     fn every_tag_round_trips() {
-        let words = [0, STACK << 32 | 8, STACK << 32, u64::MAX, 0, 0, 0, 0, HEAP << 32 | 9];
+        let words = [0, STACK << 32 | 8, STACK << 32 | 9, u64::MAX, 0, 0, 0, 0, HEAP << 32 | 9];
+        let refs = choose_refs(&words);
+        // The two stack words share all but their low byte.
+        assert_eq!(refs[0], Ref { prefix: STACK << 24, width: 1 });
         let len = round_trip(&words);
-        assert_eq!(choose_highs(&words), [STACK as u32, u64::MAX as u32]);
-        // header 8; 3 tag bytes and the zero group's count byte; payloads
-        // 4 + 4 + 4 (u64::MAX's half is B), then 8 (the heap's is neither).
-        assert_eq!(len, 8 + 3 + 1 + 12 + 8);
-        let small = [7, 9, 0, STACK << 32 | 1, 1 << 32, 3];
-        assert_eq!(choose_highs(&small), [0, STACK as u32]);
-        assert_eq!(round_trip(&small), 8 + 2 + 4 * 4 + 8);
+        // header 1 + 7 + (8 - B's width); 3 tag bytes and the zero group's
+        // count byte; payloads 1 + 1, then B's width for one of the last two
+        // words and 8 for the other.
+        let wb = refs[1].width as usize;
+        assert_eq!(len, 1 + 7 + (8 - wb) + 3 + 1 + 2 + wb + 8);
+        // Small integers share the prefix 0.
+        let small = [7, 9, 0, STACK << 32 | 0x1234, 1 << 32, 3];
+        assert_eq!(choose_refs(&small)[0], Ref { prefix: 0, width: 1 });
+        round_trip(&small);
+        // Both references cover a word: the narrower one stores it.
+        let refs = [Ref { prefix: STACK, width: 4 }, Ref { prefix: STACK << 16 | 0xabcd, width: 2 }];
+        assert_eq!(tag(STACK << 32 | 0xabcd_0001, refs), HIGH_B);
+        assert_eq!(tag(STACK << 32 | 0xabce_0001, refs), HIGH_A);
     }
 
     #[test]
@@ -346,7 +401,7 @@ mod tests {
                 .collect();
             round_trip(&runs);
             let random: Vec<u64> = (0..n).map(|_| rng.next()).collect();
-            assert!(round_trip(&random) <= 8 + n.div_ceil(GROUP) + 8 * n);
+            assert!(round_trip(&random) <= 15 + n.div_ceil(GROUP) + 8 * n);
         }
     }
 
@@ -369,7 +424,7 @@ mod tests {
         .unwrap();
         assert!(calls <= 4 && written <= 3 * CHUNK, "{calls} calls, {written} B");
         // 256 all-zero groups is more than one count byte holds.
-        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 8 + 2 * 10);
+        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 15 + 2 * 10);
     }
 
     #[test]
