@@ -212,7 +212,7 @@ fn restore(task: &TaskRef, word: u32) -> Outcome {
     let held = record.buf_len.load(std::sync::atomic::Ordering::Relaxed);
     let mem = SlotPages {
         record,
-        top: record.top.load(Ordering::Relaxed),
+        top: table::top(word & !COMPACTED).expect("a compacted slot's slab is registered"),
         lo: 0,
         slot_base: 0,
         mode: pages::mode(),

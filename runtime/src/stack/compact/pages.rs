@@ -214,7 +214,10 @@ unsafe fn restore_range(
             return Err("MADV_GUARD_REMOVE");
         }
     }
-    words::decode(buf, top - lo, |offset, bytes| {
+    if words::saved_len(buf) != Ok(top - lo) {
+        return Err("reading the compacted stack's length");
+    }
+    words::decode(buf, |offset, bytes| {
         // SAFETY: pwrite only reads `bytes`; the file offset is an address
         // in our range (the decoder keeps `offset + len` within it).
         let n = unsafe {
@@ -276,14 +279,16 @@ impl Memory for SlotPages<'_> {
 
     fn restore(&self) {
         let fd = PROC_MEM.load(Ordering::Acquire);
-        let saved = self.record.saved.load(Ordering::Relaxed);
         let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
         let buf = self.record.buf.load(Ordering::Relaxed);
         // SAFETY: the protocol made us the one restorer of a COMPACTED slot,
         // whose record holds the buffer `compact` filled, `len` bytes long.
         let result = unsafe {
             let buf = std::slice::from_raw_parts(buf, len);
-            restore_range(fd, self.mode, self.top - saved, self.top, buf)
+            match words::saved_len(buf).map(|saved| self.top.checked_sub(saved)) {
+                Ok(Some(lo)) => restore_range(fd, self.mode, lo, self.top, buf),
+                _ => Err("reading the compacted stack's length"),
+            }
         };
         if let Err(step) = result {
             die(step);
@@ -308,10 +313,6 @@ impl SlotPages<'_> {
     /// Publish the encoded buffer in the record (the state word's store that
     /// follows makes it visible to a restorer).
     fn keep(&self, enc: Box<[u8]>) {
-        self.record.top.store(self.top, Ordering::Relaxed);
-        self.record
-            .saved
-            .store(self.top - self.lo, Ordering::Relaxed);
         self.record
             .buf_len
             .store(enc.len() as u32, Ordering::Relaxed);

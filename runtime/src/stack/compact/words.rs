@@ -23,7 +23,7 @@
 //! length, which the record keeps.
 //!
 //! ```text
-//! [A: u32][B: u32] [tag][payloads...] [0][n] [tag][payloads...] ...
+//! [words: u32][widths: u8][A's prefix][B's prefix] [tag][payloads...] [0][n] [tag][payloads...] ...
 //! ```
 //!
 //! Decoding ([`decode`]) is for the signal handler too: no allocation, no
@@ -112,6 +112,7 @@ fn choose_refs(words: &[u64]) -> [Ref; 2] {
 
 /// Feed the encoding of `words` to `out`: the header, then the groups.
 fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
+    out(&(words.len() as u32).to_le_bytes());
     out(&[refs[0].width | refs[1].width << 4]);
     for r in refs {
         out(&r.prefix.to_le_bytes()[..8 - r.width as usize]);
@@ -153,6 +154,7 @@ fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
 /// buffer of exactly its size.
 pub(crate) fn encode(bytes: &[u8]) -> Box<[u8]> {
     debug_assert_eq!(bytes.len() % WORD, 0);
+    assert!(bytes.len() / WORD <= u32::MAX as usize, "a stack of 32 GiB");
     let words: Vec<u64> = bytes
         .chunks_exact(WORD)
         .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
@@ -225,17 +227,24 @@ impl<F: FnMut(usize, &[u8]) -> Result<(), &'static str>> Chunks<'_, F> {
     }
 }
 
-/// Decode `buf` (made by [`encode`] from `len` bytes) and call
+/// How many bytes `buf` (made by [`encode`]) decodes to: the length of the
+/// saved range. Async-signal-safe.
+pub(crate) fn saved_len(buf: &[u8]) -> Result<usize, &'static str> {
+    let mut at = 0;
+    Ok(u32::from_le_bytes(take(buf, &mut at)?) as usize * WORD)
+}
+
+/// Decode `buf` (made by [`encode`]; [`saved_len`] bytes) and call
 /// `f(offset, bytes)` for each decoded chunk, in order (offsets from the
 /// start of the saved range; long zero runs are left out). Stops at the
 /// first `Err`. Async-signal-safe: no allocation, no panic, [`CHUNK`] bytes
 /// of stack.
 pub(crate) fn decode(
     buf: &[u8],
-    len: usize,
     f: impl FnMut(usize, &[u8]) -> Result<(), &'static str>,
 ) -> Result<(), &'static str> {
     let (mut at, mut i) = (0usize, 0usize);
+    let n = u32::from_le_bytes(take(buf, &mut at)?) as usize;
     let [widths] = take::<1>(buf, &mut at)?;
     let (wa, wb) = ((widths & 15) as usize, (widths >> 4) as usize);
     if !(1..8).contains(&wa) || !(1..8).contains(&wb) {
@@ -244,7 +253,6 @@ pub(crate) fn decode(
     // Each prefix is stored in the 8 - width bytes it can have.
     let base_a = take_le(buf, &mut at, 8 - wa)? << (8 * wa);
     let base_b = take_le(buf, &mut at, 8 - wb)? << (8 * wb);
-    let n = len / WORD;
     let mut chunk = [0u8; CHUNK];
     let mut out = Chunks {
         chunk: &mut chunk,
@@ -303,7 +311,8 @@ mod tests {
     fn decode_all(buf: &[u8], len: usize) -> Vec<u8> {
         let mut out = vec![0u8; len];
         let mut next = 0;
-        decode(buf, len, |off, b| {
+        assert_eq!(saved_len(buf), Ok(len));
+        decode(buf, |off, b| {
             assert!(off >= next && off + b.len() <= len && b.len() <= CHUNK);
             assert!(!b.is_empty() && off % WORD == 0);
             out[off..off + b.len()].copy_from_slice(b);
@@ -360,11 +369,11 @@ mod tests {
         // The two stack words share all but their low byte.
         assert_eq!(refs[0], Ref { prefix: STACK << 24, width: 1 });
         let len = round_trip(&words);
-        // header 1 + 7 + (8 - B's width); 3 tag bytes and the zero group's
+        // header 4 + 1 + 7 + (8 - B's width); 3 tag bytes and the zero group's
         // count byte; payloads 1 + 1, then B's width for one of the last two
         // words and 8 for the other.
         let wb = refs[1].width as usize;
-        assert_eq!(len, 1 + 7 + (8 - wb) + 3 + 1 + 2 + wb + 8);
+        assert_eq!(len, 4 + 1 + 7 + (8 - wb) + 3 + 1 + 2 + wb + 8);
         // Small integers share the prefix 0.
         let small = [7, 9, 0, STACK << 32 | 0x1234, 1 << 32, 3];
         assert_eq!(choose_refs(&small)[0], Ref { prefix: 0, width: 1 });
@@ -401,7 +410,7 @@ mod tests {
                 .collect();
             round_trip(&runs);
             let random: Vec<u64> = (0..n).map(|_| rng.next()).collect();
-            assert!(round_trip(&random) <= 15 + n.div_ceil(GROUP) + 8 * n);
+            assert!(round_trip(&random) <= 19 + n.div_ceil(GROUP) + 8 * n);
         }
     }
 
@@ -416,7 +425,7 @@ mod tests {
         assert!(len < 40, "{len} bytes");
         let mut calls = 0;
         let mut written = 0;
-        decode(&encode(&bytes_of(&words)), 2048 * 8, |_, b| {
+        decode(&encode(&bytes_of(&words)), |_, b| {
             calls += 1;
             written += b.len();
             Ok(())
@@ -424,7 +433,7 @@ mod tests {
         .unwrap();
         assert!(calls <= 4 && written <= 3 * CHUNK, "{calls} calls, {written} B");
         // 256 all-zero groups is more than one count byte holds.
-        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 15 + 2 * 10);
+        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 19 + 2 * 10);
     }
 
     #[test]
@@ -452,17 +461,17 @@ mod tests {
         let enc = encode(&bytes_of(&words));
         let ok = |_: usize, _: &[u8]| Ok(());
         for cut in 0..enc.len() {
-            assert!(decode(&enc[..cut], 50 * 8, ok).is_err(), "cut at {cut}");
+            assert!(decode(&enc[..cut], ok).is_err(), "cut at {cut}");
         }
         let mut longer = enc.to_vec();
         longer.push(0);
-        assert!(decode(&longer, 50 * 8, ok).is_err());
+        assert!(decode(&longer, ok).is_err());
         // Garbage of any kind: an error or a decode, never a panic.
         for _ in 0..2000 {
             let junk: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
-            let _ = decode(&junk, rng.below(1 << 12) as usize, ok);
+            let _ = decode(&junk, ok);
         }
         // The caller's error stops the decode.
-        assert_eq!(decode(&enc, 50 * 8, |_, _| Err("stop")), Err("stop"));
+        assert_eq!(decode(&enc, |_, _| Err("stop")), Err("stop"));
     }
 }
