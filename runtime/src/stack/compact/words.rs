@@ -1,29 +1,33 @@
 //! The buffer format of a compacted stack: one 2-bit tag per 8-byte word.
 //!
 //! Most words of a parked stack are zero (padding, locals never written),
-//! pointers into the same stack or the same heap arena (saved frame
+//! pointers into the same stack or the same heap blocks (saved frame
 //! pointers, references to locals, `Arc`s), or small integers: words that
-//! share their upper 32 bits with many others. So the buffer starts with
-//! the two upper halves most common among the range's non-zero words (`A`
-//! and `B`, chosen per buffer; on a typical stack the heap's, the stack's or
-//! 0 for small integers), and each word is stored by its kind:
+//! share all but their low bytes with many others. So each buffer names two
+//! *references* `A` and `B`, each a prefix and a payload width `w` (1 to 4
+//! bytes): a word `prefix << 8w | low` is stored as its `w` low bytes. The
+//! encoder picks them per buffer, greedily: the prefix and width that save
+//! the most bytes, then the best for the words left (on a parked coroutine
+//! typically its stack's and the heap's, or 0 for small integers). Each
+//! word is stored by its kind:
 //!
 //! | tag | the word is | stored as |
 //! |-----|-------------|-----------|
 //! | 0 `ZERO`   | zero | nothing |
-//! | 1 `HIGH_A` | `A << 32 \| low` | `low`, 4 bytes |
-//! | 2 `HIGH_B` | `B << 32 \| low` | `low`, 4 bytes |
+//! | 1 `HIGH_A` | covered by `A` | its `A.w` low bytes |
+//! | 2 `HIGH_B` | covered by `B` (and not more cheaply by `A`) | its `B.w` low bytes |
 //! | 3 `FULL`   | anything else (the fallback; no address layout assumed) | 8 bytes |
 //!
 //! Words go in groups of four: one tag byte (word `k` in bits `2k..2k+2`),
 //! then the group's payloads, little-endian, in order. A tag byte of 0
 //! (four zero words) is followed by a count byte `n`: `n` more all-zero
 //! groups follow, with no bytes of their own. The last group may be short
-//! (its missing words' tags are 0); the word count comes from the saved
-//! length, which the record keeps.
+//! (its missing words' tags are 0). The header holds the word count (so the
+//! record needs no saved length), the two widths in one byte, and each
+//! prefix in the `8 - w` bytes it can have:
 //!
 //! ```text
-//! [words: u32][widths: u8][A's prefix][B's prefix] [tag][payloads...] [0][n] [tag][payloads...] ...
+//! [words: u32][A.w | B.w << 4][A.prefix][B.prefix] [tag][payloads] [0][n] [tag][payloads] ...
 //! ```
 //!
 //! Decoding ([`decode`]) is for the signal handler too: no allocation, no
