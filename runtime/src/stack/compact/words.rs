@@ -39,15 +39,18 @@
 //! hold the saved zeros). Measured figures: `docs/notes/compact.md`.
 
 const WORD: usize = 8;
-const GROUP: usize = 4;
+/// Words per group: 8 tags of 3 bits fill the group's 3 tag bytes.
+const GROUP: usize = 8;
+const TAG_BYTES: usize = 3;
 /// The decode buffer: small enough for a signal handler's alternate stack
 /// (std's is `SIGSTKSZ`, 8 KiB on x86_64, shared with the kernel's frame).
 pub(crate) const CHUNK: usize = 512;
 
-const ZERO: u8 = 0;
-const HIGH_A: u8 = 1;
-const HIGH_B: u8 = 2;
-const FULL: u8 = 3;
+const ZERO: u32 = 0;
+const FULL: u32 = 1;
+/// Tags `REF..REF + REFS` name a reference.
+const REF: u32 = 2;
+const REFS: usize = 6;
 
 /// A reference: words `prefix << 8 * width | payload` are stored as their
 /// `width` low bytes. `width` is 1..=4 when encoding (the decoder accepts
@@ -59,66 +62,70 @@ struct Ref {
 }
 
 impl Ref {
-    /// Matches no word: the unused second reference of a uniform range.
-    const NONE: Ref = Ref {
-        prefix: u64::MAX,
-        width: 1,
-    };
-
     fn covers(self, w: u64) -> bool {
         w >> (8 * self.width as u32) == self.prefix
     }
 }
 
-fn tag(w: u64, refs: [Ref; 2]) -> u8 {
+fn tag(w: u64, refs: &[Ref]) -> u32 {
     if w == 0 {
         return ZERO;
     }
-    match (refs[0].covers(w), refs[1].covers(w)) {
-        (true, true) if refs[1].width < refs[0].width => HIGH_B,
-        (true, _) => HIGH_A,
-        (false, true) => HIGH_B,
-        (false, false) => FULL,
+    let mut best = (FULL, 8);
+    for (i, r) in refs.iter().enumerate() {
+        if r.covers(w) && r.width < best.1 {
+            best = (REF + i as u32, r.width);
+        }
     }
+    best.0
 }
 
-/// The reference that saves the most bytes over the non-zero words of
-/// `words` that `taken` does not cover: for each width 1..=4, the most
-/// common prefix, weighed by the bytes each of its words saves.
-fn best_ref(words: &[u64], taken: Ref) -> Ref {
-    let mut best = (0usize, Ref::NONE);
+/// The reference that saves the most bytes over the non-zero words that
+/// no reference in `taken` covers (for each width 1..=4, the most common
+/// prefix, weighed by the bytes each of its words saves, minus its bytes
+/// in the header), if it saves any.
+fn best_ref(words: &[u64], taken: &[Ref]) -> Option<Ref> {
+    let mut best: Option<(usize, Ref)> = None;
     let mut prefixes = Vec::with_capacity(words.len());
     for width in 1..=4u8 {
         prefixes.clear();
         prefixes.extend(
             words
                 .iter()
-                .filter(|&&w| w != 0 && !taken.covers(w))
+                .filter(|&&w| w != 0 && !taken.iter().any(|r| r.covers(w)))
                 .map(|&w| w >> (8 * width as u32)),
         );
         prefixes.sort_unstable();
         for run in prefixes.chunk_by(|a, b| a == b) {
             let saves = run.len() * (8 - width as usize);
-            if saves > best.0 {
-                best = (saves, Ref { prefix: run[0], width });
+            let cost = 1 + 8 - width as usize;
+            if saves > cost && best.is_none_or(|b| saves - cost > b.0) {
+                best = Some((saves - cost, Ref { prefix: run[0], width }));
             }
         }
     }
-    best.1
+    best.map(|b| b.1)
 }
 
-/// Two references chosen greedily: the best one, then the best for what it
-/// leaves.
-fn choose_refs(words: &[u64]) -> [Ref; 2] {
-    let a = best_ref(words, Ref::NONE);
-    [a, best_ref(words, a)]
+/// Up to [`REFS`] references, chosen greedily: the best one, then the best
+/// for what the chosen ones leave.
+fn choose_refs(words: &[u64]) -> Vec<Ref> {
+    let mut refs = Vec::with_capacity(REFS);
+    while refs.len() < REFS {
+        match best_ref(words, &refs) {
+            Some(r) => refs.push(r),
+            None => break,
+        }
+    }
+    refs
 }
 
 /// Feed the encoding of `words` to `out`: the header, then the groups.
-fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
+fn emit(words: &[u64], refs: &[Ref], out: &mut impl FnMut(&[u8])) {
     out(&(words.len() as u32).to_le_bytes());
-    out(&[refs[0].width | refs[1].width << 4]);
+    out(&[refs.len() as u8]);
     for r in refs {
+        out(&[r.width]);
         out(&r.prefix.to_le_bytes()[..8 - r.width as usize]);
     }
     let all_zero = |g: &[u64]| g.iter().all(|&w| w == 0);
@@ -128,8 +135,8 @@ fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
         let t = group
             .iter()
             .enumerate()
-            .fold(0u8, |t, (k, &w)| t | tag(w, refs) << (2 * k));
-        out(&[t]);
+            .fold(0u32, |t, (k, &w)| t | tag(w, refs) << (3 * k));
+        out(&t.to_le_bytes()[..TAG_BYTES]);
         i += GROUP;
         if t == 0 {
             let mut extra = 0u8;
@@ -146,9 +153,8 @@ fn emit(words: &[u64], refs: [Ref; 2], out: &mut impl FnMut(&[u8])) {
         for &w in group {
             match tag(w, refs) {
                 ZERO => {}
-                HIGH_A => out(&w.to_le_bytes()[..refs[0].width as usize]),
-                HIGH_B => out(&w.to_le_bytes()[..refs[1].width as usize]),
-                _ => out(&w.to_le_bytes()),
+                FULL => out(&w.to_le_bytes()),
+                t => out(&w.to_le_bytes()[..refs[(t - REF) as usize].width as usize]),
             }
         }
     }
@@ -165,9 +171,9 @@ pub(crate) fn encode(bytes: &[u8]) -> Box<[u8]> {
         .collect();
     let refs = choose_refs(&words);
     let mut size = 0;
-    emit(&words, refs, &mut |b| size += b.len());
+    emit(&words, &refs, &mut |b| size += b.len());
     let mut out = Vec::with_capacity(size);
-    emit(&words, refs, &mut |b| out.extend_from_slice(b));
+    emit(&words, &refs, &mut |b| out.extend_from_slice(b));
     debug_assert_eq!(out.len(), size);
     out.into_boxed_slice()
 }
@@ -249,14 +255,18 @@ pub(crate) fn decode(
 ) -> Result<(), &'static str> {
     let (mut at, mut i) = (0usize, 0usize);
     let n = u32::from_le_bytes(take(buf, &mut at)?) as usize;
-    let [widths] = take::<1>(buf, &mut at)?;
-    let (wa, wb) = ((widths & 15) as usize, (widths >> 4) as usize);
-    if !(1..8).contains(&wa) || !(1..8).contains(&wb) {
-        return Err(BAD);
+    // (base, width) of each reference.
+    let mut refs = [(0u64, 0usize); REFS];
+    let [count] = take::<1>(buf, &mut at)?;
+    for r in refs.get_mut(..count as usize).ok_or(BAD)? {
+        let [width] = take::<1>(buf, &mut at)?;
+        let width = width as usize;
+        if !(1..8).contains(&width) {
+            return Err(BAD);
+        }
+        // The prefix is stored in the 8 - width bytes it can have.
+        *r = (take_le(buf, &mut at, 8 - width)? << (8 * width), width);
     }
-    // Each prefix is stored in the 8 - width bytes it can have.
-    let base_a = take_le(buf, &mut at, 8 - wa)? << (8 * wa);
-    let base_b = take_le(buf, &mut at, 8 - wb)? << (8 * wb);
     let mut chunk = [0u8; CHUNK];
     let mut out = Chunks {
         chunk: &mut chunk,
@@ -265,7 +275,7 @@ pub(crate) fn decode(
         f,
     };
     while i < n {
-        let [t] = take::<1>(buf, &mut at)?;
+        let t = take_le(buf, &mut at, TAG_BYTES)?;
         let in_group = GROUP.min(n - i);
         if t == 0 {
             let [extra] = take::<1>(buf, &mut at)?;
@@ -281,11 +291,16 @@ pub(crate) fn decode(
             continue;
         }
         for k in 0..in_group {
-            let w = match (t >> (2 * k)) & 3 {
+            let w = match (t >> (3 * k)) as u32 & 7 {
                 ZERO => 0,
-                HIGH_A => base_a | take_le(buf, &mut at, wa)?,
-                HIGH_B => base_b | take_le(buf, &mut at, wb)?,
-                _ => u64::from_le_bytes(take(buf, &mut at)?),
+                FULL => take_le(buf, &mut at, WORD)?,
+                kind => {
+                    let (base, width) = *refs.get((kind - REF) as usize).ok_or(BAD)?;
+                    if width == 0 {
+                        return Err(BAD); // names a reference the header has not
+                    }
+                    base | take_le(buf, &mut at, width)?
+                }
             };
             out.put(w)?;
         }
@@ -368,24 +383,50 @@ mod tests {
 
     #[test]
     fn every_tag_round_trips() {
-        let words = [0, STACK << 32 | 8, STACK << 32 | 9, u64::MAX, 0, 0, 0, 0, HEAP << 32 | 9];
+        let words = [
+            0,
+            STACK << 32 | 8,
+            STACK << 32 | 9,
+            STACK << 32 | 10,
+            u64::MAX,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            HEAP << 32 | 9,
+        ];
         let refs = choose_refs(&words);
-        // The two stack words share all but their low byte.
-        assert_eq!(refs[0], Ref { prefix: STACK << 24, width: 1 });
+        // Only the three stack words share a prefix worth its header bytes.
+        assert_eq!(refs, [Ref { prefix: STACK << 24, width: 1 }]);
+        assert_eq!(tag(words[4], &refs), FULL);
         let len = round_trip(&words);
-        // header 4 + 1 + 7 + (8 - B's width); 3 tag bytes and the zero group's
-        // count byte; payloads 1 + 1, then B's width for one of the last two
-        // words and 8 for the other.
-        let wb = refs[1].width as usize;
-        assert_eq!(len, 4 + 1 + 7 + (8 - wb) + 3 + 1 + 2 + wb + 8);
+        // header 4 + 1 + 1 + 7; 3 groups of 3 tag bytes, the zero group's
+        // count byte; payloads 1 + 1 + 1 + 8, then 8.
+        assert_eq!(len, 4 + 1 + 8 + 3 * 3 + 1 + 3 + 8 + 8);
         // Small integers share the prefix 0.
-        let small = [7, 9, 0, STACK << 32 | 0x1234, 1 << 32, 3];
-        assert_eq!(choose_refs(&small)[0], Ref { prefix: 0, width: 1 });
+        let small = [7, 9, 0, STACK << 32 | 0x1234, 1 << 32, 3, 4, 5];
+        assert_eq!(choose_refs(&small), [Ref { prefix: 0, width: 1 }]);
         round_trip(&small);
-        // Both references cover a word: the narrower one stores it.
-        let refs = [Ref { prefix: STACK, width: 4 }, Ref { prefix: STACK << 16 | 0xabcd, width: 2 }];
-        assert_eq!(tag(STACK << 32 | 0xabcd_0001, refs), HIGH_B);
-        assert_eq!(tag(STACK << 32 | 0xabce_0001, refs), HIGH_A);
+        // Several references cover a word: the narrowest one stores it.
+        let refs = [
+            Ref { prefix: STACK, width: 4 },
+            Ref { prefix: STACK << 16 | 0xabcd, width: 2 },
+        ];
+        assert_eq!(tag(STACK << 32 | 0xabcd_0001, &refs), REF + 1);
+        assert_eq!(tag(STACK << 32 | 0xabce_0001, &refs), REF);
+        // Six references, each over a run of its own.
+        let many: Vec<u64> = (0..6u64)
+            .flat_map(|r| (0..5).map(move |k| (0x1000 + r) << 40 | k))
+            .collect();
+        assert_eq!(choose_refs(&many).len(), REFS);
+        assert!(round_trip(&many) < many.len() * 4);
     }
 
     #[test]
@@ -414,7 +455,7 @@ mod tests {
                 .collect();
             round_trip(&runs);
             let random: Vec<u64> = (0..n).map(|_| rng.next()).collect();
-            assert!(round_trip(&random) <= 19 + n.div_ceil(GROUP) + 8 * n);
+            assert!(round_trip(&random) <= 5 + 8 * REFS + 3 * n.div_ceil(GROUP) + 8 * n);
         }
     }
 
@@ -426,7 +467,7 @@ mod tests {
         words[1000] = STACK << 32 | 0x40;
         words[2047] = u64::MAX;
         let len = round_trip(&words);
-        assert!(len < 40, "{len} bytes");
+        assert!(len < 60, "{len} bytes");
         let mut calls = 0;
         let mut written = 0;
         decode(&encode(&bytes_of(&words)), |_, b| {
@@ -436,8 +477,8 @@ mod tests {
         })
         .unwrap();
         assert!(calls <= 4 && written <= 3 * CHUNK, "{calls} calls, {written} B");
-        // 256 all-zero groups is more than one count byte holds.
-        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 19 + 2 * 10);
+        // 256 all-zero groups are more than one count byte holds.
+        assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 5 + 4 * 5);
     }
 
     #[test]
