@@ -1,33 +1,33 @@
-//! The buffer format of a compacted stack: one 2-bit tag per 8-byte word.
+//! The buffer format of a compacted stack: one 3-bit tag per 8-byte word.
 //!
 //! Most words of a parked stack are zero (padding, locals never written),
-//! pointers into the same stack or the same heap blocks (saved frame
-//! pointers, references to locals, `Arc`s), or small integers: words that
-//! share all but their low bytes with many others. So each buffer names two
-//! *references* `A` and `B`, each a prefix and a payload width `w` (1 to 4
-//! bytes): a word `prefix << 8w | low` is stored as its `w` low bytes. The
-//! encoder picks them per buffer, greedily: the prefix and width that save
-//! the most bytes, then the best for the words left (on a parked coroutine
-//! typically its stack's and the heap's, or 0 for small integers). Each
-//! word is stored by its kind:
+//! or share all but their low bytes with many others: pointers into the
+//! same stack (saved frame pointers, references to locals) or the same heap
+//! blocks (`Arc`s), return addresses into the binary, small integers. So
+//! each buffer names up to six *references*, each a prefix and a payload
+//! width `w` (1 to 4 bytes): a word `prefix << 8w | low` is stored as its
+//! `w` low bytes. The encoder picks them per buffer, greedily: the prefix
+//! and width that save the most bytes, then the best for the words left,
+//! while one saves more than its header bytes. Each word is stored by its
+//! kind:
 //!
 //! | tag | the word is | stored as |
 //! |-----|-------------|-----------|
-//! | 0 `ZERO`   | zero | nothing |
-//! | 1 `HIGH_A` | covered by `A` | its `A.w` low bytes |
-//! | 2 `HIGH_B` | covered by `B` (and not more cheaply by `A`) | its `B.w` low bytes |
-//! | 3 `FULL`   | anything else (the fallback; no address layout assumed) | 8 bytes |
+//! | 0 `ZERO` | zero | nothing |
+//! | 1 `FULL` | covered by no reference (the fallback; no address layout assumed) | 8 bytes |
+//! | 2 + i    | covered by reference `i` (the narrowest that covers it) | its `w` low bytes |
 //!
-//! Words go in groups of four: one tag byte (word `k` in bits `2k..2k+2`),
-//! then the group's payloads, little-endian, in order. A tag byte of 0
-//! (four zero words) is followed by a count byte `n`: `n` more all-zero
-//! groups follow, with no bytes of their own. The last group may be short
-//! (its missing words' tags are 0). The header holds the word count (so the
-//! record needs no saved length), the two widths in one byte, and each
-//! prefix in the `8 - w` bytes it can have:
+//! Words go in groups of eight: three tag bytes (word `k` in bits
+//! `3k..3k+3`), then the group's payloads, little-endian, in order. Tag
+//! bytes of 0 (eight zero words) are followed by a count byte `n`: `n` more
+//! all-zero groups follow, with no bytes of their own. The last group may
+//! be short (its missing words' tags are 0). The header holds the word
+//! count (so the slot's record needs no saved length), the number of
+//! references, and each reference as its width and its prefix in the
+//! `8 - w` bytes it can have:
 //!
 //! ```text
-//! [words: u32][A.w | B.w << 4][A.prefix][B.prefix] [tag][payloads] [0][n] [tag][payloads] ...
+//! [words: u32][refs: u8]([w: u8][prefix])* [tags: 3 bytes][payloads] [0 0 0][n] ...
 //! ```
 //!
 //! Decoding ([`decode`]) is for the signal handler too: no allocation, no
@@ -100,7 +100,13 @@ fn best_ref(words: &[u64], taken: &[Ref]) -> Option<Ref> {
             let saves = run.len() * (8 - width as usize);
             let cost = 1 + 8 - width as usize;
             if saves > cost && best.is_none_or(|b| saves - cost > b.0) {
-                best = Some((saves - cost, Ref { prefix: run[0], width }));
+                best = Some((
+                    saves - cost,
+                    Ref {
+                        prefix: run[0],
+                        width,
+                    },
+                ));
             }
         }
     }
@@ -375,8 +381,14 @@ mod tests {
             8 => rng.below(1 << 12),
             9 => 0x5612_0000_0000 | low,
             10 => rng.next(),
-            11 => [1, u32::MAX as u64, 1 << 32, u64::MAX, STACK << 32, HEAP << 32]
-                [rng.below(6) as usize],
+            11 => [
+                1,
+                u32::MAX as u64,
+                1 << 32,
+                u64::MAX,
+                STACK << 32,
+                HEAP << 32,
+            ][rng.below(6) as usize],
             _ => (rng.next() >> rng.below(64)) ^ (STACK << 32),
         }
     }
@@ -404,7 +416,13 @@ mod tests {
         ];
         let refs = choose_refs(&words);
         // Only the three stack words share a prefix worth its header bytes.
-        assert_eq!(refs, [Ref { prefix: STACK << 24, width: 1 }]);
+        assert_eq!(
+            refs,
+            [Ref {
+                prefix: STACK << 24,
+                width: 1
+            }]
+        );
         assert_eq!(tag(words[4], &refs), FULL);
         let len = round_trip(&words);
         // header 4 + 1 + 1 + 7; 3 groups of 3 tag bytes, the zero group's
@@ -412,12 +430,24 @@ mod tests {
         assert_eq!(len, 4 + 1 + 8 + 3 * 3 + 1 + 3 + 8 + 8);
         // Small integers share the prefix 0.
         let small = [7, 9, 0, STACK << 32 | 0x1234, 1 << 32, 3, 4, 5];
-        assert_eq!(choose_refs(&small), [Ref { prefix: 0, width: 1 }]);
+        assert_eq!(
+            choose_refs(&small),
+            [Ref {
+                prefix: 0,
+                width: 1
+            }]
+        );
         round_trip(&small);
         // Several references cover a word: the narrowest one stores it.
         let refs = [
-            Ref { prefix: STACK, width: 4 },
-            Ref { prefix: STACK << 16 | 0xabcd, width: 2 },
+            Ref {
+                prefix: STACK,
+                width: 4,
+            },
+            Ref {
+                prefix: STACK << 16 | 0xabcd,
+                width: 2,
+            },
         ];
         assert_eq!(tag(STACK << 32 | 0xabcd_0001, &refs), REF + 1);
         assert_eq!(tag(STACK << 32 | 0xabce_0001, &refs), REF);
@@ -451,7 +481,13 @@ mod tests {
             // Runs of one kind, and uniformly random words.
             let kind = rng.next();
             let runs: Vec<u64> = (0..n)
-                .map(|k| if (kind >> (k / 16 % 64)) & 1 == 0 { 0 } else { word(&mut rng) })
+                .map(|k| {
+                    if (kind >> (k / 16 % 64)) & 1 == 0 {
+                        0
+                    } else {
+                        word(&mut rng)
+                    }
+                })
                 .collect();
             round_trip(&runs);
             let random: Vec<u64> = (0..n).map(|_| rng.next()).collect();
@@ -476,7 +512,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert!(calls <= 4 && written <= 3 * CHUNK, "{calls} calls, {written} B");
+        assert!(
+            calls <= 4 && written <= 3 * CHUNK,
+            "{calls} calls, {written} B"
+        );
         // 256 all-zero groups are more than one count byte holds.
         assert!(round_trip(&vec![0; 8 * 1024 + 3]) <= 5 + 4 * 5);
     }
