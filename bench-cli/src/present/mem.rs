@@ -72,7 +72,7 @@ pub fn single(r: &MemResult) -> String {
             "    of which compacted stacks".into(),
             bytes(c.buffer_bytes as f64 / r.count as f64),
             format!(
-                "{} of {} stacks compacted after {} parked (zero runs left out)",
+                "{} of {} stacks compacted after {} parked (one tag per word)",
                 count(c.compacted),
                 count(r.count),
                 ns(c.after_ns as f64)

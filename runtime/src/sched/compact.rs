@@ -66,7 +66,7 @@ pub(crate) const MARGIN: usize = if cfg!(debug_assertions) {
 pub(crate) struct Outcome {
     pub compacted: u64,
     pub restored: u64,
-    /// Buffer bytes (encoded, `stack/compact/runs.rs`) allocated minus freed.
+    /// Buffer bytes (encoded, `stack/compact/words.rs`) allocated minus freed.
     pub bytes: i64,
 }
 
@@ -212,7 +212,7 @@ fn restore(task: &TaskRef, word: u32) -> Outcome {
     let held = record.buf_len.load(std::sync::atomic::Ordering::Relaxed);
     let mem = SlotPages {
         record,
-        top: record.top.load(Ordering::Relaxed),
+        top: table::top(word & !COMPACTED).expect("a compacted slot's slab is registered"),
         lo: 0,
         slot_base: 0,
         mode: pages::mode(),

@@ -252,6 +252,19 @@ pub mod registry {
         find(addr).map(|slot| (slot.base, slot.size))
     }
 
+    /// The top (exclusive) of slot `slot` of registry entry `entry`, if
+    /// that entry is a registered slab holding such a slot.
+    pub fn slot_top(entry: usize, slot: usize) -> Option<usize> {
+        let e = ENTRIES.get(entry)?;
+        let len = e.len.load(Ordering::Acquire);
+        let size = e.slot_size.load(Ordering::Relaxed);
+        let end = slot.checked_add(1)?.checked_mul(size)?;
+        if len == usize::MAX || size == 0 || end > len {
+            return None;
+        }
+        Some(e.base.load(Ordering::Relaxed) + end)
+    }
+
     /// A slot found by address: where it is and where its label is.
     #[derive(Clone, Copy)]
     pub struct Found {

@@ -51,8 +51,8 @@
 //! Design and figures: `docs/notes/compact.md`.
 
 pub(crate) mod pages;
-mod runs;
 pub(crate) mod table;
+mod words;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -32,7 +32,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use super::table::SlotRecord;
-use super::{runs, Memory};
+use super::{words, Memory};
 use crate::stack::guard::GuardMode;
 use crate::stack::page::page_size;
 
@@ -122,7 +122,7 @@ fn probe(fd: i32, mode: GuardMode) -> io::Result<()> {
     if buf.iter().enumerate().any(|(i, &b)| b != (lo + i) as u8) {
         return Err(io::Error::other("reading protected pages gave wrong bytes"));
     }
-    let enc = runs::encode(&buf);
+    let enc = words::encode(&buf);
     // SAFETY: as above; `enc` holds the saved bytes.
     unsafe { restore_range(fd, mode, lo, top, &enc).map_err(io::Error::other)? };
     for a in lo..top {
@@ -202,9 +202,10 @@ unsafe fn compact_range(mode: GuardMode, lo: usize, top: usize, buf: *mut u8) ->
     Ok(())
 }
 
-/// Copy the saved bytes (encoded by `runs.rs`) back into `[lo, top)` while
-/// it still faults, then open it. Async-signal-safe; the error names the
-/// step that failed.
+/// Copy the saved bytes (encoded by `words.rs`) back into `[lo, top)` while
+/// it still faults, then open it: decoded a chunk at a time into a small
+/// stack buffer, one `pwrite` per chunk. Async-signal-safe; the error names
+/// the step that failed.
 ///
 /// # Safety
 /// `[lo, top)` was compacted by [`compact_range`], `buf` holds its encoded
@@ -225,92 +226,29 @@ unsafe fn restore_range(
             return Err("MADV_GUARD_REMOVE");
         }
     }
-    let mut w = Writer::new(fd, lo);
-    runs::for_each_literal(buf, |offset, lits| w.push(offset, lits))?;
-    w.flush()?;
+    if words::saved_len(buf) != Ok(top - lo) {
+        return Err("reading the compacted stack's length");
+    }
+    words::decode(buf, |offset, bytes| {
+        // SAFETY: pwrite only reads `bytes`; the file offset is an address
+        // in our range (the decoder keeps `offset + len` within it).
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                lo.wrapping_add(offset) as libc::off_t,
+            )
+        };
+        if n < 0 || n as usize != bytes.len() {
+            return Err("pwrite(/proc/self/mem)");
+        }
+        Ok(())
+    })?;
     if !mprotect(from, top, RW) {
         return Err("mprotect(PROT_READ|PROT_WRITE)");
     }
     Ok(())
-}
-
-/// Zeros for the short gaps between literal runs (read only by the kernel).
-static ZEROS: [u8; GAP_MAX] = [0; GAP_MAX];
-/// A zero run shorter than this is written (from [`ZEROS`]) to keep one
-/// `pwritev` going; a longer one ends the batch and is skipped.
-const GAP_MAX: usize = 4096;
-const IOVECS: usize = 64;
-
-/// Gathers literal runs into `pwritev` calls on `/proc/self/mem`, on the
-/// stack (the signal handler's too): no allocation.
-struct Writer {
-    fd: i32,
-    base: usize,
-    iov: [libc::iovec; IOVECS],
-    n: usize,
-    /// Offsets (from `base`) where the batch starts and ends.
-    start: usize,
-    end: usize,
-}
-
-impl Writer {
-    fn new(fd: i32, base: usize) -> Writer {
-        Writer {
-            fd,
-            base,
-            iov: [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; IOVECS],
-            n: 0,
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn add(&mut self, p: *const u8, len: usize) {
-        self.iov[self.n] = libc::iovec {
-            iov_base: p as *mut libc::c_void,
-            iov_len: len,
-        };
-        self.n += 1;
-        self.end += len;
-    }
-
-    fn push(&mut self, offset: usize, lits: &[u8]) -> Result<(), &'static str> {
-        let gap = offset - self.end;
-        if self.n == 0 || gap >= GAP_MAX || self.n + 2 > IOVECS {
-            self.flush()?;
-            self.start = offset;
-            self.end = offset;
-        } else if gap > 0 {
-            self.add(ZEROS.as_ptr(), gap);
-        }
-        self.add(lits.as_ptr(), lits.len());
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), &'static str> {
-        if self.n == 0 {
-            return Ok(());
-        }
-        let want = self.end - self.start;
-        // SAFETY: the iovecs name live slices (the buffer, ZEROS); pwritev
-        // only reads them.
-        let n = unsafe {
-            libc::pwritev(
-                self.fd,
-                self.iov.as_ptr(),
-                self.n as libc::c_int,
-                (self.base + self.start) as libc::off_t,
-            )
-        };
-        self.n = 0;
-        if n < 0 || n as usize != want {
-            return Err("pwritev(/proc/self/mem)");
-        }
-        Ok(())
-    }
 }
 
 /// One slot's pages and its record: the real [`Memory`] of the protocol.
@@ -346,21 +284,23 @@ impl Memory for SlotPages<'_> {
             {
                 return false;
             }
-            self.keep(runs::encode(scratch));
+            self.keep(words::encode(scratch));
             true
         })
     }
 
     fn restore(&self) {
         let fd = PROC_MEM.load(Ordering::Acquire);
-        let saved = self.record.saved.load(Ordering::Relaxed);
         let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
         let buf = self.record.buf.load(Ordering::Relaxed);
         // SAFETY: the protocol made us the one restorer of a COMPACTED slot,
         // whose record holds the buffer `compact` filled, `len` bytes long.
         let result = unsafe {
             let buf = std::slice::from_raw_parts(buf, len);
-            restore_range(fd, self.mode, self.top - saved, self.top, buf)
+            match words::saved_len(buf).map(|saved| self.top.checked_sub(saved)) {
+                Ok(Some(lo)) => restore_range(fd, self.mode, lo, self.top, buf),
+                _ => Err("reading the compacted stack's length"),
+            }
         };
         if let Err(step) = result {
             die(step);
@@ -385,10 +325,6 @@ impl SlotPages<'_> {
     /// Publish the encoded buffer in the record (the state word's store that
     /// follows makes it visible to a restorer).
     fn keep(&self, enc: Box<[u8]>) {
-        self.record.top.store(self.top, Ordering::Relaxed);
-        self.record
-            .saved
-            .store(self.top - self.lo, Ordering::Relaxed);
         self.record
             .buf_len
             .store(enc.len() as u32, Ordering::Relaxed);
@@ -434,7 +370,7 @@ pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
                 // SAFETY: readable, and nobody can write it now (a write
                 // faults and waits); the caller owns these parked stacks.
                 let live = unsafe { std::slice::from_raw_parts(s.lo as *const u8, s.top - s.lo) };
-                saved[i] = Some(runs::encode(live));
+                saved[i] = Some(words::encode(live));
             }
             spans.push((from, to));
         }
@@ -556,7 +492,7 @@ mod tests {
         assert!(!faults(floor_page(lo) - 1) && !faults(top));
         let resident = crate::stack::resident_bytes(base, 8 * page).unwrap();
         assert_eq!(resident, 4 * page, "the compacted pages were not released");
-        let enc = runs::encode(&buf);
+        let enc = words::encode(&buf);
         // SAFETY: as above.
         unsafe { restore_range(fd, mode, lo, top, &enc).unwrap() };
         for a in lo..top {

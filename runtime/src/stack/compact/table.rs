@@ -12,23 +12,20 @@
 //! entry reused by another slab reuses its table (whose records are all
 //! `RESIDENT`: a coroutine is restored before it can finish).
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::stack::pool;
 use crate::stack::slab::registry::{self, CAPACITY};
 
 /// Where one slot's compacted bytes are, and who may restore them
-/// (`mod.rs`). Plain atomics: the signal handler reads it.
+/// (`mod.rs`). Plain atomics: the signal handler reads it. 16 bytes: the
+/// saved length is in the buffer's header, the slot top in the registry.
 #[repr(C)]
 pub(crate) struct SlotRecord {
     /// `RESIDENT`, `COMPACTING`, ... (`mod.rs`); a futex word.
     pub state: AtomicU32,
-    /// The buffer's length (`runs.rs`: zero runs left out).
+    /// The buffer's length (`words.rs`: one tag per word).
     pub buf_len: AtomicU32,
-    /// How many bytes below the slot top were saved.
-    pub saved: AtomicUsize,
-    /// The slot's top (exclusive), written with the buffer.
-    pub top: AtomicUsize,
     /// The buffer, allocated by the home worker; null when `RESIDENT`.
     pub buf: AtomicPtr<u8>,
 }
@@ -126,6 +123,14 @@ pub(crate) fn record(key: Key) -> &'static SlotRecord {
     assert!(!table.is_null(), "compaction key without a table");
     // SAFETY: tables are never freed; `slot` < TABLE_SLOTS by construction.
     unsafe { &*table.add(slot) }
+}
+
+/// The top (exclusive) of the slot a [`key_for`] key names, while its slab
+/// is registered.
+pub(crate) fn top(key: Key) -> Option<usize> {
+    let entry = (key >> SLOT_BITS) as usize;
+    let slot = (key & ((1 << SLOT_BITS) - 1)) as usize;
+    registry::slot_top(entry, slot)
 }
 
 fn make(index: usize) -> Option<*mut SlotRecord> {
