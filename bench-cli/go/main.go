@@ -1,8 +1,9 @@
 // goref is the Go reference program for spindle-bench. It measures the same
 // things the Rust runtime is measured on (memory per parked task, context
 // switch cost, spawn+join cost) but with Go goroutines, so the two can be
-// compared. Every subcommand prints exactly one JSON object on stdout; any
-// error is one "goref: ..." line on stderr with exit code 2.
+// compared. Every subcommand but net (a server, see net.go) prints exactly
+// one JSON object on stdout; any error is one "goref: ..." line on stderr
+// with exit code 2.
 package main
 
 import (
@@ -23,7 +24,7 @@ const (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("missing subcommand (want one of: mem, switch, spawn, fanout)")
+		fail("missing subcommand (want one of: mem, switch, spawn, fanout, net)")
 	}
 	sub, args := os.Args[1], os.Args[2:]
 	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
@@ -58,6 +59,12 @@ func main() {
 		checkRange("-n", *n, 1, maxCount)
 		checkRange("-repeat", *repeat, 1, maxRepeat)
 		result = runSwitch(*n, *repeat)
+	case "net":
+		procs := fs.Int("procs", runtime.GOMAXPROCS(0), "GOMAXPROCS")
+		parse(fs, args)
+		checkRange("-procs", *procs, 1, 1024)
+		runtime.GOMAXPROCS(*procs)
+		runNet() // serves until stdin closes; prints no JSON
 	case "spawn":
 		count := fs.Int("count", 1_000_000, "goroutines per sample")
 		repeat := fs.Int("repeat", 5, "samples per row")
@@ -66,7 +73,7 @@ func main() {
 		checkRange("-repeat", *repeat, 1, maxRepeat)
 		result = runSpawn(*count, *repeat)
 	default:
-		fail(fmt.Sprintf("unknown subcommand %q (want one of: mem, switch, spawn, fanout)", sub))
+		fail(fmt.Sprintf("unknown subcommand %q (want one of: mem, switch, spawn, fanout, net)", sub))
 	}
 
 	out, err := json.Marshal(result)

@@ -78,6 +78,12 @@ pub enum Command {
     Compare(CompareArgs),
     /// Run everything; write results.json, results.md, SVG charts, index.html.
     Report(ReportArgs),
+    /// Echo server, one task per connection: memory per idle connection,
+    /// set-up rate, round-trip latency and throughput, spindle beside Go.
+    Net(crate::command::net::NetArgs),
+    /// Internal: the echo server `net` measures, in a child process.
+    #[command(hide = true)]
+    NetServer(crate::command::net_server::NetServerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +206,9 @@ pub struct CompareArgs {
     /// Worker threads for spindle's memory run (default: all cores, like GOMAXPROCS).
     #[arg(long, value_name = "W", allow_negative_numbers = true, value_parser = parse_workers)]
     pub workers: Option<usize>,
+    /// Connections for the echo-server comparison, comma-separated (default 10^4; --quick 10^3).
+    #[arg(long, value_name = "N", value_delimiter = ',', allow_negative_numbers = true, value_parser = parse_count)]
+    pub net_count: Vec<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +219,10 @@ pub struct ReportArgs {
     /// The `go` binary for the comparison (default: `go` on PATH; skipped if none).
     #[arg(long, value_name = "PATH")]
     pub go: Option<PathBuf>,
+    /// Connections for the echo servers, comma-separated (default 10^4; --quick 10^3;
+    /// e.g. 1e4,1e5).
+    #[arg(long, value_name = "N", value_delimiter = ',', allow_negative_numbers = true, value_parser = parse_count)]
+    pub net_count: Vec<u64>,
 }
 
 /// clap's error as one line. clap puts the key facts on the lines after the

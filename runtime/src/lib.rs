@@ -78,6 +78,17 @@
 //!   the scheduler's `park`/`wake` underneath, the channels' `Waiter` above.
 //!   It and `sched` call each other, the one cycle between modules (as Go's
 //!   `gopark`/`goready` live in proc.go).
+//! * [`net`]: TCP and UDP sockets shaped like `std::net` (`TcpListener`,
+//!   `TcpStream`, `UdpSocket`). A coroutine whose `accept`, `connect`,
+//!   `read` or `write` would block **parks** instead of blocking its worker:
+//!   the runtime's netpoller (one epoll per runtime; idle workers sleep in
+//!   it) wakes it when the socket is ready, and the worker runs other
+//!   coroutines meanwhile. So a server can give every connection its own
+//!   coroutine, written as plain blocking code, and hold tens of thousands
+//!   of them on a few threads. On a plain thread the same calls block like
+//!   `std::net`'s. (`std::net` itself, called inside a coroutine, still
+//!   blocks the whole worker.) Underneath is the non-blocking `Socket` that
+//!   parks a coroutine on `EAGAIN`.
 //! * [`chan`]: Go-style channels; [`sync`]: `WaitGroup`; [`JoinHandle`];
 //!   [`Runtime`]; [`Handle`], to spawn from where no `&Runtime` is at hand.
 //!
@@ -151,6 +162,7 @@ mod coroutine;
 mod handle;
 mod join;
 mod loom_shim;
+pub mod net;
 mod park;
 mod runtime;
 mod sched;

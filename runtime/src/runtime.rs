@@ -31,6 +31,7 @@ use crossbeam_deque::Injector;
 
 use crate::handle::{self, Handle};
 use crate::join::JoinHandle;
+use crate::net::poller::Poller;
 use crate::sched::home::Home;
 use crate::sched::idle::Idle;
 use crate::sched::spawn::SpawnOptions;
@@ -116,13 +117,15 @@ impl RuntimeBuilder {
             crate::stack::compact::pages::enable(mode)?;
         }
 
+        let poller = Arc::new(Poller::new()?);
         let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
         let scheduler = Arc::new_cyclic(|me| Scheduler {
             homes: (0..workers).map(|i| Home::new(i, me.as_ptr())).collect(),
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
-            idle: Idle::new(workers),
+            idle: Idle::new(workers, poller.kick_handle()),
             timers: Timers::new(),
+            poller,
             pool: StackPool::new(stack_max, mode),
             counters: Counters::new(workers),
             shutdown: AtomicBool::new(false),

@@ -40,6 +40,13 @@ fn compare_quick_runs_both_sides() {
         }
     }
     assert_eq!(c["targets"].as_array().map(Vec::len), Some(3));
+    // The echo servers (`net`) at N = 10^3 with --quick, spindle then Go.
+    let runs = c["net"]["runs"].as_array().expect("net runs");
+    assert_eq!(runs.len(), 2, "{}", c["net"]);
+    for (r, server) in runs.iter().zip(["spindle", "go"]) {
+        assert_eq!(r["server"], server, "{r}");
+        assert!(num(&r["idle"], "per_connection_bytes") > 0.0, "{r}");
+    }
 }
 
 #[test]

@@ -93,19 +93,22 @@ fn report_writes_one_self_contained_page() {
         assert!(!lower.contains(banned), "index.html contains {banned:?}");
     }
     let count = |name: &str| tags.iter().filter(|t| *t == name).count();
-    assert_eq!(count("svg"), 2, "both charts inline");
+    // The echo servers' chart is the third (net at 10^3 with --quick).
+    assert_eq!(count("svg"), 3, "every chart inline");
     assert!(count("table") >= 6, "{} tables", count("table"));
     for needle in [
         "page size",
         "guard mode",
         "Memory per parked task",
         "Switch cost",
+        "Network: echo server",
+        "memory per idle connection",
         "command:",
     ] {
         assert!(page.contains(needle), "index.html lacks {needle:?}");
     }
     // The charts say when, where and how they were measured.
-    for svg in ["mem_per_unit.svg", "switch_cost.svg"] {
+    for svg in ["mem_per_unit.svg", "switch_cost.svg", "net.svg"] {
         let text = std::fs::read_to_string(dir.join(svg)).expect(svg);
         check_well_formed(&text).unwrap_or_else(|e| panic!("{svg}: {e}"));
         assert!(text.contains("command: ") && text.contains(" UTC"), "{svg}");

@@ -19,6 +19,9 @@
 //! all) on a fresh runtime and warm. The table says which side is cheaper,
 //! Go included.
 //!
+//! The echo servers of [`net`](super::net) (memory per idle connection,
+//! set-up rate, latency, throughput) run last, at N = 10^4 (`--net-count`).
+//!
 //! [`Comparison::new`] is the one place a comparison is assembled from
 //! the two sides' measurements; `compare` and `report` both call it.
 
@@ -27,6 +30,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::mem::{self, MemConfig, MemResult, MemRow, WARM_TOUCH};
+use super::net::NetSection;
 use super::switch::SwitchConfig;
 use super::{fanout::FanoutConfig, spawn::SpawnConfig, Global, Measurement};
 use crate::cli::CompareArgs;
@@ -46,6 +50,9 @@ pub struct CompareConfig {
     pub repeat: usize,
     pub workers: usize,
     pub stack_max: usize,
+    /// N for `net` (spindle and Go echo servers).
+    pub net_counts: Vec<u64>,
+    pub quick: bool,
 }
 
 impl CompareConfig {
@@ -61,6 +68,8 @@ impl CompareConfig {
             repeat: s.compare_repeat,
             workers: a.workers.unwrap_or(g.workers),
             stack_max: g.stack_max,
+            net_counts: super::net::counts_or_default(&a.net_count, g.quick),
+            quick: g.quick,
         }
     }
 }
@@ -137,6 +146,9 @@ pub struct Comparison {
     pub sides: Sides,
     pub lines: Vec<Line>,
     pub targets: Vec<Target>,
+    /// The echo servers (`net`), in `compare`; `report` keeps its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSection>,
 }
 
 impl Comparison {
@@ -150,6 +162,7 @@ impl Comparison {
             sides,
             lines,
             targets,
+            net: None,
         }
     }
 }
@@ -200,9 +213,10 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     let spindle_fanout = FanoutConfig::at(cfg.fanout_count, w, sm, cfg.repeat).run()?;
     progress::phase("compare: Go fan-out");
     let go_fanout = go.fanout(cfg.fanout_count, w, cfg.repeat)?;
+    let net = super::net::section(cfg.net_counts.clone(), cfg.quick, Ok(&go));
     progress::clear();
 
-    Ok(Comparison::new(
+    let mut c = Comparison::new(
         &go,
         Sides {
             spindle_mem,
@@ -216,7 +230,9 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
             spindle_fanout,
             go_fanout,
         },
-    ))
+    );
+    c.net = Some(net);
+    Ok(c)
 }
 
 fn line(what: &str, unit: &str, spindle: Option<f64>, go: Option<f64>) -> Line {

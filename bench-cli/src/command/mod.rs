@@ -19,6 +19,8 @@ pub mod compare;
 pub mod fanout;
 pub mod grow;
 pub mod mem;
+pub mod net;
+pub mod net_server;
 pub mod overflow;
 pub mod report;
 pub mod sizes;
@@ -122,5 +124,11 @@ pub fn run(cli: Cli) -> Result<Outcome, String> {
         Command::Grow(a) => grow::dispatch(&a, &g),
         Command::Compare(a) => outcome(compare::CompareConfig::new(&a, &g)),
         Command::Report(a) => outcome(report::ReportConfig::new(a, &g)),
+        Command::Net(a) => outcome(net::NetConfig::new(&a, &g)),
+        Command::NetServer(a) => net_server::run(&a).map(|()| Outcome {
+            json: Value::Null,
+            human: String::new(),
+            success: true,
+        }),
     }
 }

@@ -3,14 +3,16 @@
 //! The default suite ([`suite::run`]), the OS-thread baseline at two N
 //! (where the limits allow), and the Go side when Go is installed: Go's
 //! `mem` at the suite's N and in reused slots, `switch`, `spawn` and
-//! `fanout`, and the [`Comparison`] at the largest N both sides measured.
+//! `fanout`, and the [`Comparison`] at the largest N both sides measured;
+//! then the echo servers of [`net`](super::net) at N = 10^4 (`--net-count`).
 //! Written into DIR:
 //!
 //! * `results.json`: every number, machine-readable;
 //! * `results.md`: the exact command line, the date, the machine header and
 //!   the tables, with the charts embedded (the docs link to it);
 //! * `mem_per_unit.svg` and `switch_cost.svg` (see
-//!   [`charts`](crate::present::charts));
+//!   [`charts`](crate::present::charts)), and `net.svg` when the echo
+//!   servers ran ([`net_chart`](crate::present::net_chart));
 //! * `index.html`: one self-contained page with all of the above (inline
 //!   SVG, no scripts, nothing fetched from anywhere).
 //!
@@ -25,12 +27,13 @@ use serde::{Deserialize, Serialize};
 
 use super::compare::{go_mem_row, Comparison, GoMemRow, Sides};
 use super::mem::WARM_TOUCH;
+use super::net::NetSection;
 use super::sizes::Sizes;
 use super::suite::{self, SuiteConfig, SuiteResult};
 use super::threads::{self, ThreadsRow};
 use super::{Global, Measurement};
 use crate::cli::ReportArgs;
-use crate::measure::goref::{self, GoRows};
+use crate::measure::goref::{self, GoRows, Goref};
 use crate::measure::header::Header;
 use crate::measure::row::measured;
 use crate::present::{progress, Documents};
@@ -40,6 +43,9 @@ pub struct ReportConfig {
     pub out: PathBuf,
     pub go: Option<PathBuf>,
     pub suite: SuiteConfig,
+    /// N for the echo servers (`net`).
+    pub net_counts: Vec<u64>,
+    pub quick: bool,
 }
 
 impl ReportConfig {
@@ -48,6 +54,8 @@ impl ReportConfig {
             out: a.out,
             go: a.go,
             suite: SuiteConfig::new(g),
+            net_counts: super::net::counts_or_default(&a.net_count, g.quick),
+            quick: g.quick,
         }
     }
 
@@ -76,6 +84,9 @@ pub struct Results {
     pub threads: Vec<ThreadsRow>,
     pub go: Option<GoSection>,
     pub go_skipped: Option<String>,
+    /// The echo servers, spindle beside Go (`net`).
+    #[serde(default)]
+    pub net: Option<NetSection>,
     pub wall_seconds: f64,
 }
 
@@ -124,16 +135,14 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn go_section(cfg: &ReportConfig, suite: &SuiteResult) -> Result<GoSection, String> {
-    progress::phase("report: building the Go reference program");
-    let go = goref::build(cfg.go.as_deref())?;
+fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoSection, String> {
     let (s, w) = (cfg.sizes(), cfg.suite.workers);
     let mem: Vec<GoMemRow> = s
         .mem_counts
         .iter()
-        .map(|&n| go_mem_row(&go, n, w, 0))
+        .map(|&n| go_mem_row(go, n, w, 0))
         .collect();
-    let mem_reused = go_mem_row(&go, s.reused_count, w, WARM_TOUCH);
+    let mem_reused = go_mem_row(go, s.reused_count, w, WARM_TOUCH);
     progress::phase("report: Go switch, spawn and fan-out");
     let switch = go.switch(s.switch_n, s.repeat)?;
     let spawn = go.spawn(s.spawn_count, s.repeat)?;
@@ -147,7 +156,7 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult) -> Result<GoSection, Stri
     });
     let comparison = pair.map(|(spindle_mem, go_mem)| {
         Comparison::new(
-            &go,
+            go,
             Sides {
                 spindle_mem,
                 go_mem,
@@ -179,16 +188,27 @@ pub fn run(cfg: &ReportConfig) -> Result<ReportSummary, String> {
     let header: Header = super::header(cfg.suite.workers, cfg.suite.stack_max);
     let suite = suite::run(&cfg.suite, header)?;
     let threads = threads::series(&cfg.sizes().thread_counts);
-    let (go, go_skipped) = match go_section(cfg, &suite) {
-        Ok(g) => (Some(g), None),
+    progress::phase("report: building the Go reference program");
+    let goref = goref::build(cfg.go.as_deref());
+    let (go, go_skipped) = match goref.as_ref().map_err(Clone::clone) {
+        Ok(g) => match go_section(cfg, &suite, g) {
+            Ok(section) => (Some(section), None),
+            Err(why) => (None, Some(why)),
+        },
         Err(why) => (None, Some(why)),
     };
+    let net = super::net::section(
+        cfg.net_counts.clone(),
+        cfg.quick,
+        goref.as_ref().map_err(Clone::clone),
+    );
     let results = Results {
         command: command_line(),
         suite,
         threads,
         go,
         go_skipped,
+        net: Some(net),
         wall_seconds: t0.elapsed().as_secs_f64(),
     };
 

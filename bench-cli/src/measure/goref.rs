@@ -194,6 +194,14 @@ pub fn build(explicit: Option<&Path>) -> Result<Goref, String> {
 }
 
 impl Goref {
+    /// `goref <args>`, not started; it dies with this process.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.dir.join("goref"));
+        super::child::die_with_parent(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
     /// Run `goref <args>` and parse its JSON.
     pub fn run<T: DeserializeOwned>(&self, args: &[String]) -> Result<T, String> {
         let mut cmd = Command::new(self.dir.join("goref"));

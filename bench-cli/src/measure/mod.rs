@@ -11,7 +11,10 @@
 //! * [`header`]: the machine a number was measured on;
 //! * [`pipes`]: OS threads ping-ponging over pipes, the kernel's switch;
 //! * [`goref`]: the Go reference program, built and run;
-//! * [`row`]: one result row, measured or skipped.
+//! * [`row`]: one result row, measured or skipped;
+//! * [`loopback`], [`netsys`] and [`sockets`]: the `net` client (threads
+//!   and epoll on loopback), its system calls, and the kernel's socket
+//!   figures and limits.
 //!
 //! Nothing here prints: presenting is [`present`](crate::present)'s job.
 
@@ -19,8 +22,11 @@ pub mod alloc;
 pub mod child;
 pub mod goref;
 pub mod header;
+pub mod loopback;
+pub mod netsys;
 pub mod pipes;
 pub mod preflight;
 pub mod procfs;
 pub mod row;
+pub mod sockets;
 pub mod stats;

@@ -49,22 +49,23 @@ fn axis_title(svg: &mut Svg, axis_y: f64, text: &str) {
     );
 }
 
-/// "date · machine" and "command" lines under a chart, from `y`.
-fn footer(svg: &mut Svg, r: &Results, y: f64) {
+/// The "date · machine" and "command" lines under every chart.
+pub fn footer_lines(r: &Results) -> [String; 2] {
     let h = &r.suite.header;
-    let machine = format!(
-        "{} UTC · {} ({}, {} cores) · {} · page {} B · {}",
-        h.date_utc, h.cpu_model, h.arch, h.cores, h.kernel, h.page_size, h.guard_mode
-    );
+    [
+        format!(
+            "{} UTC · {} ({}, {} cores) · {} · page {} B · {}",
+            h.date_utc, h.cpu_model, h.arch, h.cores, h.kernel, h.page_size, h.guard_mode
+        ),
+        format!("command: {}", r.command),
+    ]
+}
+
+/// The footer lines under a chart, from `y`.
+fn footer(svg: &mut Svg, r: &Results, y: f64) {
+    let [machine, command] = footer_lines(r);
     svg.text(20.0, y, 12.0, Anchor::Start, MUTED, &machine);
-    svg.text(
-        20.0,
-        y + 16.0,
-        12.0,
-        Anchor::Start,
-        MUTED,
-        &format!("command: {}", r.command),
-    );
+    svg.text(20.0, y + 16.0, 12.0, Anchor::Start, MUTED, &command);
 }
 
 /// One dot of the switch chart.

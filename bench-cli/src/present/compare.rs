@@ -55,14 +55,19 @@ pub fn targets_table(c: &Comparison) -> Table {
 }
 
 pub fn render(c: &Comparison) -> String {
-    format!(
+    let mut out = format!(
         "compare: spindle vs {} ({}); ratio = Go / spindle, above 1× means spindle is cheaper, \
          below 1× Go is\n{}\n{}",
         c.go_version,
         c.go_path,
         table(c).render(),
         targets_table(c).render()
-    )
+    );
+    if let Some(net) = &c.net {
+        out.push('\n');
+        out.push_str(&super::net::section_text(net));
+    }
+    out
 }
 
 impl Render for Comparison {

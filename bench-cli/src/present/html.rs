@@ -4,7 +4,7 @@
 //! later: the charts are inlined as SVG, the style is one `<style>` block,
 //! and there are no scripts, web fonts, images or links to anything outside
 //! the file. It holds the machine header, every table of `results.md` (the
-//! same [`sections`]) and the two charts.
+//! same [`sections`]) and the charts.
 
 use super::report::{sections, Chart};
 use super::table::escape;
@@ -30,8 +30,8 @@ fn inline_svg(svg: &str) -> String {
     svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }
 
-/// The page; `memory` and `switch` are the two charts' SVG text.
-pub fn page(r: &Results, memory: &str, switch: &str) -> String {
+/// The page; `memory`, `switch` and `net` are the charts' SVG text.
+pub fn page(r: &Results, memory: &str, switch: &str, net: Option<&str>) -> String {
     let h = &r.suite.header;
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -51,6 +51,7 @@ pub fn page(r: &Results, memory: &str, switch: &str) -> String {
             let svg = match chart {
                 Chart::Memory => memory,
                 Chart::Switch => switch,
+                Chart::Net => net.unwrap_or_default(),
             };
             out.push_str(&format!("<figure>\n{}</figure>\n", inline_svg(svg)));
         }

@@ -4,7 +4,7 @@
 //! * [`table`]: aligned text tables (and their Markdown and HTML forms);
 //! * [`progress`]: the progress line on a terminal's stderr;
 //! * one module per kind of result ([`mem`], [`timed`], [`threads`],
-//!   [`grow`], [`compare`]) that turns it into tables and captions;
+//!   [`grow`], [`compare`], [`net`]) that turns it into tables and captions;
 //! * [`report`]: `results.md` and the summary `report` prints;
 //! * [`svg`] and [`charts`]: the report's charts, as plain SVG text;
 //! * [`html`]: `index.html`, one self-contained page with everything.
@@ -19,6 +19,8 @@ pub mod compare;
 pub mod grow;
 pub mod html;
 pub mod mem;
+pub mod net;
+pub mod net_chart;
 pub mod progress;
 pub mod report;
 pub mod svg;

@@ -8,7 +8,7 @@ use crate::command::suite::SuiteResult;
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, bytes_kb, count};
-use crate::present::{charts, compare, html, mem, threads, timed, Documents, Render};
+use crate::present::{charts, compare, html, mem, net_chart, threads, timed, Documents, Render};
 
 /// The default suite as text.
 impl Render for SuiteResult {
@@ -28,13 +28,16 @@ impl Documents for Results {
     fn documents(&self) -> Vec<(&'static str, String)> {
         let memory = charts::memory(self);
         let switch = charts::switch(self);
-        let page = html::page(self, &memory, &switch);
-        vec![
+        let net = net_report(self).map(|n| net_chart::chart(n, &charts::footer_lines(self)));
+        let page = html::page(self, &memory, &switch, net.as_deref());
+        let mut docs = vec![
             (Chart::Memory.file(), memory),
             (Chart::Switch.file(), switch),
-            ("results.md", markdown(self)),
-            ("index.html", page),
-        ]
+        ];
+        docs.extend(net.map(|n| (Chart::Net.file(), n)));
+        docs.push(("results.md", markdown(self)));
+        docs.push(("index.html", page));
+        docs
     }
 }
 
@@ -100,11 +103,17 @@ fn go_label(row: &GoMemRow, reused: bool) -> String {
     }
 }
 
-/// The report's two charts.
+/// The report's charts (`Net` only when the echo servers were measured).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chart {
     Memory,
     Switch,
+    Net,
+}
+
+/// The echo servers' results, if measured.
+fn net_report(r: &Results) -> Option<&crate::command::net::NetReport> {
+    r.net.as_ref().and_then(Row::measured)
 }
 
 impl Chart {
@@ -113,6 +122,7 @@ impl Chart {
         match self {
             Chart::Memory => "mem_per_unit.svg",
             Chart::Switch => "switch_cost.svg",
+            Chart::Net => "net.svg",
         }
     }
 }
@@ -209,6 +219,17 @@ pub fn sections(r: &Results) -> Vec<Section> {
         ],
         vec![timed::table(&s.fanout)],
     ));
+    if let Some(net) = &r.net {
+        let (text, tables) = super::net::section_parts(net);
+        let mut s = section(
+            2,
+            "Network: echo server, one task per connection",
+            text,
+            tables,
+        );
+        s.chart = net_report(r).map(|_| Chart::Net);
+        out.push(s);
+    }
     if let Some(c) = r.go.as_ref().and_then(|g| g.comparison.as_ref()) {
         out.push(section(
             2,

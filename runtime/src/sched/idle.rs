@@ -16,6 +16,10 @@
 //!   inbox) calls [`Idle::notify_worker`] for that worker: it is woken if it
 //!   sleeps; if it is awake it checks its inbox before it sleeps again.
 //!
+//! * One sleeping worker may sleep in `epoll_wait` instead of on its
+//!   condition variable (`net/mod.rs`, [`Idle::sleep_polling`]): ringing it
+//!   then writes the poller's eventfd ([`Kick`]), and only then.
+//!
 //! No wake-up is lost: the producer publishes work, then (after a SeqCst
 //! fence) reads the counters; the sleeper publishes itself in the counters,
 //! then (after a SeqCst fence) reads the queues, its own inbox included. At
@@ -25,6 +29,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use crate::loom_shim::{fence, lock, AtomicUsize, Condvar, Mutex};
+use crate::net::poller::Kick;
 
 pub(crate) struct Idle {
     workers: usize,
@@ -33,12 +38,20 @@ pub(crate) struct Idle {
     /// Indices of sleeping workers.
     sleepers: Mutex<Vec<usize>>,
     beds: Box<[Bed]>,
+    kick: Kick,
 }
 
 /// Where one worker sleeps.
 struct Bed {
-    woken: Mutex<bool>,
+    state: Mutex<BedState>,
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct BedState {
+    woken: bool,
+    /// The worker sleeps in `epoll_wait`, not on `cv`.
+    polling: bool,
 }
 
 /// How a sleep ended.
@@ -50,7 +63,7 @@ pub(crate) enum Wakeup {
 }
 
 impl Idle {
-    pub fn new(workers: usize) -> Idle {
+    pub fn new(workers: usize, kick: Kick) -> Idle {
         Idle {
             workers,
             num_spinning: AtomicUsize::new(0),
@@ -58,10 +71,11 @@ impl Idle {
             sleepers: Mutex::new(Vec::with_capacity(workers)),
             beds: (0..workers)
                 .map(|_| Bed {
-                    woken: Mutex::new(false),
+                    state: Mutex::new(BedState::default()),
                     cv: Condvar::new(),
                 })
                 .collect(),
+            kick,
         }
     }
 
@@ -131,7 +145,12 @@ impl Idle {
 
     fn ring(&self, index: usize) {
         let bed = &self.beds[index];
-        *lock(&bed.woken) = true;
+        let mut state = lock(&bed.state);
+        state.woken = true;
+        if state.polling {
+            self.kick.kick();
+        }
+        drop(state);
         bed.cv.notify_one();
     }
 
@@ -166,24 +185,43 @@ impl Idle {
     pub fn sleep(&self, index: usize, timeout: Option<Duration>) -> Wakeup {
         let bed = &self.beds[index];
         {
-            let mut woken = lock(&bed.woken);
-            while !*woken {
+            let mut state = lock(&bed.state);
+            while !state.woken {
                 match timeout {
-                    None => woken = bed.cv.wait(woken).unwrap_or_else(|e| e.into_inner()),
+                    None => state = bed.cv.wait(state).unwrap_or_else(|e| e.into_inner()),
                     Some(t) => {
                         let (w, res) = bed
                             .cv
-                            .wait_timeout(woken, t)
+                            .wait_timeout(state, t)
                             .unwrap_or_else(|e| e.into_inner());
-                        woken = w;
+                        state = w;
                         if res.timed_out() {
                             break;
                         }
                     }
                 }
             }
-            *woken = false;
+            state.woken = false;
         }
+        self.cancel_sleep(index)
+    }
+
+    /// [`sleep`](Self::sleep), but in `wait` (the poller's `epoll_wait`,
+    /// which returns on an event, a timeout, or a [`Kick`]) instead of on
+    /// the condition variable. A ring before `wait` starts kicks it too:
+    /// the eventfd stays readable, so `wait` returns at once.
+    pub fn sleep_polling(&self, index: usize, wait: impl FnOnce()) -> Wakeup {
+        let bed = &self.beds[index];
+        let mut state = lock(&bed.state);
+        if !state.woken {
+            state.polling = true;
+            drop(state);
+            wait();
+            state = lock(&bed.state);
+            state.polling = false;
+        }
+        state.woken = false;
+        drop(state);
         self.cancel_sleep(index)
     }
 }
@@ -203,7 +241,7 @@ mod loom_tests {
     #[test]
     fn loom_targeted_wake_is_not_lost() {
         loom::model(|| {
-            let idle = Arc::new(Idle::new(2));
+            let idle = Arc::new(Idle::new(2, Kick::none()));
             let inbox = Arc::new(AtomicBool::new(false));
             let (idle2, inbox2) = (idle.clone(), inbox.clone());
             let waker = loom::thread::spawn(move || {

@@ -53,6 +53,8 @@ pub(crate) struct Scheduler {
     pub stealers: Box<[Stealer<TaskRef>]>,
     pub idle: idle::Idle,
     pub timers: timer::Timers,
+    /// The netpoller (`net/`): shared with the sockets registered in it.
+    pub poller: Arc<crate::net::poller::Poller>,
     pub pool: StackPool,
     pub counters: Counters,
     pub shutdown: AtomicBool,
@@ -65,7 +67,7 @@ pub(crate) struct Scheduler {
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
-fn home_of(task: &Task) -> *const home::Home {
+pub(crate) fn home_of(task: &Task) -> *const home::Home {
     let home = task.home().cast::<home::Home>();
     debug_assert!(!home.is_null(), "a task that never ran has no home");
     home
@@ -73,6 +75,9 @@ fn home_of(task: &Task) -> *const home::Home {
 
 /// Make a parked task runnable, on its home worker: on that worker itself
 /// it runs next; from any other thread it goes to that worker's inbox.
+// `#[inline]`: its one caller, `Waiter::wake`, may sit in another codegen
+// unit (adding `net/` moved it there and cost the hand-off 6 instructions).
+#[inline]
 pub(crate) fn wake(task: TaskRef) {
     if !task.task().state.wake() {
         return;

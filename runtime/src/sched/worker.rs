@@ -13,14 +13,17 @@
 //!
 //! The loop in [`Worker::run`] is Go's `schedule()`:
 //!
-//! 1. every 61st round, fire due timers and look at the inbox, the spawn
+//! 1. every 61st round, fire due timers, poll the network, and look at the inbox, the spawn
 //!    slot, the deque and the injector first, so that nothing waits forever
 //!    behind coroutines that keep yielding;
 //! 2. `runnext`, at most [`RUNNEXT_LIMIT`] times in a row;
 //! 3. the spawn slot, the deque, the inbox, the pinned queue, the injector;
-//! 4. spin: steal half of another worker's deque, or its spawn slot after a
+//! 4. poll the network without blocking, if a coroutine waits on a socket
+//!    (`net/mod.rs`; step 1 does too);
+//! 5. spin: steal half of another worker's deque, or its spawn slot after a
 //!    grace period (bounded number of spinners);
-//! 5. sleep until notified or until the next timer is due.
+//! 6. sleep until notified or until the next timer is due: in `epoll_wait`
+//!    if a coroutine waits on a socket and no other worker does (`net/`).
 //!
 //! Only the owning thread touches `runnext`, the pinned queue, the local end
 //! of the deque, and the stack cache; other workers reach a worker only
@@ -144,6 +147,9 @@ impl Worker {
                 self.run_task(task);
                 continue;
             }
+            if crate::net::poll_ready(self) {
+                continue;
+            }
             if let Some(task) = self.spin() {
                 self.run_task(task);
                 continue;
@@ -205,6 +211,7 @@ impl Worker {
             if self.compactor.is_some() {
                 self.compact_pass(compact::BUSY_BATCH);
             }
+            crate::net::poll_ready(self);
             if let Some(task) = self
                 .home()
                 .pop_inbox()
@@ -355,7 +362,7 @@ impl Worker {
         } else {
             self.scheduler.counters.worker(self.index).add_sleep();
             let timeout = [self.scheduler.timers.until_next(), trim_in, compact_in];
-            idle.sleep(self.index, timeout.into_iter().flatten().min())
+            crate::net::idle_sleep(self, timeout.into_iter().flatten().min())
         };
         if let Wakeup::Notified = woke {
             self.spinning.set(true);

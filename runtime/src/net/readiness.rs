@@ -1,0 +1,254 @@
+//! The readiness of one registered socket: who waits for it, and the edges
+//! that arrived while nobody waited (Go's `pollDesc` with `rg`/`wg` and
+//! `pdReady`, runtime/netpoll.go).
+//!
+//! A socket is registered *edge-triggered*: epoll reports "readable" once,
+//! when data arrives, not again while it stays unread. So an edge must not
+//! be lost between a coroutine's failed `read` (`EAGAIN`) and its park. For
+//! each direction (read, write) the state holds:
+//!
+//! * `ready`: an edge arrived while nobody waited. The next waiter consumes
+//!   it and retries its operation instead of parking;
+//! * the waiters parked for that direction (usually one; more when several
+//!   coroutines share a `&TcpStream`). An edge takes them all: each retries,
+//!   and whoever gets `EAGAIN` again parks again.
+//!
+//! Go keeps each direction in one atomic word and needs a CAS protocol; here
+//! a small mutex per socket makes the rule plain: *check `ready` and enqueue
+//! under the lock, and an edge sets `ready` or takes the waiters under the
+//! same lock*. An edge is then either before the check (the waiter sees
+//! `ready`) or after the enqueue (the edge takes the waiter). The one race
+//! left, an edge that wakes the waiter after it enqueued but before its
+//! coroutine has switched out, is the scheduler's (`task/state.rs`: the
+//! wake turns into `NOTIFIED` and the park is not committed). The loom model
+//! below checks both together, with threads standing in for coroutines.
+//!
+//! `seq` names the registration: the entry is reused for another socket
+//! once this one is deregistered (`table.rs`), and deregistration bumps
+//! `seq`. An epoll event carries the `seq` it was registered with, so an
+//! event still in flight for a closed socket finds a different `seq` and
+//! touches nothing: it can never wake the next socket's waiters.
+
+use crate::loom_shim::{lock, Mutex};
+use crate::park::Waiter;
+
+/// The per-socket state; lives in the poller's table, never freed while the
+/// poller lives (so an event in flight never reads freed memory).
+pub(crate) struct Readiness {
+    state: Mutex<State>,
+}
+
+struct State {
+    seq: u32,
+    /// Indexed by `Direction as usize`: read, write.
+    dirs: [Dir; 2],
+}
+
+#[derive(Default)]
+struct Dir {
+    ready: bool,
+    first: Option<Waiter>,
+    more: Vec<Waiter>,
+}
+
+/// What [`Readiness::enqueue`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// An edge arrived since the last try (now consumed): retry at once.
+    Ready,
+    /// The waiter is queued: park, then retry.
+    Queued,
+    /// This registration is gone (the socket was deregistered).
+    Closed,
+}
+
+/// Waiters taken out under the lock, woken after it is released.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    first: [Option<Waiter>; 2],
+    more: [Vec<Waiter>; 2],
+}
+
+impl Wakes {
+    pub fn wake(self) -> usize {
+        let mut n = 0;
+        for w in self.first.into_iter().flatten() {
+            w.wake();
+            n += 1;
+        }
+        for list in self.more {
+            for w in list {
+                w.wake();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl Readiness {
+    pub fn new() -> Readiness {
+        Readiness {
+            state: Mutex::new(State {
+                seq: 0,
+                dirs: Default::default(),
+            }),
+        }
+    }
+
+    /// The sequence number a new registration of this entry uses.
+    pub fn seq(&self) -> u32 {
+        lock(&self.state).seq
+    }
+
+    /// Waiter side, after an operation in direction `dir` failed with
+    /// `EAGAIN`: consume a pending edge, or queue `waiter()`.
+    pub fn enqueue(&self, seq: u32, dir: usize, waiter: impl FnOnce() -> Waiter) -> Check {
+        let mut s = lock(&self.state);
+        if s.seq != seq {
+            return Check::Closed;
+        }
+        let d = &mut s.dirs[dir];
+        if d.ready {
+            d.ready = false;
+            return Check::Ready;
+        }
+        let w = waiter();
+        match d.first {
+            None => d.first = Some(w),
+            Some(_) => d.more.push(w),
+        }
+        Check::Queued
+    }
+
+    /// Waiter side, after the park: take our entry back if no edge took it
+    /// (a deadline, a spurious wake-up, or a cancellation). Returns it, to
+    /// be dropped after the lock is released.
+    pub fn withdraw(&self, dir: usize, me: *const ()) -> Option<Waiter> {
+        let mut s = lock(&self.state);
+        let d = &mut s.dirs[dir];
+        if d.first.as_ref().is_some_and(|w| w.addr() == me) {
+            let w = d.first.take();
+            if !d.more.is_empty() {
+                d.first = Some(d.more.swap_remove(0));
+            }
+            return w;
+        }
+        let pos = d.more.iter().position(|w| w.addr() == me)?;
+        Some(d.more.swap_remove(pos))
+    }
+
+    /// Event side: an edge for registration `seq` in the given directions.
+    /// Takes the waiters of each, or remembers the edge if there are none.
+    /// A stale `seq` (the socket was deregistered) is ignored.
+    pub fn notify(&self, seq: u32, read: bool, write: bool) -> Wakes {
+        let mut wakes = Wakes::default();
+        let mut s = lock(&self.state);
+        if s.seq != seq {
+            return wakes;
+        }
+        for (i, hit) in [read, write].into_iter().enumerate() {
+            if !hit {
+                continue;
+            }
+            let d = &mut s.dirs[i];
+            match d.first.take() {
+                None => d.ready = true,
+                Some(w) => {
+                    wakes.first[i] = Some(w);
+                    wakes.more[i] = std::mem::take(&mut d.more);
+                }
+            }
+        }
+        wakes
+    }
+
+    /// Deregistration: end registration `seq`. Its waiters are returned, to
+    /// be woken (they find [`Check::Closed`]); the next registration of this
+    /// entry starts clean.
+    pub fn retire(&self, seq: u32) -> Wakes {
+        let mut wakes = Wakes::default();
+        let mut s = lock(&self.state);
+        if s.seq != seq {
+            return wakes;
+        }
+        s.seq = seq.wrapping_add(1);
+        for (i, d) in s.dirs.iter_mut().enumerate() {
+            d.ready = false;
+            wakes.first[i] = d.first.take();
+            wakes.more[i] = std::mem::take(&mut d.more);
+        }
+        wakes
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::park::Caller;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::{Acquire, Release};
+
+    /// A reader that finds no data waits as `Socket::io` does (check under
+    /// the lock, park, withdraw, retry) while a "kernel" thread makes data
+    /// available and delivers the edge. The reader must never sleep through
+    /// the edge (loom reports the deadlock) and must see the data.
+    #[test]
+    fn loom_edge_is_not_lost_between_eagain_and_park() {
+        loom::model(|| {
+            let r = Arc::new(Readiness::new());
+            let data = Arc::new(AtomicBool::new(false));
+            let (r2, data2) = (r.clone(), data.clone());
+            let kernel = loom::thread::spawn(move || {
+                data2.store(true, Release);
+                r2.notify(0, true, false).wake();
+            });
+            loop {
+                if data.load(Acquire) {
+                    break; // the "read" succeeded
+                }
+                let me = Caller::get();
+                match r.enqueue(0, 0, || me.to_waiter()) {
+                    Check::Ready => continue,
+                    Check::Closed => unreachable!(),
+                    Check::Queued => {}
+                }
+                me.park();
+                drop(r.withdraw(0, me.addr()));
+            }
+            kernel.join().unwrap();
+        });
+    }
+
+    /// Deregistration while a reader waits: the reader is woken and finds
+    /// its registration closed; an event for the old registration, arriving
+    /// after the entry was reused, wakes nobody and leaves no edge behind.
+    #[test]
+    fn loom_retire_wakes_and_stale_events_are_ignored() {
+        loom::model(|| {
+            let r = Arc::new(Readiness::new());
+            let r2 = r.clone();
+            let closer = loom::thread::spawn(move || {
+                r2.retire(0).wake();
+            });
+            let closed = loop {
+                let me = Caller::get();
+                match r.enqueue(0, 0, || me.to_waiter()) {
+                    Check::Closed => break true,
+                    Check::Ready => unreachable!("no edge was delivered"),
+                    Check::Queued => {}
+                }
+                me.park();
+                drop(r.withdraw(0, me.addr()));
+            };
+            assert!(closed);
+            closer.join().unwrap();
+            assert_eq!(r.seq(), 1);
+            assert_eq!(r.notify(0, true, true).wake(), 0);
+            let me = Caller::get();
+            assert_eq!(r.enqueue(1, 0, || me.to_waiter()), Check::Queued);
+            assert!(r.withdraw(0, me.addr()).is_some());
+        });
+    }
+}

@@ -1,0 +1,304 @@
+//! `Socket`: a non-blocking fd whose blocking calls park the coroutine.
+//!
+//! The building block of `TcpListener`, `TcpStream` and `UdpSocket`
+//! (`tcp.rs`, `udp.rs`). The fd is always `O_NONBLOCK`. [`Socket::io`] runs
+//! an operation and, while it fails with `EAGAIN`, waits for readiness:
+//!
+//! * **in a coroutine** of the runtime the socket is registered with, it
+//!   parks on the socket's [`Readiness`] (registering the socket with that
+//!   runtime's poller the first time it must wait);
+//! * **on a plain thread**, or in a coroutine being cancelled, it blocks in
+//!   `poll(2)`: the socket behaves like a blocking `std::net` socket;
+//! * **in a coroutine of another runtime** than the one it is registered
+//!   with, it also blocks in `poll(2)`, and so blocks that worker thread
+//!   (correct, but slow: keep a socket within one runtime). Parking there
+//!   would depend on the first runtime's workers to deliver the edge, and
+//!   they may be gone.
+//!
+//! Deregistration happens when the socket is dropped or turned back into an
+//! `OwnedFd`, before the fd is closed (fd numbers are reused). The
+//! registration holds the poller alive, so a socket may outlive its runtime.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use super::poller::Poller;
+use super::readiness::{Check, Readiness};
+use crate::park::Caller;
+
+/// Which readiness an operation waits for.
+#[allow(dead_code)] // constructed by tcp.rs and udp.rs
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// `read`, `recv`, `accept`: wait for readable.
+    Read = 0,
+    /// `write`, `send`, `connect`: wait for writable.
+    Write = 1,
+}
+
+pub(crate) struct Socket {
+    /// Declared before `fd`: dropped first, so deregistration precedes close.
+    reg: OnceLock<Registration>,
+    fd: OwnedFd,
+}
+
+/// The socket's place in one runtime's poller.
+struct Registration {
+    poller: Arc<Poller>,
+    fd: RawFd,
+    index: u32,
+    seq: u32,
+}
+
+impl Registration {
+    fn readiness(&self) -> &Readiness {
+        self.poller.table.get(self.index)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.poller.deregister(self.fd, self.index, self.seq);
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an fd the caller owns, with integer arguments.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// The error a timed-out socket operation gives (`EAGAIN`, as `std::net`
+/// gives for `SO_RCVTIMEO`/`SO_SNDTIMEO` on Linux).
+fn timed_out() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAGAIN)
+}
+
+// `tcp.rs` and `udp.rs` (the API) use all of this; until they are merged
+// only the tests do.
+#[allow(dead_code)]
+impl Socket {
+    /// `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` added to `ty`.
+    pub(crate) fn new(domain: libc::c_int, ty: libc::c_int) -> io::Result<Socket> {
+        let ty = ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: plain system call; the fd is owned at once.
+        let fd = unsafe { OwnedFd::from_raw_fd(cvt(libc::socket(domain, ty, 0))?) };
+        Ok(Socket::from_nonblocking(fd))
+    }
+
+    /// Adopt `fd` (a socket, pipe or anything `poll(2)` and epoll accept),
+    /// setting `O_NONBLOCK`.
+    pub(crate) fn from_owned(fd: OwnedFd) -> io::Result<Socket> {
+        set_nonblocking(fd.as_raw_fd(), true)?;
+        Ok(Socket::from_nonblocking(fd))
+    }
+
+    /// Adopt `fd`, which is already `O_NONBLOCK` (from `accept4` with
+    /// `SOCK_NONBLOCK`, say).
+    pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
+        Socket {
+            reg: OnceLock::new(),
+            fd,
+        }
+    }
+
+    /// Deregister, clear `O_NONBLOCK`, and give the fd back (for a
+    /// `std::net` type, which expects a blocking fd).
+    pub(crate) fn into_owned(self) -> OwnedFd {
+        let Socket { reg, fd } = self;
+        drop(reg);
+        // The fd stays valid either way; a failure leaves it non-blocking.
+        let _ = set_nonblocking(fd.as_raw_fd(), false);
+        fd
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Run `op` on the fd until it returns something other than
+    /// `WouldBlock`; between tries wait for readiness in `dir` (see the
+    /// module docs for where the wait happens). `EINTR` is retried. At
+    /// `deadline` return `Err` of kind `WouldBlock` (`EAGAIN`, what a
+    /// `std::net` socket with a timeout gives on Linux); `op` is always
+    /// tried at least once, even if the deadline has passed.
+    ///
+    /// Errors of the wait itself: registering with the poller can fail
+    /// (`ENOMEM`, `ENOSPC`: `/proc/sys/fs/epoll/max_user_watches`), and is
+    /// then returned; the next call tries again.
+    pub(crate) fn io<T>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(RawFd) -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match op(self.fd.as_raw_fd()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(timed_out());
+            }
+            self.wait(dir, deadline)?;
+        }
+    }
+
+    /// Wake every coroutine parked on this socket, in both directions, to
+    /// retry its operation (call it after `shutdown(2)`, which the kernel
+    /// may not report as an edge on every socket type). No-op if the
+    /// socket never waited.
+    pub(crate) fn wake_waiters(&self) {
+        if let Some(reg) = self.reg.get() {
+            reg.readiness().notify(reg.seq, true, true).wake();
+        }
+    }
+
+    /// `shutdown(2)`, then [`wake_waiters`](Self::wake_waiters): a
+    /// coroutine parked in `read` then reads end-of-file, one parked in
+    /// `accept` gets the kernel's error.
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        let how = match how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        };
+        // SAFETY: plain system call on our own fd.
+        cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), how) })?;
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Wait once for readiness in `dir` (may return early: the caller
+    /// retries its operation either way).
+    fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        match super::current_poller() {
+            Some(poller) => {
+                let reg = self.registration(&poller)?;
+                if Arc::ptr_eq(&reg.poller, &poller) {
+                    return park(reg, dir, deadline);
+                }
+                self.poll_once(dir, deadline)
+            }
+            None => self.poll_once(dir, deadline),
+        }
+    }
+
+    /// This socket's registration, made with `poller` if it has none yet.
+    fn registration(&self, poller: &Arc<Poller>) -> io::Result<&Registration> {
+        if let Some(reg) = self.reg.get() {
+            return Ok(reg);
+        }
+        let fd = self.fd.as_raw_fd();
+        match poller.register(fd) {
+            Ok((index, seq)) => {
+                let mine = Registration {
+                    poller: poller.clone(),
+                    fd,
+                    index,
+                    seq,
+                };
+                // Another coroutine (of another runtime: within one epoll
+                // the second `EPOLL_CTL_ADD` fails) may have won the race:
+                // then ours is dropped, which deregisters it.
+                let _ = self.reg.set(mine);
+            }
+            // A coroutine of this runtime registered it first and is about
+            // to publish the registration; it does not suspend meanwhile.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        loop {
+            if let Some(reg) = self.reg.get() {
+                return Ok(reg);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Block the thread in `poll(2)` until `dir` is ready, the deadline
+    /// passes, or a signal arrives.
+    fn poll_once(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        let events = match dir {
+            Direction::Read => libc::POLLIN,
+            Direction::Write => libc::POLLOUT,
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(Instant::now());
+            left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+        });
+        // SAFETY: one valid pollfd.
+        match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Park the running coroutine until `reg` is ready in `dir` (or the
+/// deadline passes, or a spurious wake-up): see `readiness.rs`.
+fn park(reg: &Registration, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+    let readiness = reg.readiness();
+    let me = Caller::get();
+    match readiness.enqueue(reg.seq, dir as usize, || me.to_waiter()) {
+        Check::Ready => return Ok(()),
+        Check::Closed => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "socket deregistered while waiting",
+            ))
+        }
+        Check::Queued => reg.poller.add_waiter(),
+    }
+    // Withdraws the entry after the park, also when the park unwinds (the
+    // coroutine cancelled at shutdown: `sched/shutdown.rs`).
+    let _queued = Queued {
+        reg,
+        dir,
+        me: me.addr(),
+    };
+    match deadline {
+        Some(d) => me.park_until(d),
+        None => me.park(),
+    }
+    Ok(())
+}
+
+struct Queued<'a> {
+    reg: &'a Registration,
+    dir: Direction,
+    me: *const (),
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        let entry = self.reg.readiness().withdraw(self.dir as usize, self.me);
+        drop(entry);
+        self.reg.poller.remove_waiter();
+    }
+}

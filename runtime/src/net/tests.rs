@@ -1,0 +1,361 @@
+//! Tests of the poller through `Socket`, on pipes, socket pairs and UDP
+//! sockets (the TCP and UDP API has its own tests in tests/tests/net_*.rs).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::poller::{token, Poller};
+use super::readiness::Check;
+use super::socket::{Direction, Socket};
+use crate::Runtime;
+
+fn rt(workers: usize) -> Runtime {
+    Runtime::builder().workers(workers).build().unwrap()
+}
+
+/// A pipe: (read end, write end), both close-on-exec, blocking.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: valid two-int buffer; the fds are owned at once.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: just created, owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn socketpair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: valid two-int buffer; the fds are owned at once.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(r, 0);
+    // SAFETY: just created, owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn read_op(buf: &mut [u8]) -> impl FnMut(RawFd) -> io::Result<usize> + '_ {
+    move |fd| {
+        // SAFETY: `buf` is valid for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+fn write_fd(fd: RawFd, data: &[u8]) {
+    // SAFETY: `data` is valid for its length.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    assert_eq!(n, data.len() as isize);
+}
+
+fn read_byte(sock: &Socket, deadline: Option<Instant>) -> io::Result<u8> {
+    let mut b = [0u8; 1];
+    let n = sock.io(Direction::Read, deadline, read_op(&mut b))?;
+    assert_eq!(n, 1);
+    Ok(b[0])
+}
+
+#[test]
+fn parked_reader_wakes_when_a_thread_writes() {
+    let rt = rt(2);
+    let (r, w) = pipe();
+    let sock = Socket::from_owned(r).unwrap();
+    let reader = rt.spawn(move || read_byte(&sock, None).unwrap());
+    std::thread::sleep(Duration::from_millis(20));
+    write_fd(w.as_raw_fd(), b"x");
+    assert_eq!(reader.join().unwrap(), b'x');
+}
+
+#[test]
+fn many_edges_on_one_socket_are_all_seen() {
+    // A reader that consumes one byte per wake-up and a writer that writes
+    // one byte at a time: every byte arrives (an edge remembered while the
+    // reader was busy is not lost).
+    let rt = rt(2);
+    let (a, b) = socketpair();
+    let sock = Socket::from_owned(a).unwrap();
+    let reader = rt.spawn(move || {
+        let mut sum = 0u64;
+        for _ in 0..2000 {
+            sum += u64::from(read_byte(&sock, None).unwrap());
+        }
+        sum
+    });
+    let writer = std::thread::spawn(move || {
+        for i in 0..2000u32 {
+            write_fd(b.as_raw_fd(), &[(i % 251) as u8]);
+            if i % 97 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        b
+    });
+    let expect: u64 = (0..2000u64).map(|i| i % 251).sum();
+    assert_eq!(reader.join().unwrap(), expect);
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn deadline_gives_would_block_in_a_coroutine_and_on_a_thread() {
+    let rt = rt(1);
+    let (r, _w) = pipe();
+    let sock = Arc::new(Socket::from_owned(r).unwrap());
+    let s2 = sock.clone();
+    let in_coroutine = rt.spawn(move || {
+        let deadline = Instant::now() + Duration::from_millis(30);
+        let e = read_byte(&s2, Some(deadline)).unwrap_err();
+        (e.kind(), Instant::now() >= deadline)
+    });
+    assert_eq!(
+        in_coroutine.join().unwrap(),
+        (io::ErrorKind::WouldBlock, true)
+    );
+    let deadline = Instant::now() + Duration::from_millis(30);
+    let e = read_byte(&sock, Some(deadline)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    assert!(Instant::now() >= deadline);
+}
+
+#[test]
+fn plain_thread_blocks_like_std() {
+    let (a, b) = socketpair();
+    let sock = Socket::from_owned(a).unwrap();
+    let t = std::thread::spawn(move || read_byte(&sock, None).unwrap());
+    std::thread::sleep(Duration::from_millis(10));
+    write_fd(b.as_raw_fd(), b"q");
+    assert_eq!(t.join().unwrap(), b'q');
+}
+
+#[test]
+fn shutdown_wakes_a_parked_reader() {
+    let rt = rt(2);
+    let (a, _b) = socketpair();
+    let sock = Arc::new(Socket::from_owned(a).unwrap());
+    let s2 = sock.clone();
+    let reader = rt.spawn(move || {
+        let mut buf = [0u8; 8];
+        s2.io(Direction::Read, None, read_op(&mut buf))
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    sock.shutdown(std::net::Shutdown::Read).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), 0, "end of file");
+}
+
+#[test]
+fn socket_and_channel_waiters_both_wake() {
+    let rt = rt(2);
+    let (a, b) = socketpair();
+    let sock = Socket::from_owned(a).unwrap();
+    let (tx, rx) = crate::chan::bounded::<u32>(0);
+    let on_socket = rt.spawn(move || read_byte(&sock, None).unwrap());
+    let on_channel = rt.spawn(move || rx.recv().unwrap());
+    std::thread::sleep(Duration::from_millis(20));
+    tx.send(5).unwrap();
+    write_fd(b.as_raw_fd(), b"s");
+    assert_eq!(on_channel.join().unwrap(), 5);
+    assert_eq!(on_socket.join().unwrap(), b's');
+}
+
+#[test]
+fn epoll_sleepers_wake_for_spawns_and_timers() {
+    // A coroutine parked on a socket makes idle workers sleep in epoll_wait;
+    // a spawn from this thread, and a timer, must still wake them.
+    let rt = rt(2);
+    let (a, b) = socketpair();
+    let sock = Socket::from_owned(a).unwrap();
+    let parked = rt.spawn(move || read_byte(&sock, None).unwrap());
+    let poller = rt.scheduler().poller.clone();
+    while poller.blocking_waits() == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for i in 0..50u64 {
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(rt.spawn(move || i * 2).join().unwrap(), i * 2);
+    }
+    let slept = rt.spawn(|| {
+        let t0 = Instant::now();
+        crate::sleep(Duration::from_millis(15));
+        t0.elapsed() >= Duration::from_millis(15)
+    });
+    assert!(slept.join().unwrap());
+    assert!(poller.blocking_waits() > 1, "workers slept in epoll_wait");
+    write_fd(b.as_raw_fd(), b"z");
+    assert_eq!(parked.join().unwrap(), b'z');
+}
+
+/// Raise the soft fd limit to the hard one; returns the soft limit.
+fn raise_nofile() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid rlimit buffers.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+#[test]
+fn ten_thousand_parked_sockets_on_two_workers() {
+    // One UDP socket per coroutine (one fd each); a thread sends each a
+    // datagram carrying its number.
+    const N: usize = 10_000;
+    let limit = raise_nofile();
+    assert!(
+        limit >= N as libc::rlim_t + 1000,
+        "RLIMIT_NOFILE is {limit}; this test needs {} (raise the hard limit)",
+        N + 1000
+    );
+    let rt = rt(2);
+    let mut addrs = Vec::with_capacity(N);
+    let mut handles = Vec::with_capacity(N);
+    for i in 0..N {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        addrs.push(udp.local_addr().unwrap());
+        let sock = Socket::from_owned(OwnedFd::from(udp)).unwrap();
+        handles.push(rt.spawn(move || {
+            let mut buf = [0u8; 8];
+            let n = sock.io(Direction::Read, None, read_op(&mut buf)).unwrap();
+            assert_eq!(n, 8);
+            assert_eq!(u64::from_le_bytes(buf), i as u64);
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, addr) in addrs.iter().enumerate() {
+        sender.send_to(&(i as u64).to_le_bytes(), addr).unwrap();
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let poller = rt.scheduler().poller.clone();
+    assert!(!poller.has_waiters());
+    assert!(
+        !poller.has_registered(),
+        "every socket deregistered on drop"
+    );
+}
+
+#[test]
+fn shutdown_cancels_coroutines_parked_on_sockets() {
+    let rt = rt(2);
+    let poller = rt.scheduler().poller.clone();
+    let mut writers = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let (a, b) = socketpair();
+        writers.push(b);
+        let sock = Socket::from_owned(a).unwrap();
+        handles.push(rt.spawn(move || read_byte(&sock, None)));
+    }
+    while !poller.has_waiters() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    for h in handles {
+        let payload = h.join().unwrap_err();
+        assert!(payload.is::<crate::Cancelled>());
+    }
+    assert!(!poller.has_waiters());
+    assert!(!poller.has_registered());
+    // Only the test's reference is left: dropping it closes the fds.
+    assert_eq!(Arc::strong_count(&poller), 1);
+}
+
+#[test]
+fn socket_of_another_runtime_blocks_in_poll() {
+    let (rt_a, rt_b) = (rt(1), rt(1));
+    let (a, b) = socketpair();
+    let sock = Arc::new(Socket::from_owned(a).unwrap());
+    let s2 = sock.clone();
+    // Registered with A by a timed-out wait there.
+    let e = rt_a
+        .spawn(move || read_byte(&s2, Some(Instant::now() + Duration::from_millis(5))))
+        .join()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    let s3 = sock.clone();
+    let reader = rt_b.spawn(move || read_byte(&s3, None).unwrap());
+    std::thread::sleep(Duration::from_millis(20));
+    write_fd(b.as_raw_fd(), b"b");
+    assert_eq!(reader.join().unwrap(), b'b');
+    drop(rt_a);
+    // Still usable after its runtime is gone, from a plain thread.
+    write_fd(b.as_raw_fd(), b"c");
+    assert_eq!(read_byte(&sock, None).unwrap(), b'c');
+}
+
+#[test]
+fn into_owned_deregisters_and_restores_blocking() {
+    let rt = rt(1);
+    let poller = rt.scheduler().poller.clone();
+    let (a, b) = socketpair();
+    let sock = Socket::from_owned(a).unwrap();
+    let sock = rt
+        .spawn(move || {
+            let e = read_byte(&sock, Some(Instant::now() + Duration::from_millis(5)));
+            assert!(e.is_err());
+            sock
+        })
+        .join()
+        .unwrap();
+    assert!(poller.has_registered());
+    let fd = sock.into_owned();
+    assert!(!poller.has_registered());
+    // SAFETY: F_GETFL on an fd we own.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
+    drop(b);
+}
+
+#[test]
+fn stale_event_after_reuse_wakes_nobody() {
+    let poller = Poller::new().unwrap();
+    let (a, _b) = socketpair();
+    let (index, seq) = poller.register(a.as_raw_fd()).unwrap();
+    poller.deregister(a.as_raw_fd(), index, seq);
+    let (c, _d) = socketpair();
+    let (index2, seq2) = poller.register(c.as_raw_fd()).unwrap();
+    assert_eq!((index2, seq2), (index, seq.wrapping_add(1)), "entry reused");
+    // An event of the old registration, dispatched late: ignored.
+    let stale = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token(index, seq),
+    };
+    assert_eq!(poller.dispatch(&[stale]), 0);
+    let r = poller.table.get(index2);
+    let me = crate::park::Caller::get();
+    assert_eq!(
+        r.enqueue(seq2, 0, || me.to_waiter()),
+        Check::Queued,
+        "the stale event left no edge behind"
+    );
+    let fresh = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: token(index2, seq2),
+    };
+    assert_eq!(
+        poller.dispatch(&[fresh]),
+        1,
+        "the live event wakes the waiter"
+    );
+    assert!(r.withdraw(0, me.addr()).is_none());
+    assert_eq!(r.enqueue(seq, 0, || me.to_waiter()), Check::Closed);
+    poller.deregister(c.as_raw_fd(), index2, seq2);
+}
