@@ -134,7 +134,11 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "ms" => 1e6,
         "s" => 1e9,
         "m" => 60e9,
-        "" => return Err(format!("{text:?} needs a unit: ns, us, ms, s or m (such as 10ms)")),
+        "" => {
+            return Err(format!(
+                "{text:?} needs a unit: ns, us, ms, s or m (such as 10ms)"
+            ))
+        }
         _ => return Err(format!("{text:?} is not a duration such as 10ms or 1s")),
     };
     let value: f64 = num

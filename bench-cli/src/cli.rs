@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::args::{
-    parse_count, parse_depth, parse_duration, parse_frame_bytes, parse_repeat, parse_stack_max, parse_thread_stack,
-    parse_workers,
+    parse_count, parse_depth, parse_duration, parse_frame_bytes, parse_repeat, parse_stack_max,
+    parse_thread_stack, parse_workers,
 };
 
 /// Measure what a green thread really costs: spindle coroutines next to Go

@@ -20,7 +20,14 @@ fn bad_durations_are_one_line_errors() {
 
 #[test]
 fn mem_compacts_every_parked_coroutine() {
-    let v = run_json(&["mem", "--count", "2000", "--compact-after", "10ms", "--json"]);
+    let v = run_json(&[
+        "mem",
+        "--count",
+        "2000",
+        "--compact-after",
+        "10ms",
+        "--json",
+    ]);
     let r = &v["mem"][0];
     let c = &r["compact"];
     assert_eq!(num(c, "compacted"), 2000.0, "{r}");
@@ -29,7 +36,10 @@ fn mem_compacts_every_parked_coroutine() {
     assert!(num(c, "wake_compacted_ns") > 0.0 && num(c, "wake_resident_ns") > 0.0);
     // No stack page stays resident for a compacted coroutine (the driver's
     // own stack may keep a few).
-    assert!(num(&r["per_coroutine"], "stack_resident_bytes") < 64.0, "{r}");
+    assert!(
+        num(&r["per_coroutine"], "stack_resident_bytes") < 64.0,
+        "{r}"
+    );
     let text = cli_common::stdout(&run(&["mem", "--count", "2000", "--compact-after", "10ms"]));
     assert!(text.contains("of which compacted stacks"), "{text}");
     assert!(text.contains("wake latency of one coroutine"), "{text}");

@@ -47,6 +47,9 @@ fn grow_shows_pages_growing_and_shrinking() {
         num(g, "next_coroutine_resident_bytes") <= start_window,
         "{g}"
     );
+    // A coroutine as deep that parks instead is shrunk to two pages.
+    assert!(num(g, "parked_before_shrink_bytes") >= used - page, "{g}");
+    assert!(num(g, "parked_after_shrink_bytes") <= 2.0 * page, "{g}");
 }
 
 #[test]

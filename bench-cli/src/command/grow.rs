@@ -19,6 +19,13 @@
 //! at about 3/4 of the slot; with `--depth` it stops there, or earlier if the
 //! next frames would hit the guard page (this command never overflows: see
 //! [`overflow`] for that).
+//!
+//! Then a second coroutine recurses as deep, returns, and *parks* (it waits
+//! on a channel) instead of finishing: its frames are gone but its pages
+//! stay resident until its worker's shrink pass gives back everything below
+//! its stack pointer (`runtime/src/stack/shrink.rs`). We record its resident
+//! stack when it parks and once the pass has run (polled every 5 ms, for up
+//! to 3 s).
 
 use std::time::Instant;
 
@@ -67,6 +74,16 @@ pub struct GrowResult {
     pub shrink_after_ns: f64,
     pub next_coroutine_same_slot: bool,
     pub next_coroutine_resident_bytes: usize,
+    /// A coroutine that went as deep and then parked: resident stack when
+    /// it parked, before its worker's shrink pass.
+    #[serde(default)]
+    pub parked_before_shrink_bytes: usize,
+    /// The same, after the shrink pass (or when the poll gave up).
+    #[serde(default)]
+    pub parked_after_shrink_bytes: usize,
+    /// How long after the park that was (ns).
+    #[serde(default)]
+    pub parked_shrink_after_ns: f64,
 }
 
 impl GrowConfig {
@@ -190,6 +207,7 @@ struct Observed {
     after: usize,
     shrink_ns: f64,
     next: Option<(StackInfo, usize)>,
+    parked: (usize, usize, f64),
 }
 
 /// The growing coroutine: find its slot, recurse, report.
@@ -220,6 +238,7 @@ fn grow(cfg: GrowConfig) -> Result<(StackInfo, usize, Walk), String> {
 /// Runs inside `block_on`, on the runtime's single worker, so the second
 /// coroutine is served from that worker's stack cache: the slot just freed.
 fn observe(cfg: GrowConfig) -> Result<Observed, String> {
+    let cfg_park = cfg.clone();
     let grower = spindle::Builder::new()
         .name("grow")
         .spawn(move || grow(cfg))
@@ -247,6 +266,7 @@ fn observe(cfg: GrowConfig) -> Result<Observed, String> {
         .map_err(|e| format!("cannot spawn: {e}"))?
         .join()
         .map_err(|_| "the second coroutine panicked".to_string())?;
+    let parked = park_deep(cfg_park)?;
     Ok(Observed {
         info,
         at_start,
@@ -255,7 +275,46 @@ fn observe(cfg: GrowConfig) -> Result<Observed, String> {
         after,
         shrink_ns,
         next,
+        parked,
     })
+}
+
+/// A coroutine recurses as `grow` does, returns from the recursion and
+/// parks. Returns its resident stack when it parked, once its worker's
+/// shrink pass has given back the pages below its stack pointer (at most
+/// two pages left, or after 3 s), and the time between the two (ns).
+fn park_deep(cfg: GrowConfig) -> Result<(usize, usize, f64), String> {
+    let (report, reported) = spindle::chan::bounded::<Result<(StackInfo, usize), String>>(1);
+    let (wake, woken) = spindle::chan::bounded::<()>(0);
+    let parker = spindle::Builder::new()
+        .name("grow-park")
+        .spawn(move || {
+            let sent = grow(cfg).and_then(|(info, _, _)| {
+                let resident = info.resident_bytes().map_err(|e| format!("mincore: {e}"))?;
+                Ok((info, resident))
+            });
+            let _ = report.send(sent);
+            let _ = woken.recv();
+        })
+        .map_err(|e| format!("cannot spawn: {e}"))?;
+    let sent = reported
+        .recv()
+        .map_err(|_| "the parking coroutine panicked".to_string())?;
+    let t0 = Instant::now();
+    let measured = sent.and_then(|(info, before)| {
+        let two_pages = 2 * spindle::stack::page::page_size();
+        let mut after = before;
+        while after > two_pages && t0.elapsed() < std::time::Duration::from_secs(3) {
+            spindle::sleep(std::time::Duration::from_millis(5));
+            after = info.resident_bytes().map_err(|e| format!("mincore: {e}"))?;
+        }
+        Ok((before, after, t0.elapsed().as_nanos() as f64))
+    });
+    drop(wake);
+    parker
+        .join()
+        .map_err(|_| "the parking coroutine panicked".to_string())?;
+    measured
 }
 
 pub fn measure(cfg: &GrowConfig) -> Result<GrowResult, String> {
@@ -285,5 +344,8 @@ pub fn measure(cfg: &GrowConfig) -> Result<GrowResult, String> {
         shrink_after_ns: o.shrink_ns,
         next_coroutine_same_slot: same,
         next_coroutine_resident_bytes: next_resident,
+        parked_before_shrink_bytes: o.parked.0,
+        parked_after_shrink_bytes: o.parked.1,
+        parked_shrink_after_ns: o.parked.2,
     })
 }

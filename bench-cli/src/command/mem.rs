@@ -76,6 +76,12 @@ pub struct CompactFigures {
     pub buffer_bytes: u64,
     /// Coroutines whose 256-byte local was wrong after waking (must be 0).
     pub local_check_failures: u64,
+    /// If not every stack was compacted 1 s after the last park: RSS plus
+    /// page tables per coroutine once all were (or after 60 s), and when.
+    #[serde(default)]
+    pub settled_total_bytes: Option<f64>,
+    #[serde(default)]
+    pub settled_after_ms: Option<f64>,
     /// Median wake latency (send to the woken coroutine running) of one
     /// compacted coroutine, and of one parked but not compacted.
     pub wake_compacted_ns: f64,
@@ -353,9 +359,16 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
                 spindle::sleep(Duration::from_secs(1));
             }
             let heap = alloc::stop();
-            ProcMem::now()
-                .map_err(|e| e.to_string())
-                .and_then(|after| Ok((heap, after, rt.stats(), resident_stacks(rt)?)))
+            let t_measure = Instant::now();
+            ProcMem::now().map_err(|e| e.to_string()).and_then(|after| {
+                let stats = rt.stats();
+                let settled = if compacting && stats.compacted < cfg.count {
+                    settle(rt, cfg.count).map(|mem| (mem, t_measure.elapsed()))
+                } else {
+                    None
+                };
+                Ok((heap, after, stats, resident_stacks(rt)?, settled))
+            })
         }
     };
     alloc::stop();
@@ -366,7 +379,7 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     finished.wait();
     let release = t1.elapsed().as_nanos() as f64;
 
-    let (heap, after, stats, stack_after) = measured?;
+    let (heap, after, stats, stack_after, settled) = measured?;
     let bad = bad_locals.load(Ordering::Relaxed);
     if bad > 0 {
         return Err(format!(
@@ -382,6 +395,12 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
                 compacted: stats.compacted,
                 buffer_bytes: stats.compacted_bytes,
                 local_check_failures: bad,
+                settled_total_bytes: settled.as_ref().map(|(m, _)| {
+                    (m.rss as f64 - before.rss as f64 + m.pte as f64 - before.pte as f64) / n as f64
+                }),
+                settled_after_ms: settled
+                    .as_ref()
+                    .map(|(_, t)| t.as_secs_f64() * 1e3 + 1000.0),
                 wake_compacted_ns,
                 wake_resident_ns,
             })
@@ -420,6 +439,16 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
         fits: fits(total),
         compact,
     })
+}
+
+/// Wait (at most 60 s) until all `n` stacks are compacted; the process's
+/// memory then.
+fn settle(rt: &Runtime, n: u64) -> Option<ProcMem> {
+    let t0 = Instant::now();
+    while rt.stats().compacted < n && t0.elapsed() < Duration::from_secs(60) {
+        spindle::sleep(Duration::from_millis(20));
+    }
+    ProcMem::now().ok()
 }
 
 /// The 256 bytes a `--compact-after` coroutine keeps and checks.
@@ -464,18 +493,22 @@ fn one_wake_series(rt: &Runtime, compacted: bool, after: Duration) -> Result<Vec
         let t0 = Instant::now();
         loop {
             let s = rt.stats();
-            let ready = s.parks > before.parks
-                && (!compacted || s.compactions > before.compactions);
+            let ready =
+                s.parks > before.parks && (!compacted || s.compactions > before.compactions);
             if ready {
                 break;
             }
             if t0.elapsed() > after * 100 + Duration::from_secs(10) {
-                return Err("wake latency: the coroutine never parked (or was never compacted)".into());
+                return Err(
+                    "wake latency: the coroutine never parked (or was never compacted)".into(),
+                );
             }
             std::thread::sleep(Duration::from_micros(200));
         }
         tx.send(Instant::now()).map_err(|e| e.to_string())?;
-        let dt = h.join().map_err(|_| "the wake-latency coroutine panicked")?;
+        let dt = h
+            .join()
+            .map_err(|_| "the wake-latency coroutine panicked")?;
         samples.push(dt.as_nanos() as f64);
     }
     Ok(samples)

@@ -65,7 +65,27 @@ pub fn render(r: &GrowResult) -> String {
         },
         binary(r.next_coroutine_resident_bytes as u64)
     ));
+    if r.parked_before_shrink_bytes > 0 {
+        out.push_str(&format!(
+            "  a coroutine that went as deep and then parked: {} resident ({}) when it \
+             parked, {} ({}) {} later, after its worker's shrink pass released the \
+             pages below its stack pointer\n",
+            binary(r.parked_before_shrink_bytes as u64),
+            pages(r.parked_before_shrink_bytes / r.page_size),
+            binary(r.parked_after_shrink_bytes as u64),
+            pages(r.parked_after_shrink_bytes / r.page_size),
+            ns(r.parked_shrink_after_ns)
+        ));
+    }
     out
+}
+
+fn pages(n: usize) -> String {
+    if n == 1 {
+        "1 page".into()
+    } else {
+        format!("{n} pages")
+    }
 }
 
 /// One or more `grow` runs.

@@ -87,6 +87,13 @@ pub fn single(r: &MemResult) -> String {
             ns(c.wake_resident_ns),
             c.local_check_failures
         ));
+        if let (Some(total), Some(ms)) = (c.settled_total_bytes, c.settled_after_ms) {
+            out.push_str(&format!(
+                "  not all compacted 1 s after the last park: {} per coroutine (RSS + page tables) once they were, {} after the last park\n",
+                bytes_kb(total),
+                ns(ms * 1e6)
+            ));
+        }
     }
     out.push_str(&format!(
         "  spawn until all started: {} per coroutine; release and join all: {} ({} each)\n",

@@ -42,8 +42,9 @@ use crate::task::TaskRef;
 pub(crate) const COMPACTED: u32 = 1 << 31;
 /// Stamps wrap below this (about 24 days of milliseconds).
 const STAMP_MOD: u64 = (1 << 31) - 1;
-/// Most compactions per pass on a busy worker.
-pub(crate) const BUSY_BATCH: usize = 32;
+/// Most compactions per pass on a busy worker (every 61 rounds: enough
+/// to keep up with a coroutine parking every round).
+pub(crate) const BUSY_BATCH: usize = 128;
 /// Most compactions per pass on a worker about to sleep (it checks for
 /// work between passes).
 pub(crate) const IDLE_BATCH: usize = 256;
@@ -167,18 +168,18 @@ impl Compactor {
     /// Where a parked task's live stack is, ready to compact: its slot's
     /// key and pages. `None` if there is nothing sensible to compact.
     fn slot_of(&self, task: &TaskRef) -> Option<(u32, SlotPages<'static>)> {
-        let t = task.task();
-        let top = t.stack_top();
-        if top == 0 {
+        // The shrink word is the stack pointer at the switch out, 16-byte
+        // aligned, with flags in its low 4 bits (`stack/shrink.rs`).
+        let sp = task.task().shrink_word() & !15;
+        if sp == 0 {
             return None;
         }
-        let sp = shrink::recorded_sp(t.shrink_word(), top)?;
+        let (key, slot_base, top) = self.slabs.borrow_mut().locate(sp)?;
+        let record = table::record(key);
         let lo = sp.checked_sub(MARGIN)? & !15;
-        let (key, slot_base) = self.slabs.borrow_mut().key_for(top)?;
         if lo >= top || lo < slot_base + page_size() {
             return None;
         }
-        let record = table::record(key);
         let mem = SlotPages {
             record,
             top,
@@ -208,12 +209,10 @@ pub(crate) fn ensure_resident(task: &TaskRef) -> Option<Outcome> {
 fn restore(task: &TaskRef, word: u32) -> Outcome {
     let t = task.task();
     let record = table::record(word & !COMPACTED);
-    let held = record
-        .buf_len
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let held = record.buf_len.load(std::sync::atomic::Ordering::Relaxed);
     let mem = SlotPages {
         record,
-        top: t.stack_top(),
+        top: record.top.load(Ordering::Relaxed),
         lo: 0,
         slot_base: 0,
         mode: pages::mode(),
@@ -256,7 +255,10 @@ mod tests {
             }
             yielder.suspend(Suspend::Park);
         });
-        assert!(matches!(co.resume(()), CoroutineResult::Yield(Suspend::Park)));
+        assert!(matches!(
+            co.resume(()),
+            CoroutineResult::Yield(Suspend::Park)
+        ));
         let sp = SP.with(|c| c.get());
         let lowest = (sp - PROBE..sp)
             // SAFETY: the coroutine's stack is mapped while `co` lives.

@@ -84,9 +84,7 @@ impl Scheduler {
         };
         crate::stack::asan::forget_stale_poison(&stack);
         stack.set_label(id, opts.name);
-        let top = stack.top();
         let (run, handle) = TaskRef::new(|me| new_coroutine(me, stack, f));
-        run.task().set_stack_top(top);
         match local {
             Some(w) => {
                 self.counters.worker(w.index).add_spawned();

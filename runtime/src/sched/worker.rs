@@ -25,6 +25,9 @@
 //! 6. sleep until notified or until the next timer is due: in `epoll_wait`
 //!    if a coroutine waits on a socket and no other worker does (`net/`).
 //!
+//! On its way to sleep, and every 61st round, a worker may also give back
+//! the dead stack pages of its long-parked coroutines (`stack/shrink.rs`).
+//!
 //! Only the owning thread touches `runnext`, the pinned queue, the local end
 //! of the deque, and the stack cache; other workers reach a worker only
 //! through its `Stealer` and its [`Home`].
@@ -47,6 +50,7 @@ use super::Scheduler;
 use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
+use crate::stack::shrink::ShrinkPass;
 use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the other queues.
@@ -99,6 +103,7 @@ pub(crate) struct Worker {
     registry: RefCell<Vec<TaskRef>>,
     swept_at: Cell<usize>,
     tick: Cell<u32>,
+    shrink: RefCell<ShrinkPass>,
     spinning: Cell<bool>,
     rng: Cell<u64>,
     next_id: Cell<u64>,
@@ -119,6 +124,7 @@ impl Worker {
             registry: RefCell::new(Vec::new()),
             swept_at: Cell::new(0),
             tick: Cell::new(0),
+            shrink: RefCell::new(ShrinkPass::new()),
             spinning: Cell::new(false),
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1)),
             next_id: Cell::new(0),
@@ -212,6 +218,7 @@ impl Worker {
                 self.compact_pass(compact::BUSY_BATCH);
             }
             crate::net::poll_ready(self);
+            self.shrink_parked();
             if let Some(task) = self
                 .home()
                 .pop_inbox()
@@ -352,6 +359,7 @@ impl Worker {
             .scheduler
             .pool
             .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
+        let shrink_in = self.shrink_parked();
         let compact_in = self.compactor.as_ref().and_then(|_| {
             while self.compact_pass(compact::IDLE_BATCH) && !self.work_visible() {}
             self.compactor.as_ref()?.due_in()
@@ -361,12 +369,46 @@ impl Worker {
             idle.cancel_sleep(self.index)
         } else {
             self.scheduler.counters.worker(self.index).add_sleep();
-            let timeout = [self.scheduler.timers.until_next(), trim_in, compact_in];
+            let timeout = [
+                self.scheduler.timers.until_next(),
+                trim_in,
+                shrink_in,
+                compact_in,
+            ];
             crate::net::idle_sleep(self, timeout.into_iter().flatten().min())
         };
         if let Wakeup::Notified = woke {
             self.spinning.set(true);
         }
+    }
+
+    /// Give back the dead stack pages of this home's long-parked coroutines,
+    /// if a pass is due (`stack/shrink.rs`). Returns how long the worker may
+    /// sleep before the next pass has work.
+    fn shrink_parked(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut pass = self.shrink.borrow_mut();
+        if pass.due(now, self.tick.get()) {
+            let registry = self.registry.borrow();
+            let word = |t: &TaskRef| {
+                let t = t.task();
+                (!t.state.is_done()).then(|| t.shrink_word())
+            };
+            // SAFETY: we are the home of every registered task and, in our
+            // own loop, run none of them; a finished one (whose stack went
+            // back to the pool) is skipped.
+            unsafe {
+                pass.run(
+                    now,
+                    self.tick.get(),
+                    &registry,
+                    word,
+                    |t, w| t.task().set_shrink_word(w),
+                    || !self.has_local_work(),
+                )
+            };
+        }
+        pass.sleep_for(now)
     }
 
     /// Is there anything for this worker to do? (The re-check before
@@ -426,14 +468,20 @@ impl Worker {
             return false;
         };
         let (out, more) = c.pass(budget);
-        self.scheduler.counters.worker(self.index).add_compaction(&out);
+        self.scheduler
+            .counters
+            .worker(self.index)
+            .add_compaction(&out);
         more
     }
 
     /// Put a compacted coroutine's stack back before it runs.
     fn restore_if_compacted(&self, task: &TaskRef) {
         if let Some(out) = compact::ensure_resident(task) {
-            self.scheduler.counters.worker(self.index).add_compaction(&out);
+            self.scheduler
+                .counters
+                .worker(self.index)
+                .add_compaction(&out);
         }
     }
 

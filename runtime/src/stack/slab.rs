@@ -219,6 +219,22 @@ pub mod registry {
         ENTRIES[i].len.store(0, Ordering::Release);
     }
 
+    /// Every registered slab as `(base, len, slot_size)`, sorted by base,
+    /// into `out` (cleared first). Not for the signal handler (it sorts).
+    pub fn snapshot(out: &mut Vec<(usize, usize, usize)>) {
+        out.clear();
+        let n = HIGH_WATER.load(Ordering::Acquire);
+        for e in &ENTRIES[..n] {
+            let len = e.len.load(Ordering::Acquire);
+            if len == 0 || len == usize::MAX {
+                continue;
+            }
+            let base = e.base.load(Ordering::Relaxed);
+            out.push((base, len, e.slot_size.load(Ordering::Relaxed)));
+        }
+        out.sort_unstable();
+    }
+
     /// The slot containing `addr`, as `(slot_base, slot_size)`.
     /// Async-signal-safe: only atomic loads, no locks, no allocation.
     pub fn find_slot(addr: usize) -> Option<(usize, usize)> {

@@ -70,15 +70,11 @@ pub(crate) struct Task {
     /// The shrink word (`stack/shrink.rs`): written and read only on the
     /// home worker's thread (by the coroutine as it switches out, and by
     /// that worker's shrink pass), so `Relaxed` plain loads and stores.
-    /// 32 bits: the low half of a stack pointer is enough to rebuild it
-    /// from the slot's top, and the task keeps 4 bytes of padding free.
-    shrink: AtomicU32,
-    /// The compaction word (`sched/compact.rs`), in those 4 bytes: home
-    /// worker only, like the shrink word. Zero unless compaction is on.
+    shrink: AtomicUsize,
+    /// The compaction word (`sched/compact.rs`): home worker only, like
+    /// the shrink word; zero unless compaction is on. (88 bytes are still a
+    /// 96-byte malloc chunk.)
     compact: AtomicU32,
-    /// Where the coroutine's stack slot ends (exclusive), written at spawn:
-    /// how compaction finds the slot of a parked task (`sched/compact.rs`).
-    stack_top: AtomicUsize,
 }
 
 impl Task {
@@ -89,13 +85,13 @@ impl Task {
 
     /// The shrink word (`stack/shrink.rs`).
     #[inline(always)]
-    pub fn shrink_word(&self) -> u32 {
+    pub fn shrink_word(&self) -> usize {
         self.shrink.load(Ordering::Relaxed)
     }
 
     /// Set the shrink word. Only on the home worker's thread (see the field).
     #[inline(always)]
-    pub fn set_shrink_word(&self, word: u32) {
+    pub fn set_shrink_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
     }
 
@@ -108,16 +104,6 @@ impl Task {
     /// Set the compaction word. Only on the home worker's thread.
     pub fn set_compact_word(&self, word: u32) {
         self.compact.store(word, Ordering::Relaxed);
-    }
-
-    /// The top of the coroutine's stack slot (0 if not recorded).
-    pub fn stack_top(&self) -> usize {
-        self.stack_top.load(Ordering::Relaxed)
-    }
-
-    /// Record the top of the coroutine's stack slot, at spawn.
-    pub fn set_stack_top(&self, top: usize) {
-        self.stack_top.store(top, Ordering::Relaxed);
     }
 
     /// Record the home worker, once, before the first resume.
@@ -178,9 +164,8 @@ impl TaskRef {
             hand_off: new_hand_off(),
             coroutine: UnsafeCell::new(None),
             joiner: UnsafeCell::new(None),
-            shrink: AtomicU32::new(0),
+            shrink: AtomicUsize::new(0),
             compact: AtomicU32::new(0),
-            stack_top: AtomicUsize::new(0),
         }));
         let co = coroutine(TaskPtr(raw));
         // SAFETY: we own the fresh allocation exclusively.
@@ -311,7 +296,7 @@ mod tests {
         // The memory figure (bytes per parked coroutine) depends on this:
         // 80 bytes is a 96-byte malloc chunk (72 were 80; the shrink word,
         // stack/shrink.rs, cost the step); so is 88, which the compaction
-        // word and the stack top (sched/compact.rs) fill.
+        // word (sched/compact.rs) takes to 84.
         assert!(
             std::mem::size_of::<Task>() <= 88,
             "{}",

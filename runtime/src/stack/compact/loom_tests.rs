@@ -4,9 +4,11 @@
 //! `std::thread::scope` thread would), faulting whenever it is away.
 //!
 //! The stack is one atomic word: a value, plus a `SEALED` bit that stands
-//! for "this range faults" (`mprotect(PROT_NONE)` or a guard region). A
-//! foreign access is one instruction: if the word is sealed it faults (runs
-//! the handler's [`on_fault`] and retries), otherwise it is one atomic RMW.
+//! for "this range faults" (`mprotect(PROT_NONE)` or a guard region) and a
+//! `READONLY` bit (`mprotect(PROT_READ)`, while the worker copies it out).
+//! A foreign access is one instruction: if the word forbids it, it faults
+//! (runs the handler's [`on_fault`] and retries), otherwise it is one atomic
+//! load or read-modify-write.
 //! The buffer is a loom `UnsafeCell`, so a restorer reading it without
 //! happening after the copy-out, or a free racing a restore, is a data race
 //! loom reports. The checks: no access ever sees the zeros of a released
@@ -21,6 +23,7 @@ use loom::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
 const SEALED: u64 = 1 << 63;
+const READONLY: u64 = 1 << 62;
 /// What a released range reads as once it is open again without a restore.
 const ZEROS: u64 = 0;
 /// A freed buffer.
@@ -54,11 +57,12 @@ struct Slot {
 
 impl Memory for Slot {
     fn compact(&self) -> bool {
-        // mprotect(PROT_NONE): from here on foreign accesses fault, so the
-        // value read by the copy-out below is final.
-        let v = self.page.fetch_or(SEALED, AcqRel);
-        assert_eq!(v & SEALED, 0, "compacting a sealed range");
-        // The copy-out (pread of /proc/self/mem) into a fresh buffer.
+        // mprotect(PROT_READ): from here on foreign writes fault, so the
+        // value the copy-out reads is final.
+        let v = self.page.fetch_or(READONLY, AcqRel);
+        assert_eq!(v & (SEALED | READONLY), 0, "compacting a sealed range");
+        // The copy-out (memcpy) into a fresh buffer.
+        let v = self.page.load(Acquire) & !READONLY;
         self.buf.with_mut(|b| unsafe { *b = v });
         // The release (MADV_GUARD_INSTALL / MADV_DONTNEED): zeros, sealed.
         self.page.store(SEALED | ZEROS, Release);
@@ -92,13 +96,17 @@ impl Slot {
     fn foreign_add(&self) -> u64 {
         loop {
             let v = self.page.load(Acquire);
-            if v & SEALED != 0 {
+            if v & (SEALED | READONLY) != 0 {
                 on_fault(&self.state, self); // the SIGSEGV handler
                 loom::thread::yield_now(); // then the access runs again
                 continue;
             }
             assert!(v >= START, "a foreign thread read released zeros: {v}");
-            if self.page.compare_exchange(v, v + 1, AcqRel, Acquire).is_ok() {
+            if self
+                .page
+                .compare_exchange(v, v + 1, AcqRel, Acquire)
+                .is_ok()
+            {
                 return v;
             }
             loom::thread::yield_now();
@@ -110,6 +118,7 @@ impl Slot {
         loop {
             let v = self.page.load(Acquire);
             if v & SEALED == 0 {
+                let v = v & !READONLY; // reads are allowed while read-only
                 assert!(v >= START, "a foreign thread read released zeros: {v}");
                 return v;
             }
@@ -193,7 +202,11 @@ fn loom_two_foreign_writers_and_the_worker_race_to_restore() {
         let mut seen: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         seen.sort();
         assert_eq!(seen, [START, START + 1]);
-        assert_eq!(slot.page.load(Acquire), START + 2, "a foreign write was lost");
+        assert_eq!(
+            slot.page.load(Acquire),
+            START + 2,
+            "a foreign write was lost"
+        );
     });
 }
 

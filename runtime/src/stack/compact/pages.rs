@@ -1,20 +1,20 @@
 //! The system calls of compaction: copy a protected range out and in
 //! through `/proc/self/mem`, release it, guard it, open it.
 //!
-//! Why `/proc/self/mem`: a plain `memcpy` needs the range accessible, and
-//! while it is accessible another thread holding a reference into the stack
-//! could read a half-restored range or write into one being saved (its
-//! write would be lost). Reads and writes through `/proc/self/mem` go
-//! through the kernel's "forced" access path (the one debuggers use), which
-//! may read and write private pages that are `PROT_NONE`. So:
+//! Another thread may hold a reference into the stack. While the bytes are
+//! copied out it must not write (its write would be lost), and while they
+//! are copied in it must not read (it would see a half-restored range):
 //!
-//! * **compact** = `mprotect(PROT_NONE)`, copy out, then release: in guard
-//!   region mode `MADV_GUARD_INSTALL` (which drops the pages) and
-//!   `mprotect(READ|WRITE)` again (the guard markers keep the range
-//!   faulting, and the mapping merges back into one VMA); in mprotect mode
-//!   `MADV_DONTNEED`, leaving the range `PROT_NONE`;
-//! * **restore** = (regions: `mprotect(PROT_NONE)`, `MADV_GUARD_REMOVE`)
-//!   copy in, `mprotect(READ|WRITE)`.
+//! * **compact** = `mprotect(PROT_READ)` (writers now fault and wait),
+//!   `memcpy` out, then release: in guard-region mode `MADV_GUARD_INSTALL`
+//!   (which drops the pages) and `mprotect(READ|WRITE)` again (the markers
+//!   keep the range faulting, and the mapping merges back into one VMA); in
+//!   mprotect mode `mprotect(PROT_NONE)` and `MADV_DONTNEED`;
+//! * **restore** = (regions: `mprotect(PROT_NONE)`, `MADV_GUARD_REMOVE`),
+//!   copy in through `/proc/self/mem`, `mprotect(READ|WRITE)`. Writes
+//!   through `/proc/self/mem` take the kernel's "forced" path (the one
+//!   debuggers use), which may write private pages that are `PROT_NONE`:
+//!   the bytes land while every other thread still faults.
 //!
 //! In mprotect mode a compacted stack may cost one extra VMA (its range
 //! splits from the rest of the slot; it usually merges with the next slot's
@@ -102,7 +102,7 @@ fn probe(fd: i32, mode: GuardMode) -> io::Result<()> {
     let mut buf = vec![0u8; top - lo];
     // SAFETY: the range is inside our mapping, which nobody else uses.
     unsafe {
-        compact_range(fd, mode, lo, top, buf.as_mut_ptr())?;
+        compact_range(mode, lo, top, buf.as_mut_ptr())?;
     }
     if !faults(lo) || !faults(top - 1) {
         return Err(io::Error::other("the released range did not fault"));
@@ -152,41 +152,20 @@ fn madvise(from: usize, to: usize, advice: libc::c_int) -> bool {
     unsafe { libc::madvise(from as *mut libc::c_void, to - from, advice) == 0 }
 }
 
-/// Seal `[lo, top)`, copy it to `buf`, release its pages and leave it
-/// faulting. On error the range is open again with its bytes.
+/// Seal `[lo, top)` against writes, copy it to `buf`, release its pages and
+/// leave it faulting. On error the range is open again with its bytes.
 ///
 /// # Safety
 /// `[floor_page(lo), top)` lies in a stack slot the caller owns whose
 /// coroutine is parked; `buf` has room for `top - lo` bytes.
-unsafe fn compact_range(
-    fd: i32,
-    mode: GuardMode,
-    lo: usize,
-    top: usize,
-    buf: *mut u8,
-) -> io::Result<()> {
+unsafe fn compact_range(mode: GuardMode, lo: usize, top: usize, buf: *mut u8) -> io::Result<()> {
     let from = floor_page(lo);
-    if !mprotect(from, top, libc::PROT_NONE) {
+    if !mprotect(from, top, libc::PROT_READ) {
         return Err(io::Error::last_os_error());
     }
-    let mut done = 0;
-    while done < top - lo {
-        // SAFETY: `buf` has room (caller); pread writes at most that much.
-        let n = unsafe {
-            libc::pread(
-                fd,
-                buf.add(done).cast(),
-                top - lo - done,
-                (lo + done) as libc::off_t,
-            )
-        };
-        if n <= 0 {
-            let e = io::Error::last_os_error();
-            mprotect(from, top, RW);
-            return Err(e);
-        }
-        done += n as usize;
-    }
+    // SAFETY: the range is readable, and nobody can write it now (a write
+    // faults and waits for the restore); `buf` has room (caller).
+    unsafe { std::ptr::copy_nonoverlapping(lo as *const u8, buf, top - lo) };
     match mode {
         GuardMode::Regions => {
             if !madvise(from, top, MADV_GUARD_INSTALL) {
@@ -199,6 +178,11 @@ unsafe fn compact_range(
             mprotect(from, top, RW);
         }
         GuardMode::Mprotect => {
+            if !mprotect(from, top, libc::PROT_NONE) {
+                let e = io::Error::last_os_error();
+                mprotect(from, top, RW);
+                return Err(e);
+            }
             // A failure only leaves the pages resident.
             madvise(from, top, libc::MADV_DONTNEED);
         }
@@ -342,11 +326,11 @@ impl Memory for SlotPages<'_> {
             return false;
         }
         let saved = self.top - self.lo;
+        let _ = fd;
         with_scratch(saved, |scratch| {
             // SAFETY: the worker owns the parked coroutine's slot; the
             // scratch buffer has `saved` bytes.
-            if unsafe { compact_range(fd, self.mode, self.lo, self.top, scratch.as_mut_ptr()) }
-                .is_err()
+            if unsafe { compact_range(self.mode, self.lo, self.top, scratch.as_mut_ptr()) }.is_err()
             {
                 return false;
             }
@@ -373,7 +357,10 @@ impl Memory for SlotPages<'_> {
 
     fn free_buffer(&self) {
         let len = self.record.buf_len.load(Ordering::Relaxed) as usize;
-        let buf = self.record.buf.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        let buf = self
+            .record
+            .buf
+            .swap(std::ptr::null_mut(), Ordering::Relaxed);
         if !buf.is_null() {
             // SAFETY: made by `keep` as a boxed slice of `len` bytes; the
             // protocol says nobody reads it any more.
@@ -386,8 +373,13 @@ impl SlotPages<'_> {
     /// Publish the encoded buffer in the record (the state word's store that
     /// follows makes it visible to a restorer).
     fn keep(&self, enc: Box<[u8]>) {
-        self.record.saved.store(self.top - self.lo, Ordering::Relaxed);
-        self.record.buf_len.store(enc.len() as u32, Ordering::Relaxed);
+        self.record.top.store(self.top, Ordering::Relaxed);
+        self.record
+            .saved
+            .store(self.top - self.lo, Ordering::Relaxed);
+        self.record
+            .buf_len
+            .store(enc.len() as u32, Ordering::Relaxed);
         self.record
             .buf
             .store(Box::into_raw(enc) as *mut u8, Ordering::Relaxed);
@@ -407,9 +399,8 @@ impl SlotPages<'_> {
 /// Every slot belongs to a coroutine of this worker that is parked, and
 /// its record is `COMPACTING`.
 pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
-    let fd = PROC_MEM.load(Ordering::Acquire);
     let mut done = vec![false; slots.len()];
-    if fd < 0 {
+    if PROC_MEM.load(Ordering::Acquire) < 0 {
         return done;
     }
     let mut order: Vec<usize> = (0..slots.len())
@@ -425,36 +416,35 @@ pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
             end += 1;
         }
         let (from, to) = (floor_page(slots[order[k]].lo), slots[order[end - 1]].top);
-        if mprotect(from, to, libc::PROT_NONE) {
-            let copied = order[k..end].iter().all(|&i| {
+        if mprotect(from, to, libc::PROT_READ) {
+            for &i in &order[k..end] {
                 let s = &slots[i];
-                with_scratch(s.top - s.lo, |scratch| {
-                    let ok = read_exact(fd, s.lo, scratch);
-                    if ok {
-                        saved[i] = Some(runs::encode(scratch));
-                    }
-                    ok
-                })
-            });
-            if copied {
-                spans.push((from, to));
-            } else {
-                order[k..end].iter().for_each(|&i| saved[i] = None);
-                mprotect(from, to, RW);
+                // SAFETY: readable, and nobody can write it now (a write
+                // faults and waits); the caller owns these parked stacks.
+                let live = unsafe { std::slice::from_raw_parts(s.lo as *const u8, s.top - s.lo) };
+                saved[i] = Some(runs::encode(live));
             }
+            spans.push((from, to));
         }
         k = end;
     }
     let ranges: Vec<(usize, usize)> = order
         .iter()
         .filter(|&&i| saved[i].is_some())
-        .map(|&i| (floor_page(slots[i].lo), slots[i].top - floor_page(slots[i].lo)))
+        .map(|&i| {
+            (
+                floor_page(slots[i].lo),
+                slots[i].top - floor_page(slots[i].lo),
+            )
+        })
         .collect();
     // SAFETY: sealed live ranges of parked stacks whose bytes are saved.
     if unsafe { crate::stack::guard::install_regions(&ranges) }.is_err() {
         // Which ones failed is unknown: install one by one (harmless twice).
         for &i in &order {
-            if saved[i].is_some() && !madvise(floor_page(slots[i].lo), slots[i].top, MADV_GUARD_INSTALL) {
+            if saved[i].is_some()
+                && !madvise(floor_page(slots[i].lo), slots[i].top, MADV_GUARD_INSTALL)
+            {
                 saved[i] = None;
             }
         }
@@ -469,27 +459,6 @@ pub(crate) unsafe fn compact_batch(slots: &[SlotPages]) -> Vec<bool> {
         }
     }
     done
-}
-
-/// `pread` all of `buf` from `/proc/self/mem` at `addr`.
-fn read_exact(fd: i32, addr: usize, buf: &mut [u8]) -> bool {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: pread writes at most the rest of `buf`.
-        let n = unsafe {
-            libc::pread(
-                fd,
-                buf[done..].as_mut_ptr().cast(),
-                buf.len() - done,
-                (addr + done) as libc::off_t,
-            )
-        };
-        if n <= 0 {
-            return false;
-        }
-        done += n as usize;
-    }
-    true
 }
 
 thread_local! {
@@ -570,7 +539,7 @@ mod tests {
         }
         let mut buf = vec![0u8; top - lo];
         // SAFETY: our own mapping.
-        unsafe { compact_range(fd, mode, lo, top, buf.as_mut_ptr()).unwrap() };
+        unsafe { compact_range(mode, lo, top, buf.as_mut_ptr()).unwrap() };
         assert!(faults(lo) && faults(top - 1) && faults(floor_page(lo)));
         assert!(!faults(floor_page(lo) - 1) && !faults(top));
         let resident = crate::stack::resident_bytes(base, 8 * page).unwrap();

@@ -97,7 +97,12 @@ mod tests {
         bytes[13 * 8 + 7] = 9; // a non-zero high byte
         let enc = encode(&bytes);
         assert_eq!(decode(&enc, bytes.len()), bytes);
-        assert!(enc.len() < bytes.len() / 2, "{} of {}", enc.len(), bytes.len());
+        assert!(
+            enc.len() < bytes.len() / 2,
+            "{} of {}",
+            enc.len(),
+            bytes.len()
+        );
         for case in [vec![0u8; 64], vec![7u8; 64], vec![], {
             let mut v = vec![0u8; 24];
             v[8] = 1;

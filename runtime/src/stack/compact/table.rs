@@ -27,6 +27,8 @@ pub(crate) struct SlotRecord {
     pub buf_len: AtomicU32,
     /// How many bytes below the slot top were saved.
     pub saved: AtomicUsize,
+    /// The slot's top (exclusive), written with the buffer.
+    pub top: AtomicUsize,
     /// The buffer, allocated by the home worker; null when `RESIDENT`.
     pub buf: AtomicPtr<u8>,
 }
@@ -60,7 +62,7 @@ pub(crate) fn find(addr: usize) -> Option<(&'static SlotRecord, usize)> {
     Some((unsafe { &*table.add(slot.slot) }, slot.base + slot.size))
 }
 
-/// The key of the slot whose top is `top`, and the slot's base, making its
+/// The key of the slot holding `top - 1`, and the slot's base, making its
 /// slab's table if needed. For the home worker (it may allocate); `None` if
 /// the address is in no registered slab or the table cannot be mapped.
 pub(crate) fn key_for(top: usize) -> Option<(Key, usize)> {
@@ -71,7 +73,10 @@ pub(crate) fn key_for(top: usize) -> Option<(Key, usize)> {
     if TABLES[slot.entry].load(Ordering::Acquire).is_null() {
         make(slot.entry)?;
     }
-    Some((((slot.entry as u32) << SLOT_BITS) | slot.slot as u32, slot.base))
+    Some((
+        ((slot.entry as u32) << SLOT_BITS) | slot.slot as u32,
+        slot.base,
+    ))
 }
 
 /// [`key_for`] with a memory of the slabs already seen: the registry is a
@@ -86,8 +91,8 @@ pub(crate) struct SlabCache {
 }
 
 impl SlabCache {
-    pub fn key_for(&mut self, top: usize) -> Option<(Key, usize)> {
-        let addr = top - 1;
+    /// The key, base and top of the slot holding `addr` (see [`key_for`]).
+    pub fn locate(&mut self, addr: usize) -> Option<(Key, usize, usize)> {
         let i = self.slabs.partition_point(|s| s.0 <= addr);
         if let Some(&(base, end, entry, size)) = i.checked_sub(1).map(|i| &self.slabs[i]) {
             if addr < end {
@@ -96,11 +101,12 @@ impl SlabCache {
                     return Some((
                         ((entry as u32) << SLOT_BITS) | slot as u32,
                         base + slot * size,
+                        base + (slot + 1) * size,
                     ));
                 }
             }
         }
-        let found = key_for(top)?;
+        let (key, slot_base) = key_for(addr + 1)?;
         let slot = registry::find(addr)?;
         let base = slot.base - slot.slot * slot.size;
         let end = base + pool::slots_per_slab(slot.size) * slot.size;
@@ -108,7 +114,7 @@ impl SlabCache {
         if self.slabs.get(i).is_none_or(|s| s.0 != base) {
             self.slabs.insert(i, (base, end, slot.entry, slot.size));
         }
-        Some(found)
+        Some((key, slot_base, slot_base + slot.size))
     }
 }
 
