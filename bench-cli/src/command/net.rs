@@ -2,8 +2,9 @@
 //!
 //! The server runs in a child process (spindle: `spindle-bench net-server`,
 //! see [`net_server`](super::net_server); Go: `goref net`, one goroutine per
-//! connection; optionally an OS thread per connection), and this process is
-//! the client ([`loopback`]), the same for every server. For each N, every
+//! connection; optionally an OS thread per connection), driven through
+//! [`ServerProcess`], and this process is the client ([`loopback`]), the
+//! same for every server. For each N, every
 //! server in turn, with the same N, the same warm-up and the same worker
 //! count (spindle workers = GOMAXPROCS):
 //!
@@ -31,12 +32,8 @@
 //! inherit it. Everything is on loopback, every loop is bounded in count
 //! and by `--time-cap`, and the server dies with this process.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +44,7 @@ use crate::args::{parse_count, parse_workers};
 use crate::measure::goref::{self, Goref};
 use crate::measure::loopback::{self, MESSAGE_BYTES};
 use crate::measure::row::Row;
+use crate::measure::server::ServerProcess;
 use crate::measure::sockets::{self, KernelSockets, Limits, PidMem};
 use crate::measure::{child, preflight};
 use crate::present::{progress, units};
@@ -460,7 +458,7 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
             )
         }
     };
-    let mut server = ServerProcess::start(at.server, cmd)?;
+    let mut server = ServerProcess::start(at.server.name(), cmd)?;
     let n = at.count;
     let nf = n as f64;
 
@@ -552,158 +550,6 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
         idle,
         echo,
     })
-}
-
-/// What a server says about its own memory when asked (see
-/// [`net_server`](super::net_server)): resident stack bytes and heap bytes.
-#[derive(Clone, Copy, Debug, Default)]
-struct Figures {
-    stack: Option<i64>,
-    heap: Option<i64>,
-}
-
-/// A server child: its port, its control pipe, its last words on stderr.
-struct ServerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    port: u16,
-    pid: u32,
-}
-
-/// How long a server may take to start, or to answer `gc`.
-const ANSWER_WITHIN: Duration = Duration::from_secs(20);
-
-impl ServerProcess {
-    fn start(server: Server, mut cmd: Command) -> Result<ServerProcess, String> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the {} server: {e}", server.name()))?;
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut err, keep) = (child.stderr.take().expect("piped stderr"), stderr.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(k) = err.read(&mut buf) {
-                if k == 0 {
-                    break;
-                }
-                let mut s = keep.lock().unwrap_or_else(|p| p.into_inner());
-                s.push_str(&String::from_utf8_lossy(&buf[..k]));
-                let mut cut = s.len().saturating_sub(4096);
-                while !s.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                s.drain(..cut);
-            }
-        });
-        let pid = child.id();
-        let mut p = ServerProcess {
-            child,
-            stdin: None,
-            lines,
-            stderr,
-            port: 0,
-            pid,
-        };
-        p.stdin = p.child.stdin.take();
-        let first = p.answer("its port")?;
-        p.port = first
-            .trim()
-            .parse()
-            .map_err(|_| p.explain(format!("the server printed {first:?}, not a port")))?;
-        Ok(p)
-    }
-
-    /// The next line from the server, within [`ANSWER_WITHIN`].
-    fn answer(&self, what: &str) -> Result<String, String> {
-        self.lines
-            .recv_timeout(ANSWER_WITHIN)
-            .map_err(|_| self.explain(format!("the server did not send {what}")))
-    }
-
-    /// `e`, with the server's last stderr line if it has died or spoken.
-    fn explain(&self, e: String) -> String {
-        std::thread::sleep(Duration::from_millis(50));
-        let s = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        match s.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(last) => {
-                let last = last.trim();
-                let last = last.strip_prefix("spindle-bench: error: ").unwrap_or(last);
-                format!("{e} (server: {last})")
-            }
-            None => e,
-        }
-    }
-
-    /// Ask for `gc` and wait for `ok`: the server is quiet and collected;
-    /// returns the figures it added (see [`Figures`]).
-    fn ready(&mut self) -> Result<Figures, String> {
-        let sent = self
-            .stdin
-            .as_mut()
-            .map(|i| writeln!(i, "gc").and_then(|()| i.flush()));
-        if !matches!(sent, Some(Ok(()))) {
-            return Err(self.explain("the server's control pipe is closed".into()));
-        }
-        let line = self.answer("ok")?;
-        let mut words = line.split_whitespace();
-        if words.next() != Some("ok") {
-            return Err(self.explain(format!("the server answered {line:?}, not ok")));
-        }
-        let mut f = Figures::default();
-        for w in words {
-            match w.split_once('=').map(|(k, v)| (k, v.parse::<i64>().ok())) {
-                Some(("stack", v)) => f.stack = v,
-                Some(("heap", v)) => f.heap = v,
-                _ => {}
-            }
-        }
-        Ok(f)
-    }
-
-    fn mem(&self) -> Result<PidMem, String> {
-        sockets::pid_mem(self.pid).map_err(|e| self.explain(e))
-    }
-
-    fn cpu(&self) -> Result<f64, String> {
-        sockets::pid_cpu_seconds(self.pid).map_err(|e| self.explain(e))
-    }
-
-    /// Close stdin (the server exits) and reap it; kill it if it lingers.
-    fn stop(&mut self) {
-        self.stdin = None;
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg(test)]

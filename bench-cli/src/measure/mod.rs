@@ -12,9 +12,9 @@
 //! * [`pipes`]: OS threads ping-ponging over pipes, the kernel's switch;
 //! * [`goref`]: the Go reference program, built and run;
 //! * [`row`]: one result row, measured or skipped;
-//! * [`loopback`], [`netsys`] and [`sockets`]: the `net` client (threads
-//!   and epoll on loopback), its system calls, and the kernel's socket
-//!   figures and limits.
+//! * [`loopback`], [`netsys`], [`server`] and [`sockets`]: the `net`
+//!   client (threads and epoll on loopback), its system calls, the server
+//!   child it drives, and the kernel's socket figures and limits.
 //!
 //! Nothing here prints: presenting is [`present`](crate::present)'s job.
 
@@ -28,5 +28,6 @@ pub mod pipes;
 pub mod preflight;
 pub mod procfs;
 pub mod row;
+pub mod server;
 pub mod sockets;
 pub mod stats;
