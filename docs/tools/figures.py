@@ -22,9 +22,9 @@ and code in them are not invented:
 * MAX_BATCH = 32 is crossbeam-deque 0.8's, the 256-slot ring is Go's `p.runq`;
 * the memory and wake-latency points of the trade-off chart (TRADEOFF below)
   are the TOTAL and "wake latency" lines of
-  `spindle-bench mem --count 1e6 [--compact-after 10ms [--stack-max 64K]]`
-  as printed in chapter 9 (2026-12-02, shared 2-core AMD EPYC VM), and Go's
-  2,747 B is chapter 7's `compare` figure at N = 10^6.
+  `spindle-bench mem --count 1000000 [--compact-after 10ms [--stack-max 64K]]`
+  from docs/notes/compact.md, as printed in chapter 9 (2026-12-02, shared
+  2-core VM), and Go's 2,747 B is chapter 7's `compare` figure at N = 10^6.
 
 Rerun the two disassemblies to check them; the output goes in GO_ASM and
 RUST_ASM.
@@ -505,12 +505,12 @@ def store_buffering():
     svg.save("store-buffering.svg")
 
 
-# Chapter 9: (label, bytes per parked coroutine, wake latency in µs or None,
-# note). From the runs printed in docs/09-shrinking-and-compacting.md.
+# Chapter 9: (label, bytes per parked coroutine, wake latency in µs, note).
+# From docs/notes/compact.md's runs, printed in docs/09-shrinking-and-compacting.md.
 TRADEOFF = [
-    ("spindle, resident (shrink on)", 4794, 3.83, "mem --count 1e6"),
-    ("spindle, compact_after 10 ms", 2996, 45.1, "55 % of 10^6 compacted at 1 s"),
-    ("spindle, compact_after 10 ms, stack_max 64 KiB", 2508, 37.7, "58 % compacted at 1 s"),
+    ("spindle, resident (shrink on)", 4794, 3.3, "4,096 B stack page + 513 B page tables"),
+    ("spindle, compact_after 10 ms", 1534, 68.6, "no stack page; 784 B buffer, 516 B page tables"),
+    ("spindle, compact_after 10 ms, stack_max 64 KiB", 1148, 57.8, "the same, 130 B page tables"),
 ]
 GO_PARKED = 2747  # chapter 7, compare, N = 10^6
 
@@ -519,10 +519,10 @@ def shrink_compact_tradeoff():
     svg = Svg(1000, 520, "Memory per parked coroutine against the wake latency of one coroutine")
     svg.text(20, 24, "Memory per parked coroutine against the wake latency of one coroutine (N = 10^6)",
              bold=True, size=14)
-    svg.text(20, 44, "spindle-bench mem --count 1e6 [--compact-after 10ms [--stack-max 64K]], 2026-12-02, "
-             "a 2-core VM with a load average of 15 to 31: latencies are rough.", size=11.5, fill="#55607a")
+    svg.text(20, 44, "spindle-bench mem --count 1000000 [--compact-after 10ms [--stack-max 64K]], 2026-12-02, "
+             "a shared 2-core VM (load average 11 to 17): latencies are rough.", size=11.5, fill="#55607a")
     x0, x1, y0, y1 = 110, 930, 440, 80  # plot area: x grows right, y grows up
-    max_b, max_us = 5000, 50
+    max_b, max_us = 5000, 80
     px = lambda b: x0 + (x1 - x0) * b / max_b
     py = lambda us: y0 - (y0 - y1) * us / max_us
     svg.line(x0, y0, x1, y0)
@@ -542,9 +542,9 @@ def shrink_compact_tradeoff():
                      '(median of 21; lower is better)</text>')
     gx = px(GO_PARKED)
     svg.line(gx, y0, gx, y1, stroke="#1f7a4d", dash=True)
-    svg.text(gx + 6, py(25), f"Go: {GO_PARKED:,} B per parked goroutine (chapter 7)", fill="#1f7a4d", size=11.5)
-    svg.text(gx + 6, py(25) + 15, "(its wake latency was not measured here)", fill="#1f7a4d", size=11)
-    offsets = [(-12, -14, "end"), (12, -4, "start"), (-12, 22, "end")]
+    svg.text(gx + 6, py(30), f"Go: {GO_PARKED:,} B per parked goroutine (chapter 7)", fill="#1f7a4d", size=11.5)
+    svg.text(gx + 6, py(30) + 15, "(its wake latency was not measured here)", fill="#1f7a4d", size=11)
+    offsets = [(-12, -14, "end"), (12, -4, "start"), (12, 22, "start")]
     for (label, b, us, note), (dx, dy, anchor) in zip(TRADEOFF, offsets):
         x, y = px(b), py(us)
         svg.parts.append(f'  <circle cx="{x}" cy="{y}" r="6" fill="#1f4f99"/>')
