@@ -271,3 +271,41 @@ fn a_wild_write_to_a_compacted_coroutines_guard_is_still_reported() {
     );
     assert!(run.stderr.contains("(victim)"), "\n{run}");
 }
+
+/// Dropping a runtime unwinds its parked coroutines on their home workers:
+/// compacted ones get their stacks back first, and their locals' destructors
+/// run with the right values.
+#[test]
+fn shutdown_restores_compacted_coroutines_before_unwinding_them() {
+    struct Guard(u64, [u8; 256], Arc<AtomicU64>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if self.1 == pattern(self.0) {
+                self.2.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    const N: u64 = 50;
+    let ok = Arc::new(AtomicU64::new(0));
+    let rt = runtime();
+    let (tx, rx) = chan::bounded::<()>(0);
+    for i in 0..N {
+        let (rx, ok) = (rx.clone(), ok.clone());
+        drop(
+            Builder::new()
+                .spawn_on(&rt, move || {
+                    let _guard = Guard(i, pattern(i), ok);
+                    let _ = rx.recv();
+                })
+                .unwrap(),
+        );
+    }
+    wait_compacted(&rt, N);
+    drop(rt);
+    assert_eq!(
+        ok.load(Ordering::SeqCst),
+        N,
+        "a destructor saw the wrong bytes"
+    );
+    drop(tx);
+}

@@ -136,6 +136,10 @@ pub struct Sides {
     pub go_spawn: GoRows,
     pub spindle_fanout: RowSet,
     pub go_fanout: GoRows,
+    /// spindle's `mem` with `--compact-after 10ms` (issue #12), at the same
+    /// N as `spindle_mem`; absent in older results and in `report`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spindle_compacted: Option<MemRow>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -193,6 +197,10 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     let go_mem = go.mem(cfg.count, w, 0)?;
     let spindle_reused = mem::row(&MemConfig::at(cfg.reused_count, true, w, sm));
     let go_reused = go_mem_row(&go, cfg.reused_count, w, WARM_TOUCH);
+    let spindle_compacted = mem::row(&MemConfig {
+        compact_after: Some(COMPACT_AFTER),
+        ..fresh.clone()
+    });
 
     let spindle_switch = super::switch::run_coroutine_rows(&SwitchConfig {
         n: cfg.n,
@@ -229,11 +237,15 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
             go_spawn,
             spindle_fanout,
             go_fanout,
+            spindle_compacted: Some(spindle_compacted),
         },
     );
     c.net = Some(net);
     Ok(c)
 }
+
+/// The compacted row's `--compact-after` (the issue's setting).
+const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn line(what: &str, unit: &str, spindle: Option<f64>, go: Option<f64>) -> Line {
     let go_over_spindle = match (spindle, go) {
@@ -314,6 +326,19 @@ fn lines(c: &Sides) -> Vec<Line> {
                 .measured()
                 .map(|r| r.per_coroutine.total_bytes),
             c.go_reused.measured().map(|g| g.per_goroutine_bytes),
+        ),
+        line(
+            &format!(
+                "memory per parked task, compacted after {} ms, each holding a 256-byte \
+                 local ({mem})",
+                COMPACT_AFTER.as_millis()
+            ),
+            "B",
+            c.spindle_compacted
+                .as_ref()
+                .and_then(|r| r.measured())
+                .map(|r| r.per_coroutine.total_bytes),
+            Some(g.per_goroutine_bytes),
         ),
         line(
             "spawn while parking N (until all started)",

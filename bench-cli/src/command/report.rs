@@ -168,6 +168,7 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoS
                 go_spawn: spawn.clone(),
                 spindle_fanout: suite.fanout.clone(),
                 go_fanout: fanout.clone(),
+                spindle_compacted: None,
             },
         )
     });
