@@ -6,8 +6,9 @@ Run from the repository root:
     python3 docs/tools/figures.py
 
 It writes docs/frame-and-prologue.svg, docs/address-space.svg,
-docs/go-copy-and-double.svg, docs/gmp-and-workers.svg and
-docs/store-buffering.svg. The numbers and code in them are not invented:
+docs/go-copy-and-double.svg, docs/gmp-and-workers.svg,
+docs/store-buffering.svg and docs/shrink-compact-tradeoff.svg. The numbers
+and code in them are not invented:
 
 * the Go prologue is `go tool objdump -s main.sum` of GO_SOURCE below, built
   with `go build` (Go 1.27.3, linux/amd64);
@@ -18,7 +19,12 @@ docs/store-buffering.svg. The numbers and code in them are not invented:
 * the slab, slot and guard sizes are spindle's defaults on 4 KiB pages, and
   the 10^6-coroutine reservation is the `reserved_bytes` of
   `spindle-bench mem --count 1e6 --json` (chapter 1);
-* MAX_BATCH = 32 is crossbeam-deque 0.8's, the 256-slot ring is Go's `p.runq`.
+* MAX_BATCH = 32 is crossbeam-deque 0.8's, the 256-slot ring is Go's `p.runq`;
+* the memory and wake-latency points of the trade-off chart (TRADEOFF below)
+  are the TOTAL and "wake latency" lines of
+  `spindle-bench mem --count 1000000 [--compact-after 10ms [--stack-max 64K]]`
+  from docs/notes/compact.md, as printed in chapter 9 (2026-12-02, shared
+  2-core VM), and Go's 2,747 B is chapter 7's `compare` figure at N = 10^6.
 
 Rerun the two disassemblies to check them; the output goes in GO_ASM and
 RUST_ASM.
@@ -499,9 +505,60 @@ def store_buffering():
     svg.save("store-buffering.svg")
 
 
+# Chapter 9: (label, bytes per parked coroutine, wake latency in µs, note).
+# From docs/notes/compact.md's runs, printed in docs/09-shrinking-and-compacting.md.
+TRADEOFF = [
+    ("spindle, resident (shrink on)", 4794, 3.3, "4,096 B stack page + 513 B page tables"),
+    ("spindle, compact_after 10 ms", 1534, 68.6, "no stack page; 784 B buffer, 516 B page tables"),
+    ("spindle, compact_after 10 ms, stack_max 64 KiB", 1148, 57.8, "the same, 130 B page tables"),
+]
+GO_PARKED = 2747  # chapter 7, compare, N = 10^6
+
+
+def shrink_compact_tradeoff():
+    svg = Svg(1000, 520, "Memory per parked coroutine against the wake latency of one coroutine")
+    svg.text(20, 24, "Memory per parked coroutine against the wake latency of one coroutine (N = 10^6)",
+             bold=True, size=14)
+    svg.text(20, 44, "spindle-bench mem --count 1000000 [--compact-after 10ms [--stack-max 64K]], 2026-12-02, "
+             "a shared 2-core VM (load average 11 to 17): latencies are rough.", size=11.5, fill="#55607a")
+    x0, x1, y0, y1 = 110, 930, 440, 80  # plot area: x grows right, y grows up
+    max_b, max_us = 5000, 80
+    px = lambda b: x0 + (x1 - x0) * b / max_b
+    py = lambda us: y0 - (y0 - y1) * us / max_us
+    svg.line(x0, y0, x1, y0)
+    svg.line(x0, y0, x0, y1)
+    for b in range(0, max_b + 1, 1000):
+        svg.line(px(b), y0, px(b), y0 + 5)
+        svg.text(px(b), y0 + 20, f"{b:,} B", anchor="middle", size=11)
+    for us in range(0, max_us + 1, 10):
+        svg.line(x0 - 5, py(us), x0, py(us))
+        svg.text(x0 - 9, py(us) + 4, f"{us} µs", anchor="end", size=11)
+        if us:
+            svg.line(x0, py(us), x1, py(us), stroke="#e3e6ee")
+    svg.text((x0 + x1) / 2, y0 + 42, "memory per parked coroutine: RSS + page tables, bytes (lower is better)",
+             anchor="middle")
+    svg.parts.append(f'  <text x="30" y="{(y0 + y1) / 2}" text-anchor="middle" fill="#1d2433" '
+                     f'transform="rotate(-90 30 {(y0 + y1) / 2})">wake latency of one coroutine '
+                     '(median of 21; lower is better)</text>')
+    gx = px(GO_PARKED)
+    svg.line(gx, y0, gx, y1, stroke="#1f7a4d", dash=True)
+    svg.text(gx + 6, py(30), f"Go: {GO_PARKED:,} B per parked goroutine (chapter 7)", fill="#1f7a4d", size=11.5)
+    svg.text(gx + 6, py(30) + 15, "(its wake latency was not measured here)", fill="#1f7a4d", size=11)
+    offsets = [(-12, -14, "end"), (12, -4, "start"), (12, 22, "start")]
+    for (label, b, us, note), (dx, dy, anchor) in zip(TRADEOFF, offsets):
+        x, y = px(b), py(us)
+        svg.parts.append(f'  <circle cx="{x}" cy="{y}" r="6" fill="#1f4f99"/>')
+        svg.text(x + dx, y + dy, f"{label}: {b:,} B, {us} µs", anchor=anchor, size=11.5, bold=True)
+        svg.text(x + dx, y + dy + 15, note, anchor=anchor, size=11, fill="#55607a")
+    svg.text(20, 505, "Compacting takes the stack page away (and a smaller stack_max the page tables) and "
+             "costs the wake-up a restore: guard removal, copy-in, open.", fill="#55607a", size=11.5)
+    svg.save("shrink-compact-tradeoff.svg")
+
+
 if __name__ == "__main__":
     frame_and_prologue()
     address_space()
     go_copy_and_double()
     gmp_and_workers()
     store_buffering()
+    shrink_compact_tradeoff()
