@@ -509,8 +509,8 @@ def store_buffering():
 # From docs/notes/compact.md's runs, printed in docs/09-shrinking-and-compacting.md.
 TRADEOFF = [
     ("spindle, resident (shrink on)", 4794, 3.3, "4,096 B stack page + 513 B page tables"),
-    ("spindle, compact_after 10 ms", 1534, 68.6, "no stack page; 784 B buffer, 516 B page tables"),
-    ("spindle, compact_after 10 ms, stack_max 64 KiB", 1148, 57.8, "the same, 130 B page tables"),
+    ("spindle, compact_after 10 ms", 1236, 32.5, "no stack page; 505 B buffer, 515 B page tables"),
+    ("spindle, compact_after 10 ms, stack_max 64 KiB", 865, 52.2, "the same, 519 B buffer, 130 B page tables"),
 ]
 GO_PARKED = 2747  # chapter 7, compare, N = 10^6
 
@@ -520,7 +520,7 @@ def shrink_compact_tradeoff():
     svg.text(20, 24, "Memory per parked coroutine against the wake latency of one coroutine (N = 10^6)",
              bold=True, size=14)
     svg.text(20, 44, "spindle-bench mem --count 1000000 [--compact-after 10ms [--stack-max 64K]], 2026-12-02, "
-             "a shared 2-core VM (load average 11 to 17): latencies are rough.", size=11.5, fill="#55607a")
+             "a shared 2-core VM (load average 10 to 17): latencies are rough.", size=11.5, fill="#55607a")
     x0, x1, y0, y1 = 110, 930, 440, 80  # plot area: x grows right, y grows up
     max_b, max_us = 5000, 80
     px = lambda b: x0 + (x1 - x0) * b / max_b
@@ -542,8 +542,8 @@ def shrink_compact_tradeoff():
                      '(median of 21; lower is better)</text>')
     gx = px(GO_PARKED)
     svg.line(gx, y0, gx, y1, stroke="#1f7a4d", dash=True)
-    svg.text(gx + 6, py(30), f"Go: {GO_PARKED:,} B per parked goroutine (chapter 7)", fill="#1f7a4d", size=11.5)
-    svg.text(gx + 6, py(30) + 15, "(its wake latency was not measured here)", fill="#1f7a4d", size=11)
+    svg.text(gx + 6, py(65), f"Go: {GO_PARKED:,} B per parked goroutine (chapter 7)", fill="#1f7a4d", size=11.5)
+    svg.text(gx + 6, py(65) + 15, "(its wake latency was not measured here)", fill="#1f7a4d", size=11)
     offsets = [(-12, -14, "end"), (12, -4, "start"), (12, 22, "start")]
     for (label, b, us, note), (dx, dy, anchor) in zip(TRADEOFF, offsets):
         x, y = px(b), py(us)
