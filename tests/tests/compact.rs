@@ -25,7 +25,9 @@ const AFTER: Duration = Duration::from_millis(10);
 fn runtime() -> Option<Runtime> {
     let built = Runtime::builder().workers(2).compact_after(AFTER).build();
     if spindle::stack::guard::mode().unwrap() == spindle::stack::guard::GuardMode::Mprotect {
-        let err = built.err().expect("compaction is refused under mprotect");
+        let Err(err) = built else {
+            panic!("compaction must be refused under mprotect");
+        };
         assert!(err.to_string().contains("needs guard regions"), "{err}");
         return None;
     }
