@@ -3,8 +3,8 @@
 //! `index.html` must be one self-contained document: well-formed (every tag
 //! closed in order, checked by the small parser below), no scripts, and no
 //! reference to anything outside the file (no `src`, `href`, `url(...)` or
-//! `http(s)://` at all), with the machine header, the tables and both
-//! charts inline. And `report --out DIR` must find out that it cannot write
+//! `http(s)://` at all), with the machine header, the tables and every
+//! chart inline. And `report --out DIR` must find out that it cannot write
 //! into DIR before it measures anything.
 
 mod cli_common;
@@ -93,14 +93,16 @@ fn report_writes_one_self_contained_page() {
         assert!(!lower.contains(banned), "index.html contains {banned:?}");
     }
     let count = |name: &str| tags.iter().filter(|t| *t == name).count();
-    // The echo servers' chart is the third (net at 10^3 with --quick).
-    assert_eq!(count("svg"), 3, "every chart inline");
+    // Memory, switch, compaction, and the echo servers' (net at 10^3 with
+    // --quick).
+    assert_eq!(count("svg"), 4, "every chart inline");
     assert!(count("table") >= 6, "{} tables", count("table"));
     for needle in [
         "page size",
         "guard mode",
         "Memory per parked task",
         "Switch cost",
+        "Memory per parked coroutine against wake latency",
         "Network: echo server",
         "memory per idle connection",
         "command:",
@@ -108,10 +110,26 @@ fn report_writes_one_self_contained_page() {
         assert!(page.contains(needle), "index.html lacks {needle:?}");
     }
     // The charts say when, where and how they were measured.
-    for svg in ["mem_per_unit.svg", "switch_cost.svg", "net.svg"] {
+    for svg in [
+        "mem_per_unit.svg",
+        "switch_cost.svg",
+        "compact.svg",
+        "net.svg",
+    ] {
         let text = std::fs::read_to_string(dir.join(svg)).expect(svg);
         check_well_formed(&text).unwrap_or_else(|e| panic!("{svg}: {e}"));
         assert!(text.contains("command: ") && text.contains(" UTC"), "{svg}");
+    }
+    // The compacted row sits beside Go when Go ran; under mprotect guards
+    // compaction is refused and the row (and the chart's point) is skipped.
+    let compact = std::fs::read_to_string(dir.join("compact.svg")).expect("compact.svg");
+    if go.is_some() {
+        assert!(page.contains("compacted after"), "no compacted row");
+        assert!(compact.contains("Go goroutine: "), "{compact}");
+        assert!(
+            compact.contains("spindle, compacted") || compact.contains("compacted row skipped"),
+            "{compact}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

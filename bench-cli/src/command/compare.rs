@@ -137,7 +137,7 @@ pub struct Sides {
     pub spindle_fanout: RowSet,
     pub go_fanout: GoRows,
     /// spindle's `mem` with `--compact-after 10ms` (issue #12), at the same
-    /// N as `spindle_mem`; absent in older results and in `report`.
+    /// N as `spindle_mem`; absent in older results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spindle_compacted: Option<MemRow>,
 }
@@ -197,10 +197,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     let go_mem = go.mem(cfg.count, w, 0)?;
     let spindle_reused = mem::row(&MemConfig::at(cfg.reused_count, true, w, sm));
     let go_reused = go_mem_row(&go, cfg.reused_count, w, WARM_TOUCH);
-    let spindle_compacted = mem::row(&MemConfig {
-        compact_after: Some(COMPACT_AFTER),
-        ..fresh.clone()
-    });
+    let spindle_compacted = compacted_row(&fresh);
 
     let spindle_switch = super::switch::run_coroutine_rows(&SwitchConfig {
         n: cfg.n,
@@ -245,8 +242,17 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
     Ok(c)
 }
 
+/// `fresh` with compaction on: the compacted row of `compare` and `report`,
+/// skipped with the reason if compaction is refused (mprotect guards).
+pub fn compacted_row(fresh: &MemConfig) -> MemRow {
+    mem::row(&MemConfig {
+        compact_after: Some(COMPACT_AFTER),
+        ..fresh.clone()
+    })
+}
+
 /// The compacted row's `--compact-after` (the issue's setting).
-const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
+pub const COMPACT_AFTER: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn line(what: &str, unit: &str, spindle: Option<f64>, go: Option<f64>) -> Line {
     let go_over_spindle = match (spindle, go) {

@@ -3,14 +3,15 @@
 //! The default suite ([`suite::run`]), the OS-thread baseline at two N
 //! (where the limits allow), and the Go side when Go is installed: Go's
 //! `mem` at the suite's N and in reused slots, `switch`, `spawn` and
-//! `fanout`, and the [`Comparison`] at the largest N both sides measured;
+//! `fanout`, and the [`Comparison`] at the largest N both sides measured
+//! (with spindle's compacted `mem` row at that N);
 //! then the echo servers of [`net`](super::net) at N = 10^4 (`--net-count`).
 //! Written into DIR:
 //!
 //! * `results.json`: every number, machine-readable;
 //! * `results.md`: the exact command line, the date, the machine header and
 //!   the tables, with the charts embedded (the docs link to it);
-//! * `mem_per_unit.svg` and `switch_cost.svg` (see
+//! * `mem_per_unit.svg`, `switch_cost.svg` and `compact.svg` (see
 //!   [`charts`](crate::present::charts)), and `net.svg` when the echo
 //!   servers ran ([`net_chart`](crate::present::net_chart));
 //! * `index.html`: one self-contained page with all of the above (inline
@@ -25,8 +26,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::compare::{go_mem_row, Comparison, GoMemRow, Sides};
-use super::mem::WARM_TOUCH;
+use super::compare::{compacted_row, go_mem_row, Comparison, GoMemRow, Sides};
+use super::mem::{MemConfig, WARM_TOUCH};
 use super::net::NetSection;
 use super::sizes::Sizes;
 use super::suite::{self, SuiteConfig, SuiteResult};
@@ -155,6 +156,8 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoS
             .map(|gm| (sm.clone(), gm.clone()))
     });
     let comparison = pair.map(|(spindle_mem, go_mem)| {
+        let fresh = MemConfig::at(spindle_mem.count, false, w, cfg.suite.stack_max);
+        let spindle_compacted = Some(compacted_row(&fresh));
         Comparison::new(
             go,
             Sides {
@@ -168,7 +171,7 @@ fn go_section(cfg: &ReportConfig, suite: &SuiteResult, go: &Goref) -> Result<GoS
                 go_spawn: spawn.clone(),
                 spindle_fanout: suite.fanout.clone(),
                 go_fanout: fanout.clone(),
-                spindle_compacted: None,
+                spindle_compacted,
             },
         )
     });

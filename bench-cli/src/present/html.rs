@@ -30,8 +30,8 @@ fn inline_svg(svg: &str) -> String {
     svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
 }
 
-/// The page; `memory`, `switch` and `net` are the charts' SVG text.
-pub fn page(r: &Results, memory: &str, switch: &str, net: Option<&str>) -> String {
+/// The page; `memory`, `switch`, `compact` and `net` are the charts' SVG text.
+pub fn page(r: &Results, [memory, switch, compact]: [&str; 3], net: Option<&str>) -> String {
     let h = &r.suite.header;
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -52,6 +52,7 @@ pub fn page(r: &Results, memory: &str, switch: &str, net: Option<&str>) -> Strin
                 Chart::Memory => memory,
                 Chart::Switch => switch,
                 Chart::Net => net.unwrap_or_default(),
+                Chart::Compact => compact,
             };
             out.push_str(&format!("<figure>\n{}</figure>\n", inline_svg(svg)));
         }

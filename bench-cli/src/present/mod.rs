@@ -6,7 +6,8 @@
 //! * one module per kind of result ([`mem`], [`timed`], [`threads`],
 //!   [`grow`], [`compare`], [`net`]) that turns it into tables and captions;
 //! * [`report`]: `results.md` and the summary `report` prints;
-//! * [`svg`] and [`charts`]: the report's charts, as plain SVG text;
+//! * [`svg`], [`charts`], [`net_chart`] and [`compact_chart`]: the
+//!   report's charts, as plain SVG text;
 //! * [`html`]: `index.html`, one self-contained page with everything.
 //!
 //! Nothing here measures: every function takes results and returns text.
@@ -15,6 +16,7 @@
 //! leaf helpers [`units`] and [`progress`]).
 
 pub mod charts;
+pub mod compact_chart;
 pub mod compare;
 pub mod grow;
 pub mod html;

@@ -8,7 +8,9 @@ use crate::command::suite::SuiteResult;
 use crate::measure::row::Row;
 use crate::present::table::Table;
 use crate::present::units::{bytes, bytes_kb, count};
-use crate::present::{charts, compare, html, mem, net_chart, threads, timed, Documents, Render};
+use crate::present::{
+    charts, compact_chart, compare, html, mem, net_chart, threads, timed, Documents, Render,
+};
 
 /// The default suite as text.
 impl Render for SuiteResult {
@@ -29,10 +31,12 @@ impl Documents for Results {
         let memory = charts::memory(self);
         let switch = charts::switch(self);
         let net = net_report(self).map(|n| net_chart::chart(n, &charts::footer_lines(self)));
-        let page = html::page(self, &memory, &switch, net.as_deref());
+        let compact = compact_chart::chart(self, &charts::footer_lines(self));
+        let page = html::page(self, [&memory, &switch, &compact], net.as_deref());
         let mut docs = vec![
             (Chart::Memory.file(), memory),
             (Chart::Switch.file(), switch),
+            (Chart::Compact.file(), compact),
         ];
         docs.extend(net.map(|n| (Chart::Net.file(), n)));
         docs.push(("results.md", markdown(self)));
@@ -109,6 +113,8 @@ pub enum Chart {
     Memory,
     Switch,
     Net,
+    /// Memory against wake latency, with and without compaction.
+    Compact,
 }
 
 /// The echo servers' results, if measured.
@@ -123,6 +129,7 @@ impl Chart {
             Chart::Memory => "mem_per_unit.svg",
             Chart::Switch => "switch_cost.svg",
             Chart::Net => "net.svg",
+            Chart::Compact => "compact.svg",
         }
     }
 }
@@ -169,6 +176,15 @@ pub fn sections(r: &Results) -> Vec<Section> {
         vec![mem::reused(&s.mem_reused)],
         vec![mem::series_table(std::slice::from_ref(&s.mem_reused))],
     ));
+    let mut compact = section(
+        3,
+        "Compaction: memory against wake latency",
+        vec!["Compacted: `mem --compact-after 10ms` at the N of the spindle vs Go comparison;               see that section's table for the figures beside Go."
+            .into()],
+        Vec::new(),
+    );
+    compact.chart = Some(Chart::Compact);
+    out.push(compact);
     let (caption, table) = threads::series(&r.threads);
     out.push(section(3, "OS threads", vec![caption], vec![table]));
     match (&r.go, &r.go_skipped) {
