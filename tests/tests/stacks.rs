@@ -319,9 +319,16 @@ fn a_parked_coroutine_in_a_reused_slot_keeps_one_page() {
         );
     }
     let slots = rt.stats().slots;
+    // Unoptimised frames (a debug build) take a shallow coroutine just past
+    // its top page; the one-page figure is a release-build property.
+    let limit = if cfg!(debug_assertions) {
+        2 * page
+    } else {
+        page
+    };
     for (info, resident) in rt.block_on(|| park_many(N, 0)) {
         assert!(
-            resident <= page,
+            resident <= limit,
             "a shallow coroutine parked in the reused slot at {:#x} has {resident} bytes \
              resident (page {page})",
             info.base
