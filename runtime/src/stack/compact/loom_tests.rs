@@ -63,6 +63,8 @@ impl Memory for Slot {
         assert_eq!(v & (SEALED | READONLY), 0, "compacting a sealed range");
         // The copy-out (memcpy) into a fresh buffer.
         let v = self.page.load(Acquire) & !READONLY;
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
         self.buf.with_mut(|b| unsafe { *b = v });
         // The release (MADV_GUARD_INSTALL / MADV_DONTNEED): zeros, sealed.
         self.page.store(SEALED | ZEROS, Release);
@@ -70,6 +72,8 @@ impl Memory for Slot {
     }
 
     fn restore(&self) {
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
         let v = self.buf.with(|b| unsafe { *b });
         assert_ne!(v, POISON, "restoring from a freed buffer");
         // Copy in while still sealed (pwrite), then open (mprotect RW).
@@ -78,6 +82,8 @@ impl Memory for Slot {
     }
 
     fn free_buffer(&self) {
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
         self.buf.with_mut(|b| unsafe { *b = POISON });
     }
 }
@@ -154,6 +160,8 @@ fn loom_compact_resume_and_one_foreign_touch() {
         assert!(seen_by_coroutine == START || seen_by_coroutine == START + 1);
         // The foreign write was not lost, and the buffer is freed.
         assert_eq!(slot.page.load(Acquire), START + 1);
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
         slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
     });
 }
@@ -180,6 +188,8 @@ fn loom_two_foreign_readers_and_the_worker_race_to_restore() {
         for t in threads {
             assert_eq!(t.join().unwrap(), START);
         }
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
         slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
     });
 }
