@@ -468,3 +468,34 @@ fn shutdown_wakes_a_parked_accept_with_an_error() {
         "accept fails once shut down"
     );
 }
+
+/// `Debug` of the API types (written once, in `handle.rs`) reads as
+/// `std::net`'s does for the same socket.
+#[test]
+fn debug_matches_std() {
+    use std::mem::ManuallyDrop;
+    use std::os::fd::FromRawFd;
+
+    /// `std::net`'s `Debug` of the socket behind `fd`, which stays open.
+    fn std_debug<S: FromRawFd + std::fmt::Debug>(fd: RawFd) -> String {
+        // SAFETY: fd is open for the whole call, and ManuallyDrop never
+        // closes it: the std value only borrows it to print.
+        let s = ManuallyDrop::new(unsafe { S::from_raw_fd(fd) });
+        format!("{:?}", *s)
+    }
+
+    let listener = super::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = super::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let udp = super::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        format!("{listener:?}"),
+        std_debug::<std::net::TcpListener>(listener.as_raw_fd())
+    );
+    let s = format!("{stream:?}");
+    assert!(s.contains("peer"), "{s}");
+    assert_eq!(s, std_debug::<std::net::TcpStream>(stream.as_raw_fd()));
+    assert_eq!(
+        format!("{udp:?}"),
+        std_debug::<std::net::UdpSocket>(udp.as_raw_fd())
+    );
+}
