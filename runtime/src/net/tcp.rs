@@ -218,23 +218,6 @@ impl TcpStream {
     pub fn linger(&self) -> io::Result<Option<Duration>> {
         sys::linger(self.handle.fd())
     }
-
-    fn recv_into(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Read, |fd| sys::recv(fd, buf, 0))
-    }
-
-    fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.handle.io(Direction::Read, |fd| sys::readv(fd, bufs))
-    }
-
-    fn send_from(&self, buf: &[u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Write, |fd| sys::send(fd, buf))
-    }
-
-    fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.handle
-            .io(Direction::Write, |fd| sys::send_vectored(fd, bufs))
-    }
 }
 
 /// Open a socket and connect it to `addr`, waiting at most `timeout`.
@@ -279,33 +262,27 @@ fn connect_finished(fd: RawFd) -> io::Result<()> {
     }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv_into(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
-    }
-}
+// The work is in the impls for `&TcpStream`, which let two coroutines share
+// one connection; the owned stream's impls hand over to them.
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.recv_into(buf)
+        self.handle.io(Direction::Read, |fd| sys::recv(fd, buf, 0))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.recv_vectored(bufs)
+        self.handle.io(Direction::Read, |fd| sys::readv(fd, bufs))
     }
 }
 
-impl Write for TcpStream {
+impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send_from(buf)
+        self.handle.io(Direction::Write, |fd| sys::send(fd, buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
+        self.handle
+            .io(Direction::Write, |fd| sys::send_vectored(fd, bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -313,13 +290,23 @@ impl Write for TcpStream {
     }
 }
 
-impl Write for &TcpStream {
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send_from(buf)
+        (&*self).write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.send_vectored(bufs)
+        (&*self).write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
