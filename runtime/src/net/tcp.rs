@@ -8,10 +8,11 @@
 //! `poll(2)`. Timeouts and the non-blocking flag are per handle
 //! (`blocking.rs`).
 //!
-//! Connecting follows the usual non-blocking recipe: `connect` answers
-//! `EINPROGRESS`, the caller waits until the socket is writable, then
-//! `SO_ERROR` says whether the connection was made (and `getpeername` tells a
-//! finished connection from a spurious wake-up, as Go's `net` does).
+//! Connecting follows the usual non-blocking recipe (`Socket::connect`):
+//! `connect` answers `EINPROGRESS`, the caller waits until the socket is
+//! writable, then `SO_ERROR` says whether the connection was made (and
+//! `getpeername` tells a finished connection from a spurious wake-up, as Go's
+//! `net` does).
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -223,43 +224,8 @@ impl TcpStream {
 /// Open a socket and connect it to `addr`, waiting at most `timeout`.
 fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
     let sock = Socket::new(domain(addr), libc::SOCK_STREAM)?;
-    match sys::connect(sock.as_raw_fd(), addr) {
-        Ok(()) => return Ok(TcpStream::from_socket(sock)),
-        // EINTR: the connection goes on in the background, as with EINPROGRESS.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {}
-        Err(e) => return Err(e),
-    }
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    match sock.io(Direction::Write, deadline, connect_finished) {
-        Ok(()) => Ok(TcpStream::from_socket(sock)),
-        Err(e) if timeout.is_some() && e.kind() == io::ErrorKind::WouldBlock => Err(
-            io::Error::new(io::ErrorKind::TimedOut, "connection timed out"),
-        ),
-        Err(e) => Err(e),
-    }
-}
-
-/// Has the connection started by a non-blocking `connect` been made?
-/// `Ok`, its error, or `WouldBlock` while it is still under way.
-fn connect_finished(fd: RawFd) -> io::Result<()> {
-    match sys::take_error(fd)? {
-        Some(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR)
-            ) =>
-        {
-            Err(io::ErrorKind::WouldBlock.into())
-        }
-        Some(e) => Err(e),
-        None => match sys::peer_addr(fd) {
-            Ok(_) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            Err(e) => Err(e),
-        },
-    }
+    sock.connect(addr, timeout.and_then(|t| Instant::now().checked_add(t)))?;
+    Ok(TcpStream::from_socket(sock))
 }
 
 // The work is in the impls for `&TcpStream`, which let two coroutines share
