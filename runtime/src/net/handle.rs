@@ -203,7 +203,8 @@ macro_rules! common_methods {
         }
 
         /// A second handle to the same socket (a `dup`), with a copy of
-        /// this one's timeouts and non-blocking flag.
+        /// this one's non-blocking flag (and timeouts, where the type has
+        /// them).
         pub fn try_clone(&self) -> io::Result<$t> {
             Ok($t {
                 handle: self.handle.try_clone()?,
