@@ -41,6 +41,16 @@ fn also_with_mprotect(test: &str) {
     }
 }
 
+/// The runtime both tests use: two workers, stacks of up to 1 MiB (room
+/// for 200 KiB below 100 KiB of frames).
+fn runtime() -> Runtime {
+    Runtime::builder()
+        .workers(2)
+        .stack_max(round_up(1 << 20))
+        .build()
+        .unwrap()
+}
+
 /// Wait until `info`'s slot has at most `bytes` resident; the last reading.
 fn wait_for_resident_at_most(info: StackInfo, bytes: usize) -> usize {
     let t0 = Instant::now();
@@ -59,12 +69,7 @@ const SHALLOW_TEST: &str = "a_coroutine_that_went_deep_shrinks_to_two_pages_when
 fn a_coroutine_that_went_deep_shrinks_to_two_pages_when_parked() {
     also_with_mprotect(SHALLOW_TEST);
     let page = page_size();
-    let rt = Runtime::builder()
-        .workers(2)
-        .stack_max(round_up(1 << 20))
-        .build()
-        .unwrap();
-    rt.block_on(move || {
+    runtime().block_on(move || {
         let (report, reported) = chan::bounded::<(StackInfo, usize)>(1);
         let (wake, woken) = chan::bounded::<()>(0);
         let h = spindle::spawn(move || {
@@ -127,12 +132,7 @@ const DEEP_TEST: &str = "a_coroutine_parked_deep_keeps_its_frames";
 fn a_coroutine_parked_deep_keeps_its_frames() {
     also_with_mprotect(DEEP_TEST);
     const FRAMES: u32 = 100;
-    let rt = Runtime::builder()
-        .workers(2)
-        .stack_max(round_up(1 << 20))
-        .build()
-        .unwrap();
-    rt.block_on(move || {
+    runtime().block_on(move || {
         let (report, reported) = chan::bounded::<(StackInfo, usize)>(1);
         let (wake, woken) = chan::bounded::<()>(0);
         let h = spindle::spawn(move || deep_then_park(FRAMES, &report, &woken));

@@ -74,6 +74,25 @@ fn io_err(what: &str, i: u64, e: std::io::Error) -> String {
     format!("connection {i}: {what}: {e}")
 }
 
+/// Run `work(t)` on one thread each for `t` in `0..threads`, and return
+/// their results in that order (a thread that panicked is an error).
+fn on_threads<T: Send>(
+    threads: usize,
+    work: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Vec<Result<T, String>> {
+    std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
+            })
+            .collect()
+    })
+}
+
 /// Open `count` connections to `server` from `threads` threads; each is
 /// checked with one echo. Stops with an error after `cap`.
 pub fn connect(
@@ -87,52 +106,39 @@ pub fn connect(
     let t0 = Instant::now();
     let deadline = t0 + cap;
     let per_call = cap.min(Duration::from_secs(10));
-    let parts: Vec<Result<ThreadShare, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    let mut mine = Vec::new();
-                    let mut i = t;
-                    while i < count {
-                        if Instant::now() > deadline {
-                            return Err(format!(
-                                "set-up did not finish within {} s ({} of {count} \
-                                     connections open)",
-                                cap.as_secs(),
-                                mine.len() as u64 * threads
-                            ));
-                        }
-                        let c = netsys::connect_from(source(i, per_source), server, per_call)
-                            .map_err(|e| io_err("connect", i, e))?;
-                        (&c).write_all(&message(i, 0))
-                            .map_err(|e| io_err("write", i, e))?;
-                        mine.push((i, c));
-                        i += threads;
-                    }
-                    let connected = t0.elapsed();
-                    let mut got = [0u8; MESSAGE_BYTES];
-                    for (i, c) in &mine {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                            .map_err(|e| io_err("set_read_timeout", *i, e))?;
-                        (&*c)
-                            .read_exact(&mut got)
-                            .map_err(|e| io_err("first echo", *i, e))?;
-                        if got != message(*i, 0) {
-                            return Err(format!("connection {i}: wrong first echo"));
-                        }
-                    }
-                    Ok((mine, connected))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
-            })
-            .collect()
+    let parts: Vec<Result<ThreadShare, String>> = on_threads(threads as usize, |t| {
+        let mut mine = Vec::new();
+        let mut i = t as u64;
+        while i < count {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "set-up did not finish within {} s ({} of {count} \
+                     connections open)",
+                    cap.as_secs(),
+                    mine.len() as u64 * threads
+                ));
+            }
+            let c = netsys::connect_from(source(i, per_source), server, per_call)
+                .map_err(|e| io_err("connect", i, e))?;
+            (&c).write_all(&message(i, 0))
+                .map_err(|e| io_err("write", i, e))?;
+            mine.push((i, c));
+            i += threads;
+        }
+        let connected = t0.elapsed();
+        let mut got = [0u8; MESSAGE_BYTES];
+        for (i, c) in &mine {
+            let left = deadline.saturating_duration_since(Instant::now());
+            c.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .map_err(|e| io_err("set_read_timeout", *i, e))?;
+            (&*c)
+                .read_exact(&mut got)
+                .map_err(|e| io_err("first echo", *i, e))?;
+            if got != message(*i, 0) {
+                return Err(format!("connection {i}: wrong first echo"));
+            }
+        }
+        Ok((mine, connected))
     });
     let ready = t0.elapsed();
     let mut all = Vec::with_capacity(count as usize);
@@ -210,21 +216,10 @@ pub fn echo(
         .collect();
     let t0 = Instant::now();
     let deadline = t0 + cap;
-    let parts: Vec<Result<(Vec<u64>, bool), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let mine: Vec<(u64, &TcpStream)> =
-                    picked.iter().skip(t).step_by(threads).copied().collect();
-                s.spawn(move || closed_loop(&mine, rounds, deadline))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a client thread panicked".into()))
-            })
-            .collect()
+    let parts: Vec<Result<(Vec<u64>, bool), String>> = on_threads(threads, |t| {
+        let mine: Vec<(u64, &TcpStream)> =
+            picked.iter().skip(t).step_by(threads).copied().collect();
+        closed_loop(&mine, rounds, deadline)
     });
     let wall = t0.elapsed();
     let mut latencies = Vec::new();

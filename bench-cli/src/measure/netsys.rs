@@ -57,19 +57,31 @@ fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io
     check(rc).map(drop)
 }
 
-/// A blocking TCP connection from `src` (port chosen at connect time) to
-/// `dst`; `timeout` bounds the connect (SO_SNDTIMEO), so a dropped SYN
-/// cannot hold the client for the kernel's two minutes of retries.
-pub fn connect_from(src: Ipv4Addr, dst: SocketAddrV4, timeout: Duration) -> io::Result<TcpStream> {
+/// A new blocking IPv4 TCP socket (close-on-exec).
+fn tcp_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket() takes no pointers; a non-negative result is a new fd
     // that nothing else owns, so OwnedFd may close it.
-    let fd = unsafe {
+    Ok(unsafe {
         OwnedFd::from_raw_fd(check(libc::socket(
             libc::AF_INET,
             libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
             0,
         ))?)
-    };
+    })
+}
+
+fn bind(fd: RawFd, addr: SocketAddrV4) -> io::Result<()> {
+    let addr = sockaddr(addr);
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes.
+    check(unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len) }).map(drop)
+}
+
+/// A blocking TCP connection from `src` (port chosen at connect time) to
+/// `dst`; `timeout` bounds the connect (SO_SNDTIMEO), so a dropped SYN
+/// cannot hold the client for the kernel's two minutes of retries.
+pub fn connect_from(src: Ipv4Addr, dst: SocketAddrV4, timeout: Duration) -> io::Result<TcpStream> {
+    let fd = tcp_socket()?;
     let raw = fd.as_raw_fd();
     // Without the option (qemu-user does not translate it: ENOPROTOOPT)
     // the kernel picks the port at `bind` instead, so fewer connections fit
@@ -83,10 +95,8 @@ pub fn connect_from(src: Ipv4Addr, dst: SocketAddrV4, timeout: Duration) -> io::
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
     set_opt(raw, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
+    bind(raw, SocketAddrV4::new(src, 0))?;
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let from = sockaddr(SocketAddrV4::new(src, 0));
-    // SAFETY: `from` is a valid sockaddr_in of `len` bytes.
-    check(unsafe { libc::bind(raw, (&from as *const libc::sockaddr_in).cast(), len) })?;
     let to = sockaddr(dst);
     // SAFETY: `to` is a valid sockaddr_in of `len` bytes.
     check(unsafe { libc::connect(raw, (&to as *const libc::sockaddr_in).cast(), len) })?;
@@ -102,21 +112,10 @@ pub fn connect_from(src: Ipv4Addr, dst: SocketAddrV4, timeout: Duration) -> io::
 /// connections at once overflows: the kernel then drops SYNs, and each
 /// dropped one costs the client a one-second retransmission.
 pub fn listen_loopback() -> io::Result<std::net::TcpListener> {
-    // SAFETY: socket() takes no pointers; a non-negative result is a new fd
-    // that nothing else owns.
-    let fd = unsafe {
-        OwnedFd::from_raw_fd(check(libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?)
-    };
+    let fd = tcp_socket()?;
     let raw = fd.as_raw_fd();
     set_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
-    let addr = sockaddr(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes.
-    check(unsafe { libc::bind(raw, (&addr as *const libc::sockaddr_in).cast(), len) })?;
+    bind(raw, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
     // SAFETY: listen takes no pointers.
     check(unsafe { libc::listen(raw, -1) })?;
     Ok(std::net::TcpListener::from(fd))

@@ -19,11 +19,14 @@ use super::units::{count, ns};
 use crate::command::report::Results;
 use crate::measure::row::measured;
 
-const SPINDLE: &str = "#1f77b4";
-const GO: &str = "#00897b";
-const THREADS: &str = "#d62728";
-const GRID: &str = "#dddddd";
-const MUTED: &str = "#555555";
+// The colours of every chart (`net_chart.rs` and `compact_chart.rs` use
+// them too): spindle blue (compacted, light blue), Go green, OS threads red.
+pub(super) const SPINDLE: &str = "#1f77b4";
+pub(super) const SPINDLE_COMPACT: &str = "#6baed6";
+pub(super) const GO: &str = "#00897b";
+pub(super) const THREADS: &str = "#d62728";
+pub(super) const GRID: &str = "#dddddd";
+pub(super) const MUTED: &str = "#555555";
 
 const WIDTH: f64 = 1000.0;
 /// Left edge of the plot area (labels go to its left).
@@ -32,7 +35,7 @@ const PLOT_W: f64 = WIDTH - PLOT_X - 40.0;
 const ROW_H: f64 = 26.0;
 
 /// A chart's title and the line under it that says how to read it.
-fn heading(svg: &mut Svg, title: &str, how_to_read: &str) {
+pub(super) fn heading(svg: &mut Svg, title: &str, how_to_read: &str) {
     svg.title(20.0, 30.0, 20.0, title);
     svg.text(20.0, 52.0, 13.0, Anchor::Start, MUTED, how_to_read);
 }
@@ -63,9 +66,14 @@ pub fn footer_lines(r: &Results) -> [String; 2] {
 
 /// The footer lines under a chart, from `y`.
 fn footer(svg: &mut Svg, r: &Results, y: f64) {
-    let [machine, command] = footer_lines(r);
-    svg.text(20.0, y, 12.0, Anchor::Start, MUTED, &machine);
-    svg.text(20.0, y + 16.0, 12.0, Anchor::Start, MUTED, &command);
+    footer_at(svg, &footer_lines(r), y);
+}
+
+/// `lines` (date, machine, command) under a chart, one every 16 px from `y`.
+pub(super) fn footer_at(svg: &mut Svg, lines: &[String], y: f64) {
+    for (i, line) in lines.iter().enumerate() {
+        svg.text(20.0, y + 16.0 * i as f64, 12.0, Anchor::Start, MUTED, line);
+    }
 }
 
 /// One dot of the switch chart.
@@ -398,7 +406,7 @@ fn kb(b: f64) -> String {
 }
 
 /// The 1-2-5 step at or above `raw`.
-fn nice_step(raw: f64) -> f64 {
+pub(super) fn nice_step(raw: f64) -> f64 {
     let p = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .into_iter()

@@ -11,6 +11,7 @@
 //! compacted run) and spindle compacted. Go's memory per goroutine at the
 //! same N is a vertical reference line: Go's wake latency is not measured.
 
+use super::charts::{footer_at, heading, nice_step, GO, GRID, MUTED, SPINDLE, SPINDLE_COMPACT};
 use super::svg::{Anchor, Svg};
 use super::units::{bytes, count, ns};
 use crate::command::report::Results;
@@ -22,11 +23,6 @@ const PLOT_X: f64 = 120.0;
 const PLOT_W: f64 = WIDTH - PLOT_X - 260.0;
 const TOP: f64 = 80.0;
 const PLOT_H: f64 = 320.0;
-const SPINDLE: &str = "#1f77b4";
-const COMPACT: &str = "#6baed6";
-const GO: &str = "#00897b";
-const GRID: &str = "#dddddd";
-const MUTED: &str = "#555555";
 
 /// What the chart draws: (label, colour, bytes, wake ns) points, Go's
 /// bytes per goroutine, and why something is missing.
@@ -65,7 +61,7 @@ fn data(r: &Results) -> Data {
                 ));
                 d.points.push((
                     format!("spindle, compacted (N = {n})"),
-                    COMPACT,
+                    SPINDLE_COMPACT,
                     m.per_coroutine.total_bytes,
                     f.wake_compacted_ns,
                 ));
@@ -95,16 +91,6 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     out
 }
 
-/// The 1-2-5 step at or above `raw`.
-fn nice_step(raw: f64) -> f64 {
-    let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * p)
-}
-
 /// An axis from zero to a whole number of 1-2-5 steps above `max`.
 fn axis(max: f64) -> (f64, f64) {
     let step = nice_step(max.max(1.0) / 5.0);
@@ -115,18 +101,9 @@ fn axis(max: f64) -> (f64, f64) {
 pub fn chart(r: &Results, footer: &[String]) -> String {
     let d = data(r);
     let mut svg = Svg::new(WIDTH, HEIGHT);
-    svg.title(
-        20.0,
-        30.0,
-        20.0,
+    heading(
+        &mut svg,
         "Memory per parked coroutine against wake latency",
-    );
-    svg.text(
-        20.0,
-        52.0,
-        13.0,
-        Anchor::Start,
-        MUTED,
         "x: RSS + page tables per parked coroutine; y: median wake latency of one coroutine; \
          further down-left is cheaper",
     );
@@ -210,16 +187,7 @@ pub fn chart(r: &Results, footer: &[String]) -> String {
             &why,
         );
     }
-    for (i, line) in footer.iter().enumerate() {
-        svg.text(
-            20.0,
-            bottom + 70.0 + 16.0 * i as f64,
-            12.0,
-            Anchor::Start,
-            MUTED,
-            line,
-        );
-    }
+    footer_at(&mut svg, footer, bottom + 70.0);
     svg.finish()
 }
 

@@ -6,6 +6,7 @@
 //! bar per server and N, coloured by server as in the other charts
 //! (spindle blue, Go green, OS threads red), its value written at its end.
 
+use super::charts::{footer_at, heading, GO, MUTED, SPINDLE, SPINDLE_COMPACT, THREADS};
 use super::svg::{Anchor, Svg};
 use super::units::{bytes, count, group, ns};
 use crate::command::net::{NetReport, Server, ServerRun};
@@ -14,14 +15,13 @@ const WIDTH: f64 = 1000.0;
 const PLOT_X: f64 = 300.0;
 const PLOT_W: f64 = WIDTH - PLOT_X - 150.0;
 const BAR_H: f64 = 18.0;
-const MUTED: &str = "#555555";
 
 fn colour(s: Server) -> &'static str {
     match s {
-        Server::Spindle => "#1f77b4",
-        Server::SpindleCompact => "#6baed6",
-        Server::Go => "#00897b",
-        Server::Threads => "#d62728",
+        Server::Spindle => SPINDLE,
+        Server::SpindleCompact => SPINDLE_COMPACT,
+        Server::Go => GO,
+        Server::Threads => THREADS,
     }
 }
 
@@ -80,13 +80,9 @@ pub fn chart(r: &NetReport, footer: &[String]) -> String {
     let rows: usize = panels.iter().map(|p| p.bars.len().max(1)).sum();
     let height = 80.0 + panels.len() as f64 * 40.0 + rows as f64 * (BAR_H + 6.0) + 50.0;
     let mut svg = Svg::new(WIDTH, height);
-    svg.title(20.0, 30.0, 20.0, "Echo server, one task per connection");
-    svg.text(
-        20.0,
-        52.0,
-        13.0,
-        Anchor::Start,
-        MUTED,
+    heading(
+        &mut svg,
+        "Echo server, one task per connection",
         "Each panel has its own linear axis from zero; bars are medians of one run.",
     );
     let mut y = 80.0;
@@ -114,15 +110,6 @@ pub fn chart(r: &NetReport, footer: &[String]) -> String {
         }
         y += 14.0;
     }
-    for (i, line) in footer.iter().enumerate() {
-        svg.text(
-            20.0,
-            y + 10.0 + 16.0 * i as f64,
-            12.0,
-            Anchor::Start,
-            MUTED,
-            line,
-        );
-    }
+    footer_at(&mut svg, footer, y + 10.0);
     svg.finish()
 }

@@ -40,8 +40,10 @@
 //! rose) in `docs/notes/netpoll.md`.
 //!
 //! **The API** mirrors `std::net`: [`TcpListener`], [`TcpStream`] and
-//! [`UdpSocket`] (`tcp.rs`, `udp.rs`), on the thin `libc` wrappers of
-//! `sys.rs` and `addr.rs`, with per-handle timeouts in `blocking.rs`. Inside
+//! [`UdpSocket`] (`tcp.rs`, `udp.rs`; what the three share, from
+//! `try_clone` to the `std::net` conversions, is written once in
+//! `handle.rs`), on the thin `libc` wrappers of `sys.rs` and `addr.rs`,
+//! with per-handle timeouts in `blocking.rs`. Inside
 //! a coroutine their blocking calls park it; on a plain thread they block
 //! like `std::net`'s.
 //!
@@ -54,6 +56,7 @@
 
 mod addr;
 mod blocking;
+mod handle;
 pub(crate) mod poller;
 pub(crate) mod readiness;
 pub(crate) mod socket;

@@ -28,16 +28,17 @@
 //! then [`Socket::from_owned`], which gets its own registration.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::poller::Poller;
 use super::readiness::{Check, Readiness};
+use super::sys::{self, cvt};
 use crate::park::Caller;
 
 /// Which readiness an operation waits for.
-#[allow(dead_code)] // constructed by tcp.rs and udp.rs
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
     /// `read`, `recv`, `accept`: wait for readable.
@@ -74,14 +75,6 @@ impl Drop for Registration {
     }
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on an fd the caller owns, with integer arguments.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
@@ -103,9 +96,6 @@ fn timed_out() -> io::Error {
     io::Error::from_raw_os_error(libc::EAGAIN)
 }
 
-// `tcp.rs` and `udp.rs` (the API) use all of this; until they are merged
-// only the tests do.
-#[allow(dead_code)]
 impl Socket {
     /// `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` added to `ty`.
     pub(crate) fn new(domain: libc::c_int, ty: libc::c_int) -> io::Result<Socket> {
@@ -174,73 +164,25 @@ impl Socket {
         }
     }
 
-    /// `connect(2)` to `addr` (`len` bytes of it), waiting as [`io`](Self::io)
-    /// does while the connection is in progress (`EINPROGRESS`). At
-    /// `deadline` returns `Err` of kind `TimedOut`, "connection timed out",
-    /// as `std::net::TcpStream::connect_timeout` does (the socket is then
+    /// `connect(2)` to `addr`, waiting as [`io`](Self::io) does while the
+    /// connection is in progress (`EINPROGRESS`). At `deadline` returns
+    /// `Err` of kind `TimedOut`, "connection timed out", as
+    /// `std::net::TcpStream::connect_timeout` does (the socket is then
     /// unusable: drop it). A refused or failed connection gives the error
     /// from `SO_ERROR`.
-    pub(crate) fn connect(
-        &self,
-        addr: &libc::sockaddr_storage,
-        len: libc::socklen_t,
-        deadline: Option<Instant>,
-    ) -> io::Result<()> {
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: `addr` is valid for `len` bytes (the caller's contract
-        // with `connect(2)`: a sockaddr of the socket's family).
-        let r = unsafe { libc::connect(fd, (addr as *const libc::sockaddr_storage).cast(), len) };
-        if r == 0 {
-            return Ok(());
+    pub(crate) fn connect(&self, addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<()> {
+        match sys::connect(self.as_raw_fd(), addr) {
+            Ok(()) => return Ok(()),
+            // EINTR: the connection goes on in the background, as with EINPROGRESS.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {}
+            Err(e) => return Err(e),
         }
-        let e = io::Error::last_os_error();
-        // EINTR: the connection goes on in the background, like EINPROGRESS.
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::EINPROGRESS | libc::EINTR | libc::EALREADY)
-        ) {
-            return Err(e);
-        }
-        let done = self.io(Direction::Write, deadline, |fd| {
-            let mut err: libc::c_int = 0;
-            let mut n = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: `err` is a valid c_int buffer of `n` bytes.
-            cvt(unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut err as *mut libc::c_int).cast(),
-                    &mut n,
-                )
-            })?;
-            if err != 0 {
-                return Err(io::Error::from_raw_os_error(err));
-            }
-            let mut peer: libc::sockaddr_storage = zeroed_storage();
-            let mut plen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            // SAFETY: `peer` is valid for `plen` bytes.
-            match cvt(unsafe {
-                libc::getpeername(
-                    fd,
-                    (&mut peer as *mut libc::sockaddr_storage).cast(),
-                    &mut plen,
-                )
-            }) {
-                Ok(_) => Ok(()),
-                // Still in progress: wait for the next writable edge.
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                    Err(io::Error::from_raw_os_error(libc::EAGAIN))
-                }
-                Err(e) => Err(e),
-            }
-        });
-        match done {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection timed out",
-            )),
-            other => other,
+        match self.io(Direction::Write, deadline, connect_finished) {
+            // Only the deadline makes `io` give up with `WouldBlock`.
+            Err(e) if deadline.is_some() && e.kind() == io::ErrorKind::WouldBlock => Err(
+                io::Error::new(io::ErrorKind::TimedOut, "connection timed out"),
+            ),
+            done => done,
         }
     }
 
@@ -340,10 +282,29 @@ impl Socket {
     }
 }
 
-/// An all-zero `sockaddr_storage` (a valid value: plain integers).
-fn zeroed_storage() -> libc::sockaddr_storage {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
-    unsafe { std::mem::zeroed() }
+/// Has the connection started by a non-blocking `connect` been made?
+/// `Ok`, its error, or `WouldBlock` while it is still under way (and
+/// `getpeername` tells a finished connection from a spurious wake-up, as
+/// Go's `net` does).
+fn connect_finished(fd: RawFd) -> io::Result<()> {
+    match sys::take_error(fd)? {
+        Some(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR)
+            ) =>
+        {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        Some(e) => Err(e),
+        None => match sys::peer_addr(fd) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// Park the running coroutine until `reg` is ready in `dir` (or the

@@ -1,4 +1,4 @@
-//! The thin `libc` wrappers that `tcp.rs` and `udp.rs` share.
+//! The thin `libc` wrappers that `tcp.rs`, `udp.rs` and `socket.rs` share.
 //!
 //! Each is one system call on a socket's file descriptor, with the C
 //! convention (a negative return and `errno`) turned into an

@@ -360,37 +360,14 @@ fn stale_event_after_reuse_wakes_nobody() {
     poller.deregister(c.as_raw_fd(), index2, seq2);
 }
 
-/// `addr` as a sockaddr_storage for `Socket::connect`.
-fn storage(addr: std::net::SocketAddrV4) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: plain old data; all-zero is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: a sockaddr_in fits in a sockaddr_storage.
-    unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-    (
-        ss,
-        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-    )
-}
-
 #[test]
 fn connect_in_a_coroutine_and_refused() {
     let rt = rt(2);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
-        unreachable!()
-    };
+    let addr = listener.local_addr().unwrap();
     let connected = rt.spawn(move || {
         let sock = Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap();
-        let (ss, len) = storage(addr);
-        sock.connect(&ss, len, None).unwrap();
+        sock.connect(&addr, None).unwrap();
         let mut b = [0u8; 1];
         sock.io(Direction::Read, None, read_op(&mut b)).unwrap();
         b[0]
@@ -403,8 +380,7 @@ fn connect_in_a_coroutine_and_refused() {
     drop(peer);
     let refused = rt.spawn(move || {
         let sock = Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap();
-        let (ss, len) = storage(addr);
-        sock.connect(&ss, len, Some(Instant::now() + Duration::from_secs(10)))
+        sock.connect(&addr, Some(Instant::now() + Duration::from_secs(10)))
             .unwrap_err()
             .kind()
     });
@@ -425,19 +401,8 @@ fn per_socket_state_stays_small() {
 fn shutdown_wakes_a_parked_accept_with_an_error() {
     let rt = rt(2);
     let listener = Arc::new(Socket::new(libc::AF_INET, libc::SOCK_STREAM).unwrap());
-    let (ss, len) = storage("127.0.0.1:0".parse().unwrap());
-    // SAFETY: a valid sockaddr_in of `len` bytes; then plain listen(2).
-    unsafe {
-        assert_eq!(
-            libc::bind(
-                listener.as_raw_fd(),
-                (&ss as *const libc::sockaddr_storage).cast(),
-                len
-            ),
-            0
-        );
-        assert_eq!(libc::listen(listener.as_raw_fd(), 8), 0);
-    }
+    super::sys::bind(listener.as_raw_fd(), &"127.0.0.1:0".parse().unwrap()).unwrap();
+    super::sys::listen(listener.as_raw_fd(), 8).unwrap();
     let l2 = listener.clone();
     let accepting = rt.spawn(move || {
         l2.io(Direction::Read, None, |fd| {
@@ -466,5 +431,36 @@ fn shutdown_wakes_a_parked_accept_with_an_error() {
     assert!(
         accepting.join().unwrap().is_err(),
         "accept fails once shut down"
+    );
+}
+
+/// `Debug` of the API types (written once, in `handle.rs`) reads as
+/// `std::net`'s does for the same socket.
+#[test]
+fn debug_matches_std() {
+    use std::mem::ManuallyDrop;
+    use std::os::fd::FromRawFd;
+
+    /// `std::net`'s `Debug` of the socket behind `fd`, which stays open.
+    fn std_debug<S: FromRawFd + std::fmt::Debug>(fd: RawFd) -> String {
+        // SAFETY: fd is open for the whole call, and ManuallyDrop never
+        // closes it: the std value only borrows it to print.
+        let s = ManuallyDrop::new(unsafe { S::from_raw_fd(fd) });
+        format!("{:?}", *s)
+    }
+
+    let listener = super::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = super::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let udp = super::UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(
+        format!("{listener:?}"),
+        std_debug::<std::net::TcpListener>(listener.as_raw_fd())
+    );
+    let s = format!("{stream:?}");
+    assert!(s.contains("peer"), "{s}");
+    assert_eq!(s, std_debug::<std::net::TcpStream>(stream.as_raw_fd()));
+    assert_eq!(
+        format!("{udp:?}"),
+        std_debug::<std::net::UdpSocket>(udp.as_raw_fd())
     );
 }

@@ -11,10 +11,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 use std::time::Duration;
 
 use super::addr::{domain, each_addr};
-use super::blocking::Blocking;
+use super::handle::{common_methods, conversions, timeout_methods, Handle};
 use super::socket::{Direction, Socket};
 use super::sys;
-use super::tcp::fd_conversions;
 
 /// A UDP socket: `std::net::UdpSocket` for coroutines.
 ///
@@ -40,8 +39,7 @@ use super::tcp::fd_conversions;
 /// });
 /// ```
 pub struct UdpSocket {
-    sock: Socket,
-    blocking: Blocking,
+    handle: Handle,
 }
 
 impl UdpSocket {
@@ -52,8 +50,7 @@ impl UdpSocket {
             let sock = Socket::new(domain(a), libc::SOCK_DGRAM)?;
             sys::bind(sock.as_raw_fd(), a)?;
             Ok(UdpSocket {
-                sock,
-                blocking: Blocking::new(),
+                handle: Handle::new(sock),
             })
         })
     }
@@ -61,27 +58,24 @@ impl UdpSocket {
     /// Send to and receive from `addr` only (the first address it resolves
     /// to that the kernel accepts); does not wait.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |a| sys::connect(self.sock.as_raw_fd(), a))
+        each_addr(addr, |a| sys::connect(self.handle.fd(), a))
     }
 
     /// Send a datagram to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.blocking
-            .io(&self.sock, Direction::Write, |fd| sys::send(fd, buf))
+        self.handle.io(Direction::Write, |fd| sys::send(fd, buf))
     }
 
     /// Receive a datagram from the connected peer; the part that does not
     /// fit in `buf` is lost.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.blocking
-            .io(&self.sock, Direction::Read, |fd| sys::recv(fd, buf, 0))
+        self.handle.io(Direction::Read, |fd| sys::recv(fd, buf, 0))
     }
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.blocking.io(&self.sock, Direction::Read, |fd| {
-            sys::recv(fd, buf, libc::MSG_PEEK)
-        })
+        self.handle
+            .io(Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
     }
 
     /// Send a datagram to the first address `addr` resolves to.
@@ -92,141 +86,48 @@ impl UdpSocket {
                 "no addresses to send data to",
             ));
         };
-        self.blocking.io(&self.sock, Direction::Write, |fd| {
-            sys::send_to(fd, buf, &to)
-        })
+        self.handle
+            .io(Direction::Write, |fd| sys::send_to(fd, buf, &to))
     }
 
     /// Receive a datagram and the address it came from.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.blocking
-            .io(&self.sock, Direction::Read, |fd| sys::recv_from(fd, buf, 0))
+        self.handle
+            .io(Direction::Read, |fd| sys::recv_from(fd, buf, 0))
     }
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.blocking.io(&self.sock, Direction::Read, |fd| {
+        self.handle.io(Direction::Read, |fd| {
             sys::recv_from(fd, buf, libc::MSG_PEEK)
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.sock.as_raw_fd())
-    }
-
     /// The connected peer; `NotConnected` if there is none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.sock.as_raw_fd())
+        sys::peer_addr(self.handle.fd())
     }
 
-    /// A second handle to the same socket (a `dup`), with a copy of this
-    /// one's timeouts and non-blocking flag.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            sock: Socket::from_owned(sys::duplicate(self.sock.as_raw_fd())?)?,
-            blocking: self.blocking.copy(),
-        })
-    }
-
-    /// After `timeout`, a receive that got nothing fails with `WouldBlock`,
-    /// as `std::net` does on Linux. `Some(Duration::ZERO)` is an
-    /// `InvalidInput` error. The timeout belongs to this handle.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.blocking.set_timeout(Direction::Read, timeout)
-    }
-
-    /// Like [`set_read_timeout`](Self::set_read_timeout), for sends.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.blocking.set_timeout(Direction::Write, timeout)
-    }
-
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.blocking.timeout(Direction::Read))
-    }
-
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.blocking.timeout(Direction::Write))
-    }
-
-    /// In non-blocking mode sends and receives return `WouldBlock` at once
-    /// instead of waiting. Unlike `std::net`, the flag belongs to this handle
-    /// only.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.blocking.set_nonblocking(nonblocking);
-        Ok(())
-    }
+    // local_addr, try_clone, set_nonblocking, set_ttl, ttl, take_error and
+    // the four timeout methods: the same for every socket type (handle.rs).
+    common_methods!(UdpSocket);
+    timeout_methods!();
 
     /// `SO_BROADCAST`: allow sending to a broadcast address.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        sys::set_flag(
-            self.sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BROADCAST,
-            on,
-        )
+        sys::set_flag(self.handle.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST, on)
     }
 
     pub fn broadcast(&self) -> io::Result<bool> {
-        sys::flag(self.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BROADCAST)
-    }
-
-    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        sys::set_ttl(self.sock.as_raw_fd(), ttl)
-    }
-
-    pub fn ttl(&self) -> io::Result<u32> {
-        sys::ttl(self.sock.as_raw_fd())
-    }
-
-    /// The socket's pending error (`SO_ERROR`), which this clears.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        sys::take_error(self.sock.as_raw_fd())
+        sys::flag(self.handle.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST)
     }
 }
 
-/// Wrap a socket that `std::net` owned, keeping its timeouts and
-/// non-blocking mode.
-///
-/// # Panics
-/// If the descriptor cannot be put in non-blocking mode (`fcntl` fails,
-/// which it does not for a valid socket).
-impl From<std::net::UdpSocket> for UdpSocket {
-    fn from(s: std::net::UdpSocket) -> UdpSocket {
-        let blocking = Blocking::new();
-        // The kernel never reports a zero timeout, so these cannot fail.
-        let _ = blocking.set_timeout(Direction::Read, s.read_timeout().ok().flatten());
-        let _ = blocking.set_timeout(Direction::Write, s.write_timeout().ok().flatten());
-        blocking.set_nonblocking(sys::is_nonblocking(s.as_raw_fd()).unwrap_or(false));
-        let sock = Socket::from_owned(OwnedFd::from(s))
-            .expect("spindle::net: cannot make a std::net::UdpSocket non-blocking");
-        UdpSocket { sock, blocking }
-    }
-}
-
-/// Hand the socket to `std::net`, in blocking mode unless this handle was
-/// non-blocking, with this handle's timeouts.
-impl From<UdpSocket> for std::net::UdpSocket {
-    fn from(s: UdpSocket) -> std::net::UdpSocket {
-        let UdpSocket { sock, blocking } = s;
-        let std = std::net::UdpSocket::from(sock.into_owned());
-        // setsockopt/fcntl on a valid socket with valid values do not fail.
-        let _ = std.set_read_timeout(blocking.timeout(Direction::Read));
-        let _ = std.set_write_timeout(blocking.timeout(Direction::Write));
-        if blocking.nonblocking() {
-            let _ = std.set_nonblocking(true);
-        }
-        std
-    }
-}
-
-fd_conversions!(UdpSocket, std::net::UdpSocket);
+// The conversions to and from std::net and file descriptors (handle.rs).
+conversions!(UdpSocket, std::net::UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("UdpSocket");
-        if let Ok(addr) = self.local_addr() {
-            d.field("addr", &addr);
-        }
-        d.field("fd", &self.sock.as_raw_fd()).finish()
+        self.handle.fmt_debug(f, "UdpSocket", false)
     }
 }

@@ -233,29 +233,37 @@ mod loom_tests {
     use loom::sync::Arc;
     use std::sync::atomic::Ordering::{Acquire, Release};
 
-    /// A waker on another thread puts a task in worker 1's inbox and calls
-    /// `notify_worker(1)` while worker 1 goes to sleep (`Worker::sleep`:
-    /// register, re-check its inbox, sleep). Worker 1 must not sleep
-    /// through it (loom reports a deadlock if it does), and must see the
-    /// task once awake.
+    /// The race both models check: a waker on another thread puts a task
+    /// in worker 1's inbox and calls `notify_worker(1)` while worker 1 goes
+    /// to sleep as `Worker::sleep` does (register, re-check its inbox, then
+    /// `sleep`, which it is given). Worker 1 must not sleep through the
+    /// notify, and must see the task once awake.
+    fn waker_races_worker_1_to_sleep(idle: Arc<Idle>, sleep: impl FnOnce(&Idle)) {
+        let inbox = Arc::new(AtomicBool::new(false));
+        let (idle2, inbox2) = (idle.clone(), inbox.clone());
+        let waker = loom::thread::spawn(move || {
+            inbox2.store(true, Release);
+            idle2.notify_worker(1);
+        });
+        idle.prepare_sleep(1);
+        if inbox.load(Acquire) {
+            idle.cancel_sleep(1);
+        } else {
+            sleep(&idle);
+        }
+        assert!(inbox.load(Acquire), "woken without seeing the inbox");
+        waker.join().unwrap();
+    }
+
+    /// Worker 1 sleeps on its condition variable ([`Idle::sleep`]); a lost
+    /// notify leaves it asleep, which loom reports as a deadlock.
     #[test]
     fn loom_targeted_wake_is_not_lost() {
         loom::model(|| {
             let idle = Arc::new(Idle::new(2, Kick::model(None)));
-            let inbox = Arc::new(AtomicBool::new(false));
-            let (idle2, inbox2) = (idle.clone(), inbox.clone());
-            let waker = loom::thread::spawn(move || {
-                inbox2.store(true, Release);
-                idle2.notify_worker(1);
-            });
-            idle.prepare_sleep(1);
-            if inbox.load(Acquire) {
-                idle.cancel_sleep(1);
-            } else {
+            waker_races_worker_1_to_sleep(idle, |idle| {
                 idle.sleep(1, None);
-            }
-            assert!(inbox.load(Acquire), "woken without seeing the inbox");
-            waker.join().unwrap();
+            });
         });
     }
 
@@ -269,24 +277,13 @@ mod loom_tests {
         loom::model(|| {
             let kicked = Arc::new(AtomicBool::new(false));
             let idle = Arc::new(Idle::new(2, Kick::model(Some(kicked.clone()))));
-            let inbox = Arc::new(AtomicBool::new(false));
-            let (idle2, inbox2) = (idle.clone(), inbox.clone());
-            let waker = loom::thread::spawn(move || {
-                inbox2.store(true, Release);
-                idle2.notify_worker(1);
-            });
-            idle.prepare_sleep(1);
-            if inbox.load(Acquire) {
-                idle.cancel_sleep(1);
-            } else {
+            waker_races_worker_1_to_sleep(idle, |idle| {
                 idle.sleep_polling(1, || {
                     while !kicked.load(Acquire) {
                         loom::thread::yield_now();
                     }
                 });
-            }
-            assert!(inbox.load(Acquire), "woken without seeing the inbox");
-            waker.join().unwrap();
+            });
         });
     }
 }

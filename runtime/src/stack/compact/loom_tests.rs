@@ -133,6 +133,14 @@ impl Slot {
         }
     }
 
+    /// The buffer has been freed (and nobody touches it concurrently: loom
+    /// checks that).
+    fn assert_buffer_freed(&self) {
+        // SAFETY: a loom cell; loom checks this access against every other
+        // one (that is what the model is for).
+        self.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
+    }
+
     /// The worker resumes the coroutine, which reads its own word.
     fn resume(&self) -> u64 {
         restore_for_resume(&self.state, self);
@@ -160,10 +168,33 @@ fn loom_compact_resume_and_one_foreign_touch() {
         assert!(seen_by_coroutine == START || seen_by_coroutine == START + 1);
         // The foreign write was not lost, and the buffer is freed.
         assert_eq!(slot.page.load(Acquire), START + 1);
-        // SAFETY: a loom cell; loom checks this access against every other
-        // one (that is what the model is for).
-        slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
+        slot.assert_buffer_freed();
     });
+}
+
+/// A model that explores the runs with at most `preemptions` preemptions.
+fn bounded(preemptions: usize) -> loom::model::Builder {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(preemptions);
+    model
+}
+
+/// Inside a model: compact, start two foreign threads that each run
+/// `foreign` on the stack word (and so fault at once), and resume on the
+/// worker meanwhile. Returns the slot, the value the worker resumed with,
+/// and what each foreign thread saw.
+fn two_foreign_threads_race_the_worker(foreign: fn(&Slot) -> u64) -> (Arc<Slot>, u64, Vec<u64>) {
+    let slot = Arc::new(Slot::new());
+    assert!(compact(&slot.state, &*slot));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let s = slot.clone();
+            loom::thread::spawn(move || foreign(&s))
+        })
+        .collect();
+    let resumed = slot.resume();
+    let seen = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    (slot, resumed, seen)
 }
 
 /// Two foreign threads fault at once: one restores, the other waits for
@@ -173,43 +204,20 @@ fn loom_compact_resume_and_one_foreign_touch() {
 /// so, as in `chan/loom_tests.rs`, the preemptions are bounded to one.
 #[test]
 fn loom_two_foreign_readers_and_the_worker_race_to_restore() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(1);
-    model.check(|| {
-        let slot = Arc::new(Slot::new());
-        assert!(compact(&slot.state, &*slot));
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let s = slot.clone();
-                loom::thread::spawn(move || s.foreign_read())
-            })
-            .collect();
-        assert_eq!(slot.resume(), START);
-        for t in threads {
-            assert_eq!(t.join().unwrap(), START);
-        }
-        // SAFETY: a loom cell; loom checks this access against every other
-        // one (that is what the model is for).
-        slot.buf.with(|b| assert_eq!(unsafe { *b }, POISON));
+    bounded(1).check(|| {
+        let (slot, resumed, seen) = two_foreign_threads_race_the_worker(Slot::foreign_read);
+        assert_eq!(resumed, START);
+        assert_eq!(seen, [START, START]);
+        slot.assert_buffer_freed();
     });
 }
 
 /// The same race with two foreign writers: no write is lost.
 #[test]
 fn loom_two_foreign_writers_and_the_worker_race_to_restore() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(1);
-    model.check(|| {
-        let slot = Arc::new(Slot::new());
-        assert!(compact(&slot.state, &*slot));
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let s = slot.clone();
-                loom::thread::spawn(move || s.foreign_add())
-            })
-            .collect();
-        assert!((START..=START + 2).contains(&slot.resume()));
-        let mut seen: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    bounded(1).check(|| {
+        let (slot, resumed, mut seen) = two_foreign_threads_race_the_worker(Slot::foreign_add);
+        assert!((START..=START + 2).contains(&resumed));
         seen.sort();
         assert_eq!(seen, [START, START + 1]);
         assert_eq!(
@@ -225,9 +233,7 @@ fn loom_two_foreign_writers_and_the_worker_race_to_restore() {
 /// worker (`RESTORED`), never by the handler, and never while read.
 #[test]
 fn loom_compacting_again_after_a_foreign_restore() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(3);
-    model.check(|| {
+    bounded(3).check(|| {
         let slot = Arc::new(Slot::new());
         let s2 = slot.clone();
         let foreign = loom::thread::spawn(move || {
