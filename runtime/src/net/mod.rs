@@ -42,7 +42,7 @@
 //! **The API** mirrors `std::net`: [`TcpListener`], [`TcpStream`] and
 //! [`UdpSocket`] (`tcp.rs`, `udp.rs`; what the three share, from
 //! `try_clone` to the `std::net` conversions, is written once in
-//! `handle.rs`), on the thin `libc` wrappers of `sys.rs` and `addr.rs`,
+//! `endpoint.rs`), on the thin `libc` wrappers of `sys.rs` and `addr.rs`,
 //! with per-handle timeouts in `blocking.rs`. Inside
 //! a coroutine their blocking calls park it; on a plain thread they block
 //! like `std::net`'s.
@@ -56,7 +56,7 @@
 
 mod addr;
 mod blocking;
-mod handle;
+mod endpoint;
 pub(crate) mod poller;
 pub(crate) mod readiness;
 pub(crate) mod socket;

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::addr::{domain, each_addr};
 use super::blocking::zero_timeout;
-use super::handle::{common_methods, conversions, timeout_methods, Handle};
+use super::endpoint::{common_methods, conversions, timeout_methods, Endpoint};
 use super::socket::{Direction, Socket};
 use super::sys;
 
@@ -61,7 +61,7 @@ const BACKLOG: libc::c_int = 128;
 /// assert_eq!(reply, b"ping");
 /// ```
 pub struct TcpListener {
-    handle: Handle,
+    endpoint: Endpoint,
 }
 
 /// A TCP connection: `std::net::TcpStream` for coroutines.
@@ -98,7 +98,7 @@ pub struct TcpListener {
 /// });
 /// ```
 pub struct TcpStream {
-    handle: Handle,
+    endpoint: Endpoint,
 }
 
 /// The connections of a [`TcpListener`], from [`TcpListener::incoming`]:
@@ -120,14 +120,14 @@ impl TcpListener {
             sys::bind(fd, a)?;
             sys::listen(fd, BACKLOG)?;
             Ok(TcpListener {
-                handle: Handle::new(sock),
+                endpoint: Endpoint::new(sock),
             })
         })
     }
 
     /// Wait for a connection; return it and the peer's address.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, peer) = self.handle.io(Direction::Read, sys::accept)?;
+        let (fd, peer) = self.endpoint.io(Direction::Read, sys::accept)?;
         // accept4 made it non-blocking already.
         Ok((TcpStream::from_socket(Socket::from_nonblocking(fd)), peer))
     }
@@ -138,7 +138,7 @@ impl TcpListener {
     }
 
     // local_addr, try_clone, set_nonblocking, set_ttl, ttl, take_error:
-    // the same for every socket type (handle.rs).
+    // the same for every socket type (endpoint.rs).
     common_methods!(TcpListener);
 }
 
@@ -153,7 +153,7 @@ impl<'a> Iterator for Incoming<'a> {
 impl TcpStream {
     fn from_socket(sock: Socket) -> TcpStream {
         TcpStream {
-            handle: Handle::new(sock),
+            endpoint: Endpoint::new(sock),
         }
     }
 
@@ -174,24 +174,24 @@ impl TcpStream {
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.handle.fd())
+        sys::peer_addr(self.endpoint.fd())
     }
 
     /// Shut down the read half, the write half or both. A coroutine parked
     /// on this connection (through another handle) wakes up: a reader sees
     /// end of file, a writer after `Shutdown::Write` gets `BrokenPipe`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.handle.socket().shutdown(how)
+        self.endpoint.socket().shutdown(how)
     }
 
     // local_addr, try_clone, set_nonblocking, set_ttl, ttl, take_error and
-    // the four timeout methods: the same for every socket type (handle.rs).
+    // the four timeout methods: the same for every socket type (endpoint.rs).
     common_methods!(TcpStream);
     timeout_methods!();
 
     /// Read without removing the data from the socket's queue.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle
+        self.endpoint
             .io(Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
     }
 
@@ -199,7 +199,7 @@ impl TcpStream {
     /// (Nagle's algorithm).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         sys::set_flag(
-            self.handle.fd(),
+            self.endpoint.fd(),
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             nodelay,
@@ -207,17 +207,17 @@ impl TcpStream {
     }
 
     pub fn nodelay(&self) -> io::Result<bool> {
-        sys::flag(self.handle.fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY)
+        sys::flag(self.endpoint.fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY)
     }
 
     /// `SO_LINGER` (unstable in `std::net`): `Some(Duration::ZERO)` makes
     /// dropping the stream reset the connection instead of closing it.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        sys::set_linger(self.handle.fd(), linger)
+        sys::set_linger(self.endpoint.fd(), linger)
     }
 
     pub fn linger(&self) -> io::Result<Option<Duration>> {
-        sys::linger(self.handle.fd())
+        sys::linger(self.endpoint.fd())
     }
 }
 
@@ -233,21 +233,22 @@ fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpS
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Read, |fd| sys::recv(fd, buf, 0))
+        self.endpoint
+            .io(Direction::Read, |fd| sys::recv(fd, buf, 0))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.handle.io(Direction::Read, |fd| sys::readv(fd, bufs))
+        self.endpoint.io(Direction::Read, |fd| sys::readv(fd, bufs))
     }
 }
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Write, |fd| sys::send(fd, buf))
+        self.endpoint.io(Direction::Write, |fd| sys::send(fd, buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.handle
+        self.endpoint
             .io(Direction::Write, |fd| sys::send_vectored(fd, bufs))
     }
 
@@ -280,19 +281,19 @@ impl Write for TcpStream {
     }
 }
 
-// ---- conversions: std::net, file descriptors (handle.rs), Debug ----
+// ---- conversions: std::net, file descriptors (endpoint.rs), Debug ----
 
 conversions!(TcpStream, std::net::TcpStream);
 conversions!(TcpListener, std::net::TcpListener);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle.fmt_debug(f, "TcpStream", true)
+        self.endpoint.fmt_debug(f, "TcpStream", true)
     }
 }
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle.fmt_debug(f, "TcpListener", false)
+        self.endpoint.fmt_debug(f, "TcpListener", false)
     }
 }

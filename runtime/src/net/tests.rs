@@ -434,7 +434,7 @@ fn shutdown_wakes_a_parked_accept_with_an_error() {
     );
 }
 
-/// `Debug` of the API types (written once, in `handle.rs`) reads as
+/// `Debug` of the API types (written once, in `endpoint.rs`) reads as
 /// `std::net`'s does for the same socket.
 #[test]
 fn debug_matches_std() {

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawF
 use std::time::Duration;
 
 use super::addr::{domain, each_addr};
-use super::handle::{common_methods, conversions, timeout_methods, Handle};
+use super::endpoint::{common_methods, conversions, timeout_methods, Endpoint};
 use super::socket::{Direction, Socket};
 use super::sys;
 
@@ -39,7 +39,7 @@ use super::sys;
 /// });
 /// ```
 pub struct UdpSocket {
-    handle: Handle,
+    endpoint: Endpoint,
 }
 
 impl UdpSocket {
@@ -50,7 +50,7 @@ impl UdpSocket {
             let sock = Socket::new(domain(a), libc::SOCK_DGRAM)?;
             sys::bind(sock.as_raw_fd(), a)?;
             Ok(UdpSocket {
-                handle: Handle::new(sock),
+                endpoint: Endpoint::new(sock),
             })
         })
     }
@@ -58,23 +58,24 @@ impl UdpSocket {
     /// Send to and receive from `addr` only (the first address it resolves
     /// to that the kernel accepts); does not wait.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(addr, |a| sys::connect(self.handle.fd(), a))
+        each_addr(addr, |a| sys::connect(self.endpoint.fd(), a))
     }
 
     /// Send a datagram to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Write, |fd| sys::send(fd, buf))
+        self.endpoint.io(Direction::Write, |fd| sys::send(fd, buf))
     }
 
     /// Receive a datagram from the connected peer; the part that does not
     /// fit in `buf` is lost.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle.io(Direction::Read, |fd| sys::recv(fd, buf, 0))
+        self.endpoint
+            .io(Direction::Read, |fd| sys::recv(fd, buf, 0))
     }
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.handle
+        self.endpoint
             .io(Direction::Read, |fd| sys::recv(fd, buf, libc::MSG_PEEK))
     }
 
@@ -86,48 +87,48 @@ impl UdpSocket {
                 "no addresses to send data to",
             ));
         };
-        self.handle
+        self.endpoint
             .io(Direction::Write, |fd| sys::send_to(fd, buf, &to))
     }
 
     /// Receive a datagram and the address it came from.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.handle
+        self.endpoint
             .io(Direction::Read, |fd| sys::recv_from(fd, buf, 0))
     }
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.handle.io(Direction::Read, |fd| {
+        self.endpoint.io(Direction::Read, |fd| {
             sys::recv_from(fd, buf, libc::MSG_PEEK)
         })
     }
 
     /// The connected peer; `NotConnected` if there is none.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        sys::peer_addr(self.handle.fd())
+        sys::peer_addr(self.endpoint.fd())
     }
 
     // local_addr, try_clone, set_nonblocking, set_ttl, ttl, take_error and
-    // the four timeout methods: the same for every socket type (handle.rs).
+    // the four timeout methods: the same for every socket type (endpoint.rs).
     common_methods!(UdpSocket);
     timeout_methods!();
 
     /// `SO_BROADCAST`: allow sending to a broadcast address.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        sys::set_flag(self.handle.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST, on)
+        sys::set_flag(self.endpoint.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST, on)
     }
 
     pub fn broadcast(&self) -> io::Result<bool> {
-        sys::flag(self.handle.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST)
+        sys::flag(self.endpoint.fd(), libc::SOL_SOCKET, libc::SO_BROADCAST)
     }
 }
 
-// The conversions to and from std::net and file descriptors (handle.rs).
+// The conversions to and from std::net and file descriptors (endpoint.rs).
 conversions!(UdpSocket, std::net::UdpSocket);
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle.fmt_debug(f, "UdpSocket", false)
+        self.endpoint.fmt_debug(f, "UdpSocket", false)
     }
 }

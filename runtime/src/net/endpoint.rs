@@ -1,16 +1,17 @@
-//! What [`TcpListener`], [`TcpStream`] and [`UdpSocket`] share: a
-//! [`Handle`], the socket and this handle's way of waiting, and the code
-//! that is the same for all three, written once here.
+//! What [`TcpListener`], [`TcpStream`] and [`UdpSocket`] share: an
+//! [`Endpoint`] (one handle of a socket: the socket and this handle's way
+//! of waiting), and the code that is the same for all three, written once
+//! here.
 //!
-//! A `Handle` is a [`Socket`] (`socket.rs`: the non-blocking fd, parking on
+//! A `Endpoint` is a [`Socket`] (`socket.rs`: the non-blocking fd, parking on
 //! `EAGAIN`) and a [`Blocking`] (`blocking.rs`: this handle's timeouts and
-//! non-blocking flag). Every blocking call of the API is [`Handle::io`].
+//! non-blocking flag). Every blocking call of the API is [`Endpoint::io`].
 //! What differs between the three types (accept, connect, datagrams) is in
 //! `tcp.rs` and `udp.rs`; what does not is here:
 //!
 //! * `try_clone` (a `dup` with a copy of the settings) and the conversions
 //!   to and from `std::net`, which carry the timeouts and the non-blocking
-//!   flag across ([`Handle::from_std`], [`Handle::into_std`], through the
+//!   flag across ([`Endpoint::from_std`], [`Endpoint::into_std`], through the
 //!   small [`StdSocket`] trait over the three `std::net` types);
 //! * the `std::net` methods that read the same for every type, generated
 //!   into each type's `impl` by [`common_methods!`] (`try_clone`,
@@ -36,15 +37,15 @@ use super::socket::{Direction, Socket};
 use super::sys;
 
 /// One handle of a socket: the fd and how this handle waits on it.
-pub(crate) struct Handle {
+pub(crate) struct Endpoint {
     sock: Socket,
     blocking: Blocking,
 }
 
-impl Handle {
+impl Endpoint {
     /// A new handle that blocks, with no timeouts.
-    pub(crate) fn new(sock: Socket) -> Handle {
-        Handle {
+    pub(crate) fn new(sock: Socket) -> Endpoint {
+        Endpoint {
             sock,
             blocking: Blocking::new(),
         }
@@ -73,8 +74,8 @@ impl Handle {
 
     /// A second handle to the same socket (a `dup`, which gets its own
     /// registration), with a copy of this one's settings.
-    pub(crate) fn try_clone(&self) -> io::Result<Handle> {
-        Ok(Handle {
+    pub(crate) fn try_clone(&self) -> io::Result<Endpoint> {
+        Ok(Endpoint {
             sock: Socket::from_owned(sys::duplicate(self.fd())?)?,
             blocking: self.blocking.copy(),
         })
@@ -86,7 +87,7 @@ impl Handle {
     /// # Panics
     /// If the descriptor cannot be put in non-blocking mode (`fcntl` fails,
     /// which it does not for a valid socket).
-    pub(crate) fn from_std<S: StdSocket>(s: S) -> Handle {
+    pub(crate) fn from_std<S: StdSocket>(s: S) -> Endpoint {
         let blocking = Blocking::new();
         let [read, write] = s.timeouts();
         // The kernel never reports a zero timeout, so these cannot fail.
@@ -99,13 +100,13 @@ impl Handle {
                 S::NAME
             )
         });
-        Handle { sock, blocking }
+        Endpoint { sock, blocking }
     }
 
     /// Hand the socket to `std::net`, in blocking mode unless this handle
     /// was non-blocking, with this handle's timeouts.
     pub(crate) fn into_std<S: StdSocket>(self) -> S {
-        let Handle { sock, blocking } = self;
+        let Endpoint { sock, blocking } = self;
         let std = S::from(sock.into_owned());
         std.set_timeouts([
             blocking.timeout(Direction::Read),
@@ -139,8 +140,8 @@ impl Handle {
     }
 }
 
-/// A `std::net` socket type, as [`Handle::from_std`] and
-/// [`Handle::into_std`] need it: what it is called, and its settings that
+/// A `std::net` socket type, as [`Endpoint::from_std`] and
+/// [`Endpoint::into_std`] need it: what it is called, and its settings that
 /// a spindle handle keeps per handle.
 pub(crate) trait StdSocket: AsRawFd + Into<OwnedFd> + From<OwnedFd> {
     /// Its name, for the panic message.
@@ -195,11 +196,11 @@ macro_rules! std_socket_with_timeouts {
 std_socket_with_timeouts!(std::net::TcpStream, std::net::UdpSocket);
 
 /// The `std::net` methods every socket type has, the same for each: expands
-/// inside `impl $t`, for a `$t` whose field `handle` is its [`Handle`].
+/// inside `impl $t`, for a `$t` whose field `endpoint` is its [`Endpoint`].
 macro_rules! common_methods {
     ($t:ident) => {
         pub fn local_addr(&self) -> io::Result<SocketAddr> {
-            sys::local_addr(self.handle.fd())
+            sys::local_addr(self.endpoint.fd())
         }
 
         /// A second handle to the same socket (a `dup`), with a copy of
@@ -207,7 +208,7 @@ macro_rules! common_methods {
         /// them).
         pub fn try_clone(&self) -> io::Result<$t> {
             Ok($t {
-                handle: self.handle.try_clone()?,
+                endpoint: self.endpoint.try_clone()?,
             })
         }
 
@@ -216,21 +217,21 @@ macro_rules! common_methods {
         /// Unlike `std::net`, the flag belongs to this handle only, not to
         /// handles made by [`try_clone`](Self::try_clone).
         pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-            self.handle.blocking().set_nonblocking(nonblocking);
+            self.endpoint.blocking().set_nonblocking(nonblocking);
             Ok(())
         }
 
         pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-            sys::set_ttl(self.handle.fd(), ttl)
+            sys::set_ttl(self.endpoint.fd(), ttl)
         }
 
         pub fn ttl(&self) -> io::Result<u32> {
-            sys::ttl(self.handle.fd())
+            sys::ttl(self.endpoint.fd())
         }
 
         /// The socket's pending error (`SO_ERROR`), which this clears.
         pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-            sys::take_error(self.handle.fd())
+            sys::take_error(self.endpoint.fd())
         }
     };
 }
@@ -246,29 +247,31 @@ macro_rules! timeout_methods {
         /// error. The timeout belongs to this handle, not to handles made
         /// by `try_clone` later.
         pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-            self.handle.blocking().set_timeout(Direction::Read, timeout)
+            self.endpoint
+                .blocking()
+                .set_timeout(Direction::Read, timeout)
         }
 
         /// Like [`set_read_timeout`](Self::set_read_timeout), for writes
         /// and sends.
         pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-            self.handle
+            self.endpoint
                 .blocking()
                 .set_timeout(Direction::Write, timeout)
         }
 
         pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-            Ok(self.handle.blocking().timeout(Direction::Read))
+            Ok(self.endpoint.blocking().timeout(Direction::Read))
         }
 
         pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-            Ok(self.handle.blocking().timeout(Direction::Write))
+            Ok(self.endpoint.blocking().timeout(Direction::Write))
         }
     };
 }
 pub(super) use timeout_methods;
 
-/// The conversions of `$t` (with its field `handle`) to and from the
+/// The conversions of `$t` (with its field `endpoint`) to and from the
 /// `std::net` type `$std` and file descriptors, as `std::net` has them.
 macro_rules! conversions {
     ($t:ident, $std:ty) => {
@@ -281,7 +284,7 @@ macro_rules! conversions {
         impl From<$std> for $t {
             fn from(s: $std) -> $t {
                 $t {
-                    handle: Handle::from_std(s),
+                    endpoint: Endpoint::from_std(s),
                 }
             }
         }
@@ -290,21 +293,21 @@ macro_rules! conversions {
         /// handle was non-blocking, with this handle's timeouts.
         impl From<$t> for $std {
             fn from(s: $t) -> $std {
-                s.handle.into_std()
+                s.endpoint.into_std()
             }
         }
 
         impl AsRawFd for $t {
             fn as_raw_fd(&self) -> RawFd {
-                self.handle.fd()
+                self.endpoint.fd()
             }
         }
 
         impl AsFd for $t {
             fn as_fd(&self) -> BorrowedFd<'_> {
-                // SAFETY: the descriptor is owned by self.handle and stays
+                // SAFETY: the descriptor is owned by self.endpoint and stays
                 // open for as long as self is borrowed.
-                unsafe { BorrowedFd::borrow_raw(self.handle.fd()) }
+                unsafe { BorrowedFd::borrow_raw(self.endpoint.fd()) }
             }
         }
 
