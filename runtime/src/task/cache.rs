@@ -259,14 +259,14 @@ impl Local {
 }
 
 /// A thread's [`Local`] and the depot it flushes to when the thread exits.
-pub(crate) struct ThreadLocal {
+pub(crate) struct ThreadCache {
     local: RefCell<Local>,
     depot: &'static Depot,
 }
 
-impl ThreadLocal {
-    pub(crate) const fn new(depot: &'static Depot) -> ThreadLocal {
-        ThreadLocal {
+impl ThreadCache {
+    pub(crate) const fn new(depot: &'static Depot) -> ThreadCache {
+        ThreadCache {
             local: RefCell::new(Local::EMPTY),
             depot,
         }
@@ -292,7 +292,7 @@ impl ThreadLocal {
     }
 }
 
-impl Drop for ThreadLocal {
+impl Drop for ThreadCache {
     fn drop(&mut self) {
         self.local.get_mut().flush(self.depot);
     }
@@ -303,7 +303,7 @@ impl Drop for ThreadLocal {
 static DEPOT: Depot = Depot::new(DEPOT_BATCHES);
 
 thread_local! {
-    static LOCAL: ThreadLocal = const { ThreadLocal::new(&DEPOT) };
+    static LOCAL: ThreadCache = const { ThreadCache::new(&DEPOT) };
 }
 
 /// Uninitialised memory for one [`Task`], to be filled with `ptr::write`:
@@ -313,7 +313,7 @@ pub(crate) fn alloc() -> NonNull<Task> {
     // `try_with` fails only during this thread's exit, after its list was
     // flushed: then the allocator serves.
     #[cfg(not(any(loom, spindle_asan)))]
-    if let Ok(Some(block)) = LOCAL.try_with(ThreadLocal::take) {
+    if let Ok(Some(block)) = LOCAL.try_with(ThreadCache::take) {
         return block.cast();
     }
     // SAFETY: LAYOUT has a non-zero size (a Task is not empty).
@@ -471,7 +471,7 @@ mod tests {
     fn an_exiting_thread_gives_its_batches_back() {
         static TEST_DEPOT: Depot = Depot::new(4);
         thread_local! {
-            static TEST_LOCAL: ThreadLocal = const { ThreadLocal::new(&TEST_DEPOT) };
+            static TEST_LOCAL: ThreadCache = const { ThreadCache::new(&TEST_DEPOT) };
         }
         let freed: Vec<usize> = std::thread::spawn(|| {
             let blocks: Vec<_> = (0..2 * BATCH + 5).map(|_| new_block()).collect();
