@@ -116,12 +116,13 @@
 //! something else is ready on this worker) is a point where the others run.
 //! `docs/notes/soundness.md` measures the cost and compares other runtimes.
 //!
-//! The runtime's own thread-locals are in four files: `sched/context.rs`
+//! The runtime's own thread-locals are in five files: `sched/context.rs`
 //! (the worker, the current coroutine, the cancellation flag),
 //! `park/thread_parker.rs` (a plain thread's parker), `stack/overflow.rs`
-//! (the signal stack and the fault report) and `chan/select.rs` (the random
-//! generator that shuffles a select's cases); each is read behind an
-//! `#[inline(never)]` function.
+//! (the signal stack and the fault report), `chan/select.rs` (the random
+//! generator that shuffles a select's cases) and `task/cache.rs` (the
+//! thread's free task blocks); each is read behind an `#[inline(never)]`
+//! function.
 //!
 //! ## Shutdown: cancellation
 //!

@@ -1,7 +1,8 @@
 //! Tasks: the heap-allocated control block of one coroutine.
 //!
-//! A task is one small allocation, a [`Task`], holding everything the
-//! scheduler needs while the coroutine is parked:
+//! A task is one small allocation, a [`Task`] (a block from the task-block
+//! cache, `cache.rs`, most often one a finished task gave back), holding
+//! everything the scheduler needs while the coroutine is parked:
 //!
 //! * the scheduling state (`state.rs`), the join state (`join_state.rs`) and
 //!   a reference count;
@@ -36,6 +37,7 @@
 //! This module is below the scheduler and the parking code: it holds the
 //! state machines of one task, not the code that runs or wakes it.
 
+mod cache;
 pub(crate) mod join_state;
 mod spare;
 pub(crate) mod start;
@@ -187,25 +189,30 @@ impl TaskRef {
         (run, handle)
     }
 
-    /// A new task with `body`, as two references.
+    /// A new task with `body`, as two references. The block comes from the
+    /// task-block cache (`cache.rs`), most often one that a finished task
+    /// gave back.
     #[inline]
     fn alloc(body: Body) -> (TaskRef, TaskRef) {
-        let raw = Box::into_raw(Box::new(Task {
-            refs: AtomicU32::new(2),
-            state: SchedState::new_runnable(),
-            join: JoinState::new(),
-            outcome: OutcomeByte::new(),
-            spare: AtomicBool::new(false),
-            home: AtomicPtr::new(std::ptr::null_mut()),
-            hand_off: new_hand_off(),
-            body: UnsafeCell::new(body),
-            joiner: UnsafeCell::new(None),
-            shrink: AtomicUsize::new(0),
-            compact: AtomicU32::new(0),
-        }));
-        // SAFETY: Box::into_raw never returns null.
-        let task = unsafe { NonNull::new_unchecked(raw) };
-        (TaskRef(task), TaskRef(task))
+        let block = cache::alloc();
+        // SAFETY: `cache::alloc` returns memory valid for a Task, which holds
+        // no live value and is ours alone: write a whole new task over it.
+        unsafe {
+            block.as_ptr().write(Task {
+                refs: AtomicU32::new(2),
+                state: SchedState::new_runnable(),
+                join: JoinState::new(),
+                outcome: OutcomeByte::new(),
+                spare: AtomicBool::new(false),
+                home: AtomicPtr::new(std::ptr::null_mut()),
+                hand_off: new_hand_off(),
+                body: UnsafeCell::new(body),
+                joiner: UnsafeCell::new(None),
+                shrink: AtomicUsize::new(0),
+                compact: AtomicU32::new(0),
+            })
+        };
+        (TaskRef(block), TaskRef(block))
     }
 
     pub fn task(&self) -> &Task {
@@ -316,8 +323,22 @@ impl Drop for TaskRef {
             return;
         }
         std::sync::atomic::fence(Ordering::Acquire);
-        // SAFETY: this was the last reference to a task made by `TaskRef::new`.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+        /// Gives the block back to the cache after the task's destructor,
+        /// even if that unwinds (a function dropped unstarted may panic), as
+        /// a `Box` frees its memory.
+        struct GiveBack(NonNull<Task>);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                // SAFETY: the task in the block has been dropped (below) and
+                // nobody holds a reference to it any more.
+                unsafe { cache::free(self.0) };
+            }
+        }
+        let block = GiveBack(self.0);
+        // SAFETY: this was the last reference to a task written by
+        // `TaskRef::alloc`; the fence orders every other thread's use of it
+        // before this drop, which runs once. The block is freed after it.
+        unsafe { std::ptr::drop_in_place(block.0.as_ptr()) };
     }
 }
 
