@@ -375,6 +375,8 @@ impl Worker {
             .scheduler
             .pool
             .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
+        // The same for the task blocks a burst left in the depot (task/cache.rs).
+        let depot_in = crate::task::cache::trim_if_idle();
         let shrink_in = self.shrink_parked();
         let compact_in = self.compactor.as_ref().and_then(|_| {
             while self.compact_pass(compact::IDLE_BATCH) && !self.work_visible() {}
@@ -388,6 +390,7 @@ impl Worker {
             let timeout = [
                 self.scheduler.timers.until_next(),
                 trim_in,
+                depot_in,
                 shrink_in,
                 compact_in,
             ];

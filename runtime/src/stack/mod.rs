@@ -53,6 +53,7 @@ mod scan;
 pub(crate) mod shrink;
 mod slab;
 mod trim;
+pub(crate) use trim::{return_heap, TRIM_AFTER};
 mod vma_budget;
 
 /// What a run of many stacks needs from the system, for a caller planning it

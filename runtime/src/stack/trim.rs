@@ -155,7 +155,8 @@ fn runs(sorted: &[super::Stack]) -> Vec<Run> {
 
 /// Ask the allocator to give its free pages back too: the task blocks of a
 /// burst are freed by then, but glibc keeps freed memory in its arenas.
-fn return_heap() {
+/// (The task-block cache calls it too, after its own trim.)
+pub(crate) fn return_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and trims the allocator's own arenas.
     unsafe {

@@ -17,9 +17,14 @@
 //!   a global `Mutex<Vec<batch>>` ([`Depot`]); when it is empty, a spawn
 //!   takes a whole batch from there. So blocks freed on worker B reach a
 //!   spawner on worker A, one lock per [`BATCH`] blocks;
-//! * the depot holds at most [`DEPOT_BATCHES`] batches; a batch beyond that
-//!   goes back to the allocator, so a burst of a million tasks does not
-//!   keep a million blocks forever (Go never frees its `g`s);
+//! * the depot keeps what a burst frees, so that the next burst (or the
+//!   rest of this one: a spawner runs ahead of the children it starts)
+//!   reuses it, up to [`DEPOT_BATCHES`] batches; when the depot has seen
+//!   no traffic for the stack pool's `TRIM_AFTER`, a worker on its way to
+//!   sleep gives all but [`DEPOT_RESERVE`] batches back to the allocator
+//!   ([`trim_if_idle`], beside the stack pool's trim), so a burst of a
+//!   million tasks does not keep a million blocks (Go never frees its
+//!   `g`s);
 //! * a thread that exits (a worker at shutdown, a plain thread that called
 //!   `block_on` or dropped a `JoinHandle`) gives its full batches to the
 //!   depot and frees the rest, from a thread-local destructor. A task freed
@@ -54,6 +59,7 @@ use std::alloc::Layout;
 use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::Task;
 
@@ -61,9 +67,16 @@ use super::Task;
 /// per P and moves the excess, or a refill, to or from `sched.gFree`).
 pub(crate) const BATCH: usize = 32;
 
-/// The depot's bound, in batches: 128 × 32 blocks of 96 bytes (88 rounded
-/// up to a malloc chunk) is 384 KiB at most, beside two batches per thread.
-pub(crate) const DEPOT_BATCHES: usize = 128;
+/// The depot's bound, in batches: 2^15 × 32 blocks of 96 bytes (88 rounded
+/// up to a malloc chunk) is 96 MiB at most, the blocks of a million tasks
+/// alive at once, held only while the runtime is busy ([`trim_if_idle`]).
+/// A smaller bound saves nothing in a fan-out: with 10^6 children about
+/// 700,000 are alive at the peak, and a bound of a few thousand blocks let
+/// only a quarter of the spawns reuse one (`docs/notes/cold-paths.md`).
+pub(crate) const DEPOT_BATCHES: usize = 1 << 15;
+
+/// Batches an idle depot keeps: a refill for a few threads.
+pub(crate) const DEPOT_RESERVE: usize = 4;
 
 /// The layout of every block.
 const LAYOUT: Layout = Layout::new::<Task>();
@@ -127,7 +140,7 @@ impl List {
 /// The global list of full batches.
 pub(crate) struct Depot {
     /// Each list holds exactly [`BATCH`] blocks.
-    batches: std::sync::Mutex<Vec<List>>,
+    batches: std::sync::Mutex<Batches>,
     /// `batches.len()`, written under the lock and read without it: a
     /// spawner whose list is empty checks it before it takes the lock, so
     /// that while the depot is empty (a spawner running ahead of the
@@ -138,10 +151,20 @@ pub(crate) struct Depot {
     cap: usize,
 }
 
+/// The depot's lists, and when a batch last came or went.
+struct Batches {
+    lists: Vec<List>,
+    /// The last `put` or `take`; `None` before the first.
+    moved: Option<Instant>,
+}
+
 impl Depot {
     pub(crate) const fn new(cap: usize) -> Depot {
         Depot {
-            batches: std::sync::Mutex::new(Vec::new()),
+            batches: std::sync::Mutex::new(Batches {
+                lists: Vec::new(),
+                moved: None,
+            }),
             len: AtomicUsize::new(0),
             cap,
         }
@@ -152,9 +175,10 @@ impl Depot {
         debug_assert_eq!(batch.len, BATCH);
         if self.len.load(Ordering::Relaxed) < self.cap {
             let mut batches = crate::loom_shim::lock_std(&self.batches);
-            if batches.len() < self.cap {
-                batches.push(batch);
-                self.len.store(batches.len(), Ordering::Relaxed);
+            if batches.lists.len() < self.cap {
+                batches.lists.push(batch);
+                batches.moved = Some(Instant::now());
+                self.len.store(batches.lists.len(), Ordering::Relaxed);
                 return;
             }
         }
@@ -167,15 +191,43 @@ impl Depot {
             return None;
         }
         let mut batches = crate::loom_shim::lock_std(&self.batches);
-        let batch = batches.pop();
-        self.len.store(batches.len(), Ordering::Relaxed);
+        let batch = batches.lists.pop();
+        batches.moved = Some(Instant::now());
+        self.len.store(batches.lists.len(), Ordering::Relaxed);
         batch
+    }
+
+    /// Free all but `reserve` batches if no batch came or went for `quiet`.
+    /// Returns the batches freed, or how long until the depot is due
+    /// (`Err(None)`: at most `reserve` batches, nothing to do).
+    fn trim_if_idle(&self, reserve: usize, quiet: Duration) -> Result<usize, Option<Duration>> {
+        if self.len.load(Ordering::Relaxed) <= reserve {
+            return Err(None);
+        }
+        let extra = {
+            let mut batches = crate::loom_shim::lock_std(&self.batches);
+            if batches.lists.len() <= reserve {
+                return Err(None);
+            }
+            let since = batches.moved.map_or(quiet, |t| t.elapsed());
+            if since < quiet {
+                return Err(Some(quiet - since));
+            }
+            let extra = batches.lists.split_off(reserve);
+            self.len.store(reserve, Ordering::Relaxed);
+            extra
+        };
+        // Freed outside the lock: a spawner that needs a batch never waits
+        // for these `free`s.
+        let n = extra.len();
+        extra.into_iter().for_each(List::free_all);
+        Ok(n)
     }
 
     /// Blocks held (tests).
     #[cfg(test)]
     fn blocks(&self) -> usize {
-        crate::loom_shim::lock_std(&self.batches).len() * BATCH
+        crate::loom_shim::lock_std(&self.batches).lists.len() * BATCH
     }
 }
 
@@ -344,6 +396,20 @@ pub(crate) unsafe fn free(block: NonNull<Task>) {
     unsafe { std::alloc::dealloc(block.as_ptr().cast(), LAYOUT) };
 }
 
+/// A worker on its way to sleep: if the depot has seen no traffic for the
+/// stack pool's `TRIM_AFTER`, give all but [`DEPOT_RESERVE`] of its batches
+/// back to the allocator, and the allocator's free pages to the kernel.
+/// Returns how long until the depot may be due (`None`: nothing to trim).
+pub(crate) fn trim_if_idle() -> Option<Duration> {
+    match DEPOT.trim_if_idle(DEPOT_RESERVE, crate::stack::TRIM_AFTER) {
+        Ok(_) => {
+            crate::stack::return_heap();
+            None
+        }
+        Err(due) => due,
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -394,6 +460,31 @@ mod tests {
         // The full spare batch joined the depot; the one left in `cur` was
         // freed.
         assert_eq!((local.blocks(), depot.blocks()), (0, 2 * BATCH));
+        while let Some(batch) = depot.take() {
+            batch.free_all();
+        }
+    }
+
+    #[test]
+    fn an_idle_depot_is_trimmed_to_its_reserve() {
+        let depot = Depot::new(8);
+        let mut local = Local::EMPTY;
+        assert_eq!(depot.trim_if_idle(1, Duration::ZERO), Err(None));
+        free_n(&mut local, &depot, 5 * BATCH);
+        // Three batches spilled, and the flush gave the two full ones left.
+        local.flush(&depot);
+        assert_eq!(depot.blocks(), 5 * BATCH);
+        // Traffic just now: not idle yet, and it says when to come back.
+        let hour = Duration::from_secs(3600);
+        match depot.trim_if_idle(1, hour) {
+            Err(Some(due)) => assert!(due <= hour),
+            other => panic!("a busy depot was trimmed: {other:?}"),
+        }
+        assert_eq!(depot.blocks(), 5 * BATCH);
+        // Idle long enough: all but the reserve go back to the allocator.
+        assert_eq!(depot.trim_if_idle(1, Duration::ZERO), Ok(4));
+        assert_eq!(depot.blocks(), BATCH);
+        assert_eq!(depot.trim_if_idle(1, Duration::ZERO), Err(None));
         while let Some(batch) = depot.take() {
             batch.free_all();
         }

@@ -37,7 +37,7 @@
 //! This module is below the scheduler and the parking code: it holds the
 //! state machines of one task, not the code that runs or wakes it.
 
-mod cache;
+pub(crate) mod cache;
 pub(crate) mod join_state;
 mod spare;
 pub(crate) mod start;
