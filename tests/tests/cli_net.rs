@@ -107,9 +107,6 @@ fn go_server_echoes_every_byte() {
 
 #[test]
 fn compact_after_adds_a_compacted_server_whose_idle_stacks_are_released() {
-    if compaction_refused() {
-        return; // cli_compact checks the refusal; the run is skipped with it
-    }
     let mut args = SMALL.to_vec();
     args.extend(["--servers", "spindle", "--compact-after", "10ms"]);
     let v = run_json(&args);
@@ -168,9 +165,4 @@ fn bad_input_is_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-}
-
-/// Compaction is refused under the mprotect fallback (`build` says why).
-fn compaction_refused() -> bool {
-    spindle::stack::guard::mode().unwrap() == spindle::stack::guard::GuardMode::Mprotect
 }

@@ -120,8 +120,9 @@ fn report_writes_one_self_contained_page() {
         check_well_formed(&text).unwrap_or_else(|e| panic!("{svg}: {e}"));
         assert!(text.contains("command: ") && text.contains(" UTC"), "{svg}");
     }
-    // The compacted row sits beside Go when Go ran; under mprotect guards
-    // compaction is refused and the row (and the chart's point) is skipped.
+    // The compacted row sits beside Go when Go ran; where `build` refuses
+    // compaction (the /proc/self/mem probe fails) the row (and the chart's
+    // point) is skipped.
     let compact = std::fs::read_to_string(dir.join("compact.svg")).expect("compact.svg");
     if go.is_some() {
         assert!(page.contains("compacted after"), "no compacted row");

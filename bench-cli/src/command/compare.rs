@@ -243,7 +243,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Comparison, String> {
 }
 
 /// `fresh` with compaction on: the compacted row of `compare` and `report`,
-/// skipped with the reason if compaction is refused (mprotect guards).
+/// skipped with the reason if `build` refuses compaction (`docs/notes/compact.md`).
 pub fn compacted_row(fresh: &MemConfig) -> MemRow {
     mem::row(&MemConfig {
         compact_after: Some(COMPACT_AFTER),

@@ -14,7 +14,12 @@
 //! task whose stamp is older than `after` is compacted if it is still
 //! parked with that same stamp (a task that ran since has a new stamp or
 //! none). A compacted task's word is [`COMPACTED`] plus its slot's key in
-//! the side table (`stack/compact/table.rs`).
+//! the side table (`stack/compact/table.rs`). Stamps are milliseconds, so a
+//! task that parks, wakes and parks again within one is queued twice with
+//! the same stamp: the pass clears the word as it takes the first entry,
+//! and the second no longer matches. (Compacting one stack twice would
+//! copy out the zeros the first compaction left, and the coroutine would
+//! resume on them.)
 //!
 //! **Hot path.** With compaction off the worker has no compactor and
 //! nothing here runs. With it on, a park costs a clock read, a reference
@@ -145,6 +150,12 @@ impl Compactor {
             if t.compact_word() != stamp || !t.state.is_parked() {
                 continue; // ran since, or is about to
             }
+            // Taken: a task that parked twice within one millisecond is
+            // queued twice with the same stamp, and its second entry must
+            // not match (both would land in this batch, and a second copy
+            // out would save the zeros of the pages the first released).
+            // The word becomes `COMPACTED | key` below, or stays 0.
+            t.set_compact_word(0);
             if let Some((key, mem)) = self.slot_of(&task) {
                 batch.push((task, key, mem));
             }

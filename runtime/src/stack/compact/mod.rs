@@ -95,11 +95,15 @@ pub(crate) trait Memory {
     fn free_buffer(&self);
 }
 
-/// Home worker, in its pass: compact a parked coroutine's stack. The word
-/// must be `RESIDENT` (use [`reclaim`] first). Returns whether it is now
-/// `COMPACTED`.
+/// Home worker, in its pass: compact a parked coroutine's stack, if its
+/// word is `RESIDENT` (use [`reclaim`] first). Returns whether it is now
+/// `COMPACTED`. A word in any other state is left alone and the answer is
+/// `false`: compacting a compacted stack again would save the zeros of its
+/// released pages over the saved bytes.
 pub(crate) fn compact(state: &impl StateWord, mem: &impl Memory) -> bool {
-    debug_assert_eq!(state.load(), RESIDENT);
+    if state.load() != RESIDENT {
+        return false;
+    }
     // Published before the range starts to fault, so a thread that faults
     // finds a word that says "wait" (the protection change orders it).
     state.store(COMPACTING);
@@ -111,21 +115,31 @@ pub(crate) fn compact(state: &impl StateWord, mem: &impl Memory) -> bool {
 
 /// Home worker: [`compact`] for many parked coroutines at once, sharing
 /// the system calls (`pages::compact_batch`, guard-region mode; one by one
-/// otherwise). Each slot goes through the same states as in [`compact`].
+/// otherwise). Each slot goes through the same states as in [`compact`];
+/// one that is not `RESIDENT`, or listed twice, is compacted at most once.
 pub(crate) fn compact_many(slots: &[pages::SlotPages]) -> Vec<bool> {
     if pages::mode() != crate::stack::guard::GuardMode::Regions {
         return slots.iter().map(|s| compact(&s.record.state, s)).collect();
     }
-    for s in slots {
-        debug_assert_eq!(StateWord::load(&s.record.state), RESIDENT);
-        StateWord::store(&s.record.state, COMPACTING);
+    // Claim each slot: the first listing of a resident one turns it
+    // COMPACTING, so a second listing of it finds it taken.
+    let mut claimed = Vec::with_capacity(slots.len());
+    for (i, s) in slots.iter().enumerate() {
+        if StateWord::load(&s.record.state) == RESIDENT {
+            StateWord::store(&s.record.state, COMPACTING);
+            claimed.push(i);
+        }
     }
+    let batch: Vec<pages::SlotPages> = claimed.iter().map(|&i| slots[i].clone()).collect();
     // SAFETY: the caller's slots are its own parked coroutines', and every
-    // record is COMPACTING (just above).
-    let done = unsafe { pages::compact_batch(slots) };
-    for (s, &ok) in slots.iter().zip(&done) {
+    // record in `batch` is COMPACTING (just above), each listed once.
+    let compacted = unsafe { pages::compact_batch(&batch) };
+    let mut done = vec![false; slots.len()];
+    for (&i, ok) in claimed.iter().zip(compacted) {
+        let s = &slots[i];
         StateWord::store(&s.record.state, if ok { COMPACTED } else { RESIDENT });
         StateWord::wake_all(&s.record.state);
+        done[i] = ok;
     }
     done
 }
@@ -262,5 +276,44 @@ impl StateWord for std::sync::atomic::AtomicU32 {
                 i32::MAX,
             );
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicU32;
+
+    /// Pages that count the copies out and in.
+    #[derive(Default)]
+    struct Counted {
+        out: Cell<u32>,
+        back: Cell<u32>,
+    }
+
+    impl Memory for Counted {
+        fn compact(&self) -> bool {
+            self.out.set(self.out.get() + 1);
+            true
+        }
+        fn restore(&self) {
+            self.back.set(self.back.get() + 1);
+        }
+        fn free_buffer(&self) {}
+    }
+
+    /// A stack that is already compacted is not compacted again (the copy
+    /// out would read its released pages); after a restore it may be.
+    #[test]
+    fn a_compacted_stack_is_not_compacted_twice() {
+        let (state, mem) = (AtomicU32::new(RESIDENT), Counted::default());
+        assert!(compact(&state, &mem));
+        assert!(!compact(&state, &mem), "compacted twice");
+        assert_eq!((StateWord::load(&state), mem.out.get()), (COMPACTED, 1));
+        restore_for_resume(&state, &mem);
+        assert_eq!((StateWord::load(&state), mem.back.get()), (RESIDENT, 1));
+        assert!(compact(&state, &mem));
+        assert_eq!(mem.out.get(), 2);
     }
 }

@@ -50,18 +50,6 @@ pub(crate) fn enable(mode: GuardMode) -> io::Result<()> {
     if PROC_MEM.load(Ordering::Acquire) >= 0 {
         return Ok(());
     }
-    if mode == GuardMode::Mprotect {
-        // Under the mprotect fallback a compacted echo server lost
-        // connections and once died of an unreported SIGSEGV (found at the
-        // merge, not yet explained), so compaction is refused there until
-        // that path is understood: docs/notes/compact.md, "mprotect".
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "compact_after needs guard regions (MADV_GUARD_INSTALL, Linux 6.13+); \
-             this process uses the mprotect fallback (SPINDLE_GUARD=mprotect, an older \
-             kernel, or qemu-user), where compaction is refused (see docs/notes/compact.md)",
-        ));
-    }
     REGIONS.store(mode == GuardMode::Regions, Ordering::Relaxed);
     let fd = open_proc_mem()?;
     if let Err(e) = probe(fd, mode) {
@@ -468,13 +456,8 @@ mod tests {
     #[test]
     fn probe_works_in_this_guard_mode() {
         let mode = crate::stack::guard::mode().unwrap();
-        match enable(mode) {
-            Ok(()) => assert_eq!(mode, GuardMode::Regions),
-            Err(e) => {
-                assert_eq!(mode, GuardMode::Mprotect, "{e}");
-                assert!(e.to_string().contains("needs guard regions"), "{e}");
-            }
-        }
+        enable(mode).unwrap();
+        assert_eq!(super::mode(), mode, "the mode compaction records");
     }
 
     /// A compacted range faults for system calls (EFAULT), holds no
@@ -482,9 +465,6 @@ mod tests {
     #[test]
     fn compact_then_restore_keeps_the_bytes() {
         let mode = crate::stack::guard::mode().unwrap();
-        if mode == GuardMode::Mprotect {
-            return; // compaction is refused there (`enable`)
-        }
         enable(mode).unwrap();
         let fd = PROC_MEM.load(Ordering::Acquire);
         let page = page_size();
