@@ -154,6 +154,12 @@ pub fn guard_mode() -> GuardMode {
     spindle::stack::guard::mode().expect("spindle guard mode")
 }
 
+/// `RuntimeBuilder::compact_after` is refused here (the mprotect fallback
+/// off x86_64, as under qemu-user: `GuardMode::compacts`).
+pub fn compaction_refused() -> bool {
+    !guard_mode().compacts()
+}
+
 /// Pick a stress count by guard mode: `regions` with guard regions,
 /// `mprotect` with mprotect guards (VMA-limited, and what qemu-user runs).
 pub fn by_mode(regions: usize, mprotect: usize) -> usize {

@@ -23,6 +23,14 @@ fn bad_durations_are_one_line_errors() {
 /// one millisecond was compacted twice, `tests/compact.rs`).
 #[test]
 fn mem_compacts_every_parked_coroutine() {
+    if spindle_tests::compaction_refused() {
+        let out = run(&["mem", "--count", "10", "--compact-after", "10ms"]);
+        let err = cli_common::stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains("needs guard regions"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        return;
+    }
     // A debug build compacts more slowly than `mem` waits (1 s after the
     // last park): 1,700 of 2,000 were compacted in one CI run. Fewer there.
     let n: u32 = if cfg!(debug_assertions) { 200 } else { 2000 };

@@ -48,6 +48,13 @@ impl GuardMode {
             GuardMode::Mprotect => "mprotect guard pages",
         }
     }
+
+    /// Whether `RuntimeBuilder::compact_after` is offered in this mode: with
+    /// guard regions everywhere; under the mprotect fallback only on x86_64,
+    /// where it is tested (`docs/notes/compact.md`, "mprotect").
+    pub fn compacts(self) -> bool {
+        self == GuardMode::Regions || cfg!(target_arch = "x86_64")
+    }
 }
 
 /// The process-wide guard mode, probed on first use.

@@ -236,7 +236,26 @@ pub(crate) fn slot_resident_bytes(base: usize, size: usize) -> io::Result<usize>
 }
 
 /// Resident bytes in `[addr, addr + len)` (page-aligned), by `mincore(2)`.
+///
+/// qemu-user refuses `mincore` (`ENOMEM`) on a range with a `PROT_NONE`
+/// page in it, which under the mprotect fallback a compacted range is: then
+/// each page is asked alone, and a page it refuses counts as not resident
+/// (here such a page is a guard page, or a compacted range, whose memory was
+/// released before it was protected).
 pub fn resident_bytes(addr: usize, len: usize) -> io::Result<usize> {
+    let page = page::page_size();
+    match mincore(addr, len) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && len > page => (0..len / page)
+            .map(|i| match mincore(addr + i * page, page) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => Ok(0),
+                r => r,
+            })
+            .sum(),
+        r => r,
+    }
+}
+
+fn mincore(addr: usize, len: usize) -> io::Result<usize> {
     let page = page::page_size();
     let mut vec = vec![0u8; len.div_ceil(page)];
     // SAFETY: the range is page-aligned and mapped (callers pass slots or
