@@ -183,8 +183,8 @@ impl Drop for Share {
 }
 
 /// ns per coroutine of one round: `wg.add(n); for _ in 0..n { spawn(move
-/// || wg.done()) }; wg.wait()`.
-fn fan_out(n: u64) -> Result<f64, String> {
+/// || wg.done()) }; wg.wait()` (also `spawn`'s batch rows).
+pub fn fan_out(n: u64) -> Result<f64, String> {
     NOT_RUN.store(0, Ordering::Relaxed);
     let wg = WaitGroup::new();
     wg.add(n as usize);
