@@ -51,10 +51,14 @@ fn mem_compacts_every_parked_coroutine() {
     assert_eq!(num(c, "local_check_failures"), 0.0, "{r}");
     assert!(num(c, "buffer_bytes") > n * 256.0 * 0.5, "{r}");
     assert!(num(c, "wake_compacted_ns") > 0.0 && num(c, "wake_resident_ns") > 0.0);
-    // No stack page stays resident for a compacted coroutine (the driver's
-    // own stack may keep a few).
+    // No stack page stays resident for a compacted coroutine. The driver's
+    // own stack may keep a few (it sleeps, and on a loaded machine it may
+    // not be compacted yet when memory is read: a debug build's driver holds
+    // 3-4 pages, 61-82 B per coroutine at n = 200, which one CI-like run
+    // hit); the `compacted` count above covers every coroutine.
+    let page = spindle::stack::page::page_size() as f64;
     assert!(
-        num(&r["per_coroutine"], "stack_resident_bytes") < 64.0,
+        num(&r["per_coroutine"], "stack_resident_bytes") * n <= 8.0 * page,
         "{r}"
     );
     let text = cli_common::stdout(&run(&["mem", "--count", "2000", "--compact-after", "10ms"]));
