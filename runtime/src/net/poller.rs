@@ -169,7 +169,7 @@ impl Poller {
     }
 
     /// Is any socket registered? (For tests.)
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(any(not(test), loom), allow(dead_code))]
     pub fn has_registered(&self) -> bool {
         self.registered.load(Ordering::Relaxed) != 0
     }
@@ -197,7 +197,7 @@ impl Poller {
     }
 
     /// How many times a worker slept in `epoll_wait`.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg_attr(any(not(test), loom), allow(dead_code))]
     pub fn blocking_waits(&self) -> usize {
         self.blocking_waits.load(Ordering::Relaxed)
     }
