@@ -103,6 +103,29 @@ impl Stack {
         stack
     }
 
+    /// Claim a slot trimmed by the pool, whose label may have been given
+    /// back (`slab::release_labels`): its geometry is written again first.
+    ///
+    /// # Safety
+    /// As for [`from_bare_slot`](Self::from_bare_slot), and `top` and
+    /// `slot_size` are the slot's, as they were recorded when it was trimmed.
+    pub(crate) unsafe fn from_trimmed_slot(
+        label: NonNull<Label>,
+        top: usize,
+        slot_size: usize,
+    ) -> Stack {
+        // SAFETY: the label is in the slab's side table and the slot is ours.
+        unsafe {
+            let l = label.as_ptr();
+            (*l).top = top;
+            (*l).slot_size = slot_size as u32;
+            (*l).id = 0;
+            (*l).name_len = 0;
+        }
+        // SAFETY: as the caller promises.
+        unsafe { Stack::from_bare_slot(label) }
+    }
+
     fn label(&self) -> *mut Label {
         self.label.as_ptr()
     }

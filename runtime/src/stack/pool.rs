@@ -98,8 +98,11 @@ pub(crate) struct StackPool {
 pub(super) struct SizeClass {
     /// Released stacks with their top page resident (LIFO).
     pub(super) free: Vec<Stack>,
-    /// Labels of trimmed slots, nothing resident (`trim.rs`).
-    pub(super) bare: Vec<usize>,
+    /// Trimmed slots, nothing resident, as (label address, slot top): the
+    /// label itself may have been given back (`trim.rs`).
+    pub(super) bare: Vec<(usize, usize)>,
+    /// Slots made bare since their labels were last given back.
+    pub(super) new_bare: usize,
     /// Stacks taken out of `free` by a trim that has not put them in
     /// `bare` yet.
     pub(super) trimming: usize,
@@ -354,12 +357,13 @@ impl StackPool {
                     .bare
                     .split_off(at)
                     .into_iter()
-                    .map(|label| {
+                    .map(|(label, top)| {
                         let label = NonNull::new(label as *mut Label).expect("non-null");
                         // SAFETY: a bare slot is a slot of a live slab with its
                         // guard, released whole, described by no Stack (it left
-                        // the free list as a label address only).
-                        unsafe { Stack::from_bare_slot(label) }
+                        // the free list as a label address only), whose top was
+                        // recorded with it; its size is its class's.
+                        unsafe { Stack::from_trimmed_slot(label, top, class.slot_size) }
                     })
                     .collect(),
             );
@@ -406,6 +410,7 @@ pub(super) fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut 
                 slot_size,
                 free: Vec::new(),
                 bare: Vec::new(),
+                new_bare: 0,
                 trimming: 0,
                 carving: 0,
                 slabs: Vec::new(),

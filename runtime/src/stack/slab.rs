@@ -12,13 +12,18 @@
 //! ```
 //!
 //! Every slot has a *label*, kept **outside** the slot, in a side table the
-//! slab allocates when it is reserved (one [`Label`] of 64 bytes per slot):
+//! slab maps when it is reserved (one [`Label`] of 64 bytes per slot, in an
+//! anonymous mapping of its own):
 //! where the slot ends, its size, the page-fault mark of its last hand-out
 //! (`release.rs`), and the id and name of the coroutine that owns it. The
 //! [`Stack`](super::Stack) handle is a pointer to its label, which keeps
 //! the handle one word. Nothing the runtime reads lives in the slot itself,
 //! so every page of a parked coroutine's stack below its live frames can be
-//! released (`shrink.rs`), and a compacted one can release them all.
+//! released (`shrink.rs`), and a compacted one can release them all. The
+//! labels of slots that an idle pool trimmed to nothing go back to the
+//! kernel too, a page of labels at a time ([`release_labels`]): a trimmed
+//! slot keeps its geometry in the pool's list instead, and gets its label
+//! rewritten when it is handed out again.
 //!
 //! Every slab is also entered in a fixed-size, lock-free [`registry`] with
 //! the address of its label table, so that a signal handler can map a fault
@@ -27,7 +32,6 @@
 //! is mapped and its label table allocated; it leaves the registry *before*
 //! either goes away.
 
-use std::cell::UnsafeCell;
 use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -66,8 +70,12 @@ const _: () = assert!(std::mem::size_of::<Label>() == 64);
 pub struct Slab {
     map: MmapMut,
     /// One label per slot, written only through a [`Stack`](super::Stack)
-    /// that owns the slot (and once here, at reservation).
-    labels: Box<[UnsafeCell<Label>]>,
+    /// that owns the slot (and once here, at reservation), through
+    /// `labels`, a pointer into `label_map` taken when it was mapped
+    /// (`label_map` is owned for its drop, which unmaps the table).
+    #[allow(dead_code)]
+    label_map: MmapMut,
+    labels: NonNull<Label>,
     slot_size: usize,
     count: usize,
     registry_index: usize,
@@ -102,9 +110,18 @@ impl Slab {
         let size32 = u32::try_from(slot_size).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "stack slot size exceeds 4 GiB")
         })?;
-        let labels: Box<[UnsafeCell<Label>]> = (0..count)
-            .map(|i| {
-                UnsafeCell::new(Label {
+        let table_len = (count * std::mem::size_of::<Label>()).next_multiple_of(page_size());
+        let mut label_map = MmapOptions::new()
+            .len(table_len)
+            .map_anon()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot map stack labels: {e}")))?;
+        let labels = NonNull::new(label_map.as_mut_ptr().cast::<Label>()).expect("mapped");
+        for i in 0..count {
+            // SAFETY: slot i's label lies inside the new mapping (table_len
+            // covers `count` labels; a page-aligned mapping is aligned for
+            // Label), which nothing else uses yet.
+            unsafe {
+                labels.as_ptr().add(i).write(Label {
                     top: base + (i + 1) * slot_size,
                     slot_size: size32,
                     name_len: 0,
@@ -112,8 +129,8 @@ impl Slab {
                     id: 0,
                     name: [0; LABEL_NAME_BYTES],
                 })
-            })
-            .collect();
+            };
+        }
         let table = labels.as_ptr() as usize;
         let registry_index = registry::register(base, len, slot_size, table).ok_or_else(|| {
             io::Error::new(
@@ -126,6 +143,7 @@ impl Slab {
         })?;
         Ok(Slab {
             map,
+            label_map,
             labels,
             slot_size,
             count,
@@ -149,13 +167,50 @@ impl Slab {
 
     /// The label of slot `i`, in the side table (module docs).
     pub fn label(&self, i: usize) -> NonNull<Label> {
-        NonNull::new(self.labels[i].get()).expect("non-null")
+        assert!(i < self.count);
+        // SAFETY: slot i's label is inside the table (checked above).
+        unsafe { self.labels.add(i) }
     }
 
     /// Bytes reserved by this slab.
     pub fn reserved_bytes(&self) -> usize {
         self.slot_size * self.count
     }
+}
+
+// SAFETY: `labels` points into `label_map`, which the slab owns and which
+// moves with it; the labels are written only through a `Stack` owning the
+// slot, which the pool hands between threads under its lock, as before the
+// table had its own mapping (`Box<[UnsafeCell<Label>]>` was Send too).
+unsafe impl Send for Slab {}
+
+/// Give back the pages of the labels `[first, first + count)`, whole pages
+/// only (a page shared with a label outside the range is kept). Their labels
+/// read as zeros afterwards, until rewritten.
+///
+/// # Safety
+/// The range holds only labels, of live slabs' tables (two tables mapped
+/// next to each other may both be in it), and their slots are trimmed (`trim.rs`): no `Stack` describes them and nobody
+/// reads their labels until a hand-out rewrites them
+/// ([`Stack::from_trimmed_slot`](super::Stack::from_trimmed_slot)). The
+/// fault handler may still read one (a wild access into a trimmed slot): it
+/// then reads zeros, which is memory of the mapping, not freed memory.
+pub(super) unsafe fn release_labels(first: NonNull<Label>, count: usize) -> io::Result<()> {
+    let page = page_size();
+    let from = (first.as_ptr() as usize).next_multiple_of(page);
+    let to = (first.as_ptr() as usize + count * std::mem::size_of::<Label>()) / page * page;
+    if to <= from {
+        return Ok(());
+    }
+    // SAFETY: `[from, to)` lies inside the label table of a live slab (the
+    // caller's promise) and holds only the labels of trimmed slots, which
+    // nobody reads until they are rewritten; MADV_DONTNEED on private
+    // anonymous memory makes them read as zeros.
+    let rc = unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Slab {

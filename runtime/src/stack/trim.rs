@@ -9,8 +9,11 @@
 //! it releases every stack beyond [`RESERVE`] per size class *whole*, top
 //! page included, with `MADV_DONTNEED` in batches (`release.rs`), and keeps
 //! it as a **bare slot**: address space and a guard (which survive the
-//! release), nothing resident, its label kept in the slab's side table. A
-//! bare slot is handed out again before any new slot is carved.
+//! release), nothing resident. Once the free lists are trimmed, the pages of
+//! the bare slots' labels go too (64 bytes a slot in the slabs' side tables:
+//! 61 MiB after a burst of 10^6); the pool keeps each bare slot's top
+//! instead, and its label is written again when the slot is handed out,
+//! which happens before any new slot is carved.
 //!
 //! Invariants: the hot paths pay nothing (a worker's own cache, at most
 //! `LOCAL_MAX` one-page stacks, is never trimmed; the check runs only on the
@@ -21,6 +24,7 @@
 //! back, and the trim stops as soon as the worker has work again. Figures:
 //! `docs/notes/runtime-figures.md`.
 
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use super::pool::{LocalStacks, StackPool, BATCH};
@@ -86,6 +90,16 @@ impl StackPool {
             let (index, mut chunk) = {
                 let mut classes = self.lock_classes();
                 let Some(index) = classes.iter().position(|c| c.free.len() > RESERVE) else {
+                    // Done: the bare slots' labels go too. Under the lock,
+                    // because a spawn that takes a bare slot rewrites its
+                    // label under it (`pool.rs`, `take`).
+                    // Only where slots became bare since the last time: at
+                    // 10^6 bare slots this holds the lock for about 40 ms
+                    // (the sort and one `madvise` per slab's table).
+                    for class in classes.iter_mut().filter(|c| c.new_bare > 0) {
+                        release_bare_labels(&mut class.bare);
+                        class.new_bare = 0;
+                    }
                     drop(classes);
                     return_heap();
                     return;
@@ -109,11 +123,15 @@ impl StackPool {
                     // stays mapped, unused), as `release_all` does.
                     run_stacks.for_each(std::mem::forget);
                 } else {
-                    bare.extend(run_stacks.map(|s| s.into_label().as_ptr() as usize));
+                    bare.extend(run_stacks.map(|s| {
+                        let top = s.top();
+                        (s.into_label().as_ptr() as usize, top)
+                    }));
                 }
             }
             let mut classes = self.lock_classes();
             let class = &mut classes[index];
+            class.new_bare += bare.len();
             class.bare.append(&mut bare);
             class.trimming -= n;
             drop(classes);
@@ -121,6 +139,31 @@ impl StackPool {
                 return;
             }
         }
+    }
+}
+
+/// Give back the label pages of a class's bare slots: sorted by label
+/// address, one call per stretch of consecutive labels (a slab's slots have
+/// consecutive labels), whole pages only. Called with the pool's lock held.
+/// A failure only leaves those labels resident; a page given back before
+/// costs a system call that finds nothing to do.
+fn release_bare_labels(bare: &mut [(usize, usize)]) {
+    bare.sort_unstable();
+    let size = std::mem::size_of::<super::slab::Label>();
+    let mut i = 0;
+    while i < bare.len() {
+        let mut j = i + 1;
+        while j < bare.len() && bare[j].0 == bare[j - 1].0 + size {
+            j += 1;
+        }
+        let first = NonNull::new(bare[i].0 as *mut super::slab::Label).expect("non-null");
+        // SAFETY: labels `i..j` lie back to back, so the range holds
+        // nothing but them (live slabs' label tables; two tables mapped next
+        // to each other may both contribute), all of bare slots: no Stack
+        // describes them, and a hand-out, which rewrites a label
+        // (`Stack::from_trimmed_slot`), needs the lock our caller holds.
+        let _ = unsafe { super::slab::release_labels(first, j - i) };
+        i = j;
     }
 }
 
@@ -161,5 +204,60 @@ pub(crate) fn return_heap() {
     // SAFETY: malloc_trim only walks and trims the allocator's own arenas.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::guard;
+    use crate::stack::page::page_size;
+
+    /// A trim gives back the slots and the pages of their labels; a slot
+    /// handed out again gets its label's geometry back.
+    #[test]
+    fn a_trim_releases_labels_and_reuse_restores_them() {
+        let page = page_size();
+        let pool = StackPool::new(16 * page, guard::mode().unwrap());
+        // Enough slots for several pages of labels beyond the reserve.
+        let n = RESERVE + 8 * page / std::mem::size_of::<super::super::slab::Label>();
+        let stacks: Vec<_> = (0..n)
+            .map(|_| pool.get(None, pool.default_size()).unwrap())
+            .collect();
+        let mut tops: Vec<usize> = stacks.iter().map(|s| s.top()).collect();
+        for s in stacks {
+            pool.put(None, s);
+        }
+        let label_pages = |pool: &StackPool| {
+            let classes = pool.lock_classes();
+            let slab = &classes[0].slabs[0];
+            let first = slab.label(0).as_ptr() as usize;
+            let len = (slab.count() * std::mem::size_of::<super::super::slab::Label>())
+                .next_multiple_of(page);
+            crate::stack::resident_bytes(first, len).unwrap() / page
+        };
+        let before = label_pages(&pool);
+        pool.trim(|| true);
+        let classes = pool.lock_classes();
+        assert_eq!(classes[0].free.len(), RESERVE);
+        assert_eq!(classes[0].bare.len(), n - RESERVE);
+        drop(classes);
+        let after = label_pages(&pool);
+        assert!(
+            after + 4 <= before,
+            "label pages resident: {before} before, {after} after"
+        );
+        // Every slot comes back with its own top and size.
+        let again: Vec<_> = (0..n)
+            .map(|_| pool.get(None, pool.default_size()).unwrap())
+            .collect();
+        let mut back: Vec<usize> = again.iter().map(|s| s.top()).collect();
+        assert!(again.iter().all(|s| s.size() == pool.default_size()));
+        tops.sort_unstable();
+        back.sort_unstable();
+        assert_eq!(tops, back, "slots came back with other geometry");
+        for s in again {
+            pool.put(None, s);
+        }
     }
 }
