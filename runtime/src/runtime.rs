@@ -89,8 +89,10 @@ impl RuntimeBuilder {
     /// reference (`std::thread::scope`) takes a fault that restores it; a
     /// system call from another thread that reads or writes a compacted
     /// stack fails with `EFAULT` instead (it is not retried). Needs
-    /// `/proc/self/mem` access to protected pages: `build` fails with the
-    /// reason where that is refused. Design: `docs/notes/compact.md`.
+    /// `/proc/self/mem` access to protected pages, and guard regions
+    /// (Linux 6.13+) except on x86_64, where the mprotect fallback is tested
+    /// too (`GuardMode::compacts`): `build` fails with the reason where
+    /// either is missing. Design: `docs/notes/compact.md`.
     pub fn compact_after(mut self, after: Duration) -> Self {
         self.compact_after = Some(after);
         self
