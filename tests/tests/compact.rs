@@ -22,11 +22,14 @@ use spindle_tests::{
 
 const AFTER: Duration = Duration::from_millis(10);
 
-/// A runtime with two workers that compacts, or `None` where `build` must
-/// refuse compaction (the mprotect fallback off x86_64) with an error that
-/// names guard regions.
-fn runtime() -> Option<Runtime> {
-    let built = Runtime::builder().workers(2).compact_after(AFTER).build();
+/// A runtime with `workers` workers that compacts, or `None` where `build`
+/// must refuse compaction (the mprotect fallback off x86_64) with an error
+/// that names guard regions.
+fn runtime(workers: usize) -> Option<Runtime> {
+    let built = Runtime::builder()
+        .workers(workers)
+        .compact_after(AFTER)
+        .build();
     if compaction_refused() {
         let Err(err) = built else {
             panic!("compaction must be refused in this guard mode");
@@ -65,7 +68,7 @@ fn pattern(i: u64) -> [u8; 256] {
 #[test]
 fn compacted_coroutines_get_their_bytes_back_at_the_same_addresses() {
     const N: u64 = 200;
-    let Some(rt) = runtime() else { return };
+    let Some(rt) = runtime(2) else { return };
     let (tx, rx) = chan::bounded::<u64>(0);
     let handles: Vec<_> = (0..N)
         .map(|i| {
@@ -105,7 +108,7 @@ fn compacted_coroutines_get_their_bytes_back_at_the_same_addresses() {
 /// While compacted, a coroutine's stack holds no resident page at all.
 #[test]
 fn a_compacted_stack_has_no_resident_page() {
-    let Some(rt) = runtime() else { return };
+    let Some(rt) = runtime(2) else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let (info_tx, info_rx) = chan::bounded(1);
     let h = Builder::new()
@@ -131,7 +134,7 @@ fn a_compacted_stack_has_no_resident_page() {
 /// not lost.
 #[test]
 fn a_foreign_thread_touching_a_compacted_stack_sees_the_right_bytes() {
-    let Some(rt) = runtime() else { return };
+    let Some(rt) = runtime(2) else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let go = Arc::new(AtomicBool::new(false));
     let go2 = go.clone();
@@ -177,7 +180,7 @@ fn a_foreign_thread_touching_a_compacted_stack_sees_the_right_bytes() {
 #[test]
 fn a_system_call_into_a_compacted_stack_gets_efault() {
     const EFAULT: i32 = 14;
-    let Some(rt) = runtime() else { return };
+    let Some(rt) = runtime(2) else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     let go = Arc::new(AtomicBool::new(false));
     let go2 = go.clone();
@@ -249,10 +252,10 @@ fn compaction_is_off_by_default() {
 fn a_wild_write_to_a_compacted_coroutines_guard_is_still_reported() {
     const ROLE: &str = "compact-wild";
     if compaction_refused() {
-        return; // `runtime()`'s callers check the refusal
+        return; // `runtime`'s callers check the refusal
     }
     if is_child(ROLE) {
-        let rt = runtime().expect("not refused: checked above");
+        let rt = runtime(2).expect("not refused: checked above");
         let (tx, rx) = chan::bounded::<()>(0);
         let (info_tx, info_rx) = chan::bounded(1);
         let _h = Builder::new()
@@ -299,7 +302,7 @@ fn shutdown_restores_compacted_coroutines_before_unwinding_them() {
     }
     const N: u64 = 50;
     let ok = Arc::new(AtomicU64::new(0));
-    let Some(rt) = runtime() else { return };
+    let Some(rt) = runtime(2) else { return };
     let (tx, rx) = chan::bounded::<()>(0);
     for i in 0..N {
         let (rx, ok) = (rx.clone(), ok.clone());
@@ -334,7 +337,7 @@ fn a_coroutine_parked_twice_in_one_millisecond_is_compacted_once() {
     const ROLE: &str = "compact-twice";
     const N: u64 = 50;
     if compaction_refused() {
-        return; // `runtime()`'s callers check the refusal
+        return; // `runtime`'s callers check the refusal
     }
     if !is_child(ROLE) {
         run_child(
@@ -348,11 +351,7 @@ fn a_coroutine_parked_twice_in_one_millisecond_is_compacted_once() {
     // One worker: a coroutine's helper runs right after it parks, so the
     // two parks are microseconds apart (within one millisecond for nearly
     // all of the N; one such coroutine is enough).
-    let rt = Runtime::builder()
-        .workers(1)
-        .compact_after(AFTER)
-        .build()
-        .unwrap();
+    let rt = runtime(1).expect("not refused: checked above");
     let (tx, rx) = chan::bounded::<()>(0);
     let handles: Vec<_> = (0..N)
         .map(|i| {
