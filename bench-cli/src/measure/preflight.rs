@@ -13,8 +13,9 @@
 //! * address space: every stack slot is reserved up front, so count ×
 //!   stack_max (rounded up to whole slabs) must fit in the user virtual
 //!   address space and under `RLIMIT_AS` (`ulimit -v`) if one is set;
-//! * in mprotect guard mode: the VMA budget (2 maps per stack, 1 per slab,
-//!   and a margin for worker threads and the allocator);
+//! * in mprotect guard mode: the VMA budget (2 maps per stack, 2 per slab
+//!   for the slab and its label table, and a margin for worker threads and
+//!   the allocator);
 //! * for OS threads: maps, `kernel.pid_max`, `kernel.threads-max`,
 //!   `RLIMIT_NPROC`, the cgroup's `pids.max` and address space.
 
@@ -94,8 +95,8 @@ pub fn stack_reservation(count: u64, stack_max: usize) -> u64 {
 }
 
 /// VMAs a run of `count` mprotect-guarded stacks adds to the process: 2 per
-/// stack (guard + stack; the runtime's own budget assumes no merging), one
-/// per slab, and for each worker its thread plus the stacks its cache carves
+/// stack (guard + stack; the runtime's own budget assumes no merging), two
+/// per slab (the slab and its label table), and for each worker its thread plus the stacks its cache carves
 /// ahead, and [`RUN_MAPS`] for everything else.
 pub fn mprotect_maps(count: u64, stack_max: usize, workers: usize) -> (u64, u64, u64) {
     let slot = spindle::stack::page::round_up(stack_max) as u64;
@@ -103,7 +104,7 @@ pub fn mprotect_maps(count: u64, stack_max: usize, workers: usize) -> (u64, u64,
     let margin = workers as u64
         * (VMAS_PER_THREAD + 2 * spindle::stack::budget::CACHE_BATCH as u64)
         + RUN_MAPS;
-    (2 * count + slabs + margin, slabs, margin)
+    (2 * count + 2 * slabs + margin, slabs, margin)
 }
 
 /// The user virtual address space, conservatively: x86_64 gives user space
@@ -189,7 +190,8 @@ pub fn coroutines(what: &str, count: u64, stack_max: usize, workers: usize) -> R
         check_vma_budget(current_map_count(), extra).map_err(|e| {
             format!(
                 "{what}: {e}, or lower --count (the estimate counts 2 maps per stack, \
-                 {slabs} slabs and {margin} for {workers} worker{} and the allocator)",
+                 {slabs} slabs at 2 maps each and {margin} for {workers} worker{} and the \
+                 allocator)",
                 if workers == 1 { "" } else { "s" }
             )
         })?;

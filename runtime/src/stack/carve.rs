@@ -79,7 +79,8 @@ impl StackPool {
             .is_none_or(|s| class.next_fresh == s.count());
         if full {
             if self.mode() == GuardMode::Mprotect {
-                vma_budget::reserve(1)?;
+                // The slab and its label table (`slab.rs`): a map each.
+                vma_budget::reserve(2)?;
             }
             let slab = Slab::reserve(class.slot_size, slots_per_slab(class.slot_size))?;
             self.stats
