@@ -116,13 +116,14 @@
 //! something else is ready on this worker) is a point where the others run.
 //! `docs/notes/soundness.md` measures the cost and compares other runtimes.
 //!
-//! The runtime's own thread-locals are in five files: `sched/context.rs`
+//! The runtime's own thread-locals are in seven files: `sched/context.rs`
 //! (the worker, the current coroutine, the cancellation flag),
 //! `park/thread_parker.rs` (a plain thread's parker), `stack/overflow.rs`
 //! (the signal stack and the fault report), `chan/select.rs` (the random
-//! generator that shuffles a select's cases) and `task/cache.rs` (the
-//! thread's free task blocks); each is read behind an `#[inline(never)]`
-//! function.
+//! generator that shuffles a select's cases), `task/cache.rs` (the
+//! thread's free task blocks), `stack/compact/mod.rs` (the fault handler's
+//! retry count) and `stack/compact/pages.rs` (a worker's copy-out
+//! buffer); each is read behind a function that does not suspend.
 //!
 //! ## Shutdown: cancellation
 //!

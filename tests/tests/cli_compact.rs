@@ -61,7 +61,7 @@ fn mem_compacts_every_parked_coroutine() {
         num(&r["per_coroutine"], "stack_resident_bytes") * n <= 8.0 * page,
         "{r}"
     );
-    let text = cli_common::stdout(&run(&["mem", "--count", "2000", "--compact-after", "10ms"]));
+    let text = cli_common::stdout(&run(&["mem", "--count", &count, "--compact-after", "10ms"]));
     assert!(text.contains("of which compacted stacks"), "{text}");
     assert!(text.contains("wake latency of one coroutine"), "{text}");
 }

@@ -179,8 +179,11 @@ pub fn sections(r: &Results) -> Vec<Section> {
     let mut compact = section(
         3,
         "Compaction: memory against wake latency",
-        vec!["Compacted: `mem --compact-after 10ms` at the N of the spindle vs Go comparison;               see that section's table for the figures beside Go."
-            .into()],
+        vec![format!(
+            "Compacted: `mem --compact-after {}ms` at the N of the spindle vs Go comparison; \
+             see that section's table for the figures beside Go.",
+            crate::command::compare::COMPACT_AFTER.as_millis()
+        )],
         Vec::new(),
     );
     compact.chart = Some(Chart::Compact);
