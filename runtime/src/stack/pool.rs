@@ -101,8 +101,8 @@ pub(super) struct SizeClass {
     /// Trimmed slots, nothing resident, as (label address, slot top): the
     /// label itself may have been given back (`trim.rs`).
     pub(super) bare: Vec<(usize, usize)>,
-    /// Slots made bare since their labels were last given back.
-    pub(super) new_bare: usize,
+    /// Slots were made bare since their labels were last given back.
+    pub(super) labels_due: bool,
     /// Stacks taken out of `free` by a trim that has not put them in
     /// `bare` yet.
     pub(super) trimming: usize,
@@ -410,7 +410,7 @@ pub(super) fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut 
                 slot_size,
                 free: Vec::new(),
                 bare: Vec::new(),
-                new_bare: 0,
+                labels_due: false,
                 trimming: 0,
                 carving: 0,
                 slabs: Vec::new(),

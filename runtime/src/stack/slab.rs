@@ -70,12 +70,10 @@ const _: () = assert!(std::mem::size_of::<Label>() == 64);
 pub struct Slab {
     map: MmapMut,
     /// One label per slot, written only through a [`Stack`](super::Stack)
-    /// that owns the slot (and once here, at reservation), through
-    /// `labels`, a pointer into `label_map` taken when it was mapped
-    /// (`label_map` is owned for its drop, which unmaps the table).
-    #[allow(dead_code)]
+    /// that owns the slot (and once here, at reservation), through the
+    /// mapping's own pointer ([`label`](Self::label)), never through a
+    /// slice of it.
     label_map: MmapMut,
-    labels: NonNull<Label>,
     slot_size: usize,
     count: usize,
     registry_index: usize,
@@ -115,13 +113,13 @@ impl Slab {
             .len(table_len)
             .map_anon()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot map stack labels: {e}")))?;
-        let labels = NonNull::new(label_map.as_mut_ptr().cast::<Label>()).expect("mapped");
+        let labels = label_map.as_mut_ptr().cast::<Label>();
         for i in 0..count {
             // SAFETY: slot i's label lies inside the new mapping (table_len
             // covers `count` labels; a page-aligned mapping is aligned for
             // Label), which nothing else uses yet.
             unsafe {
-                labels.as_ptr().add(i).write(Label {
+                labels.add(i).write(Label {
                     top: base + (i + 1) * slot_size,
                     slot_size: size32,
                     name_len: 0,
@@ -131,7 +129,7 @@ impl Slab {
                 })
             };
         }
-        let table = labels.as_ptr() as usize;
+        let table = labels as usize;
         let registry_index = registry::register(base, len, slot_size, table).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::OutOfMemory,
@@ -144,7 +142,6 @@ impl Slab {
         Ok(Slab {
             map,
             label_map,
-            labels,
             slot_size,
             count,
             registry_index,
@@ -168,8 +165,12 @@ impl Slab {
     /// The label of slot `i`, in the side table (module docs).
     pub fn label(&self, i: usize) -> NonNull<Label> {
         assert!(i < self.count);
-        // SAFETY: slot i's label is inside the table (checked above).
-        unsafe { self.labels.add(i) }
+        // memmap2's pointer is the mapping's own (no reference to its bytes
+        // is ever made), so writes through it are allowed.
+        let table = self.label_map.as_ptr().cast_mut().cast::<Label>();
+        // SAFETY: slot i's label is inside the table (checked above), which
+        // is mapped while the slab lives; the pointer is not null.
+        unsafe { NonNull::new_unchecked(table.add(i)) }
     }
 
     /// Bytes reserved by this slab.
@@ -177,12 +178,6 @@ impl Slab {
         self.slot_size * self.count
     }
 }
-
-// SAFETY: `labels` points into `label_map`, which the slab owns and which
-// moves with it; the labels are written only through a `Stack` owning the
-// slot, which the pool hands between threads under its lock, as before the
-// table had its own mapping (`Box<[UnsafeCell<Label>]>` was Send too).
-unsafe impl Send for Slab {}
 
 /// Give back the pages of the labels `[first, first + count)`, whole pages
 /// only (a page shared with a label outside the range is kept). Their labels

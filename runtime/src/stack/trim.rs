@@ -82,7 +82,8 @@ impl StackPool {
 
     /// Release all but [`RESERVE`] stacks of every global free list, whole,
     /// and keep them as bare slots. The lock is held only to take a chunk
-    /// and to put it back, so a spawn never waits for a release, and
+    /// and to put it back, so a spawn never waits for a stack's release
+    /// (it may wait for the labels' release at the end, see below), and
     /// several sleeping workers trim in parallel; a chunk in transit is
     /// counted in its class's `trimming`, so that `pooled` never misses it.
     fn trim(&self, keep_going: impl Fn() -> bool) {
@@ -90,15 +91,17 @@ impl StackPool {
             let (index, mut chunk) = {
                 let mut classes = self.lock_classes();
                 let Some(index) = classes.iter().position(|c| c.free.len() > RESERVE) else {
-                    // Done: the bare slots' labels go too. Under the lock,
+                    // Done: the bare slots' labels go too, where slots
+                    // became bare since the last time. Under the lock,
                     // because a spawn that takes a bare slot rewrites its
-                    // label under it (`pool.rs`, `take`).
-                    // Only where slots became bare since the last time: at
-                    // 10^6 bare slots this holds the lock for about 40 ms
-                    // (the sort and one `madvise` per slab's table).
-                    for class in classes.iter_mut().filter(|c| c.new_bare > 0) {
+                    // label under it (`pool.rs`, `take`): at 10^6 bare slots
+                    // the sort and the `madvise`s (one per slab's table)
+                    // hold it about 40 ms, once after a burst. (Taking the
+                    // list out instead left 29-44 MiB behind instead of 28:
+                    // concurrent trims split it, so fewer pages were whole.)
+                    for class in classes.iter_mut().filter(|c| c.labels_due) {
                         release_bare_labels(&mut class.bare);
-                        class.new_bare = 0;
+                        class.labels_due = false;
                     }
                     drop(classes);
                     return_heap();
@@ -131,7 +134,7 @@ impl StackPool {
             }
             let mut classes = self.lock_classes();
             let class = &mut classes[index];
-            class.new_bare += bare.len();
+            class.labels_due = true;
             class.bare.append(&mut bare);
             class.trimming -= n;
             drop(classes);
