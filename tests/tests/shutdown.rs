@@ -57,7 +57,19 @@ fn dropping_the_runtime_from_its_own_coroutine_is_safe() {
 /// dropped, and their handles say `Cancelled`.
 #[test]
 fn unstarted_coroutines_are_dropped_without_running() {
-    watchdog("unstarted at shutdown", |_| {
+    unstarted_children_are_dropped(spindle::spawn);
+}
+
+/// The same for children spawned with `Builder`, which take their stacks
+/// at spawn and carry them, unused, until their first run (which never
+/// comes): the function is dropped with the stack it waited with.
+#[test]
+fn unstarted_builder_coroutines_are_dropped_without_running() {
+    unstarted_children_are_dropped(|f| spindle::Builder::new().spawn(f).unwrap());
+}
+
+fn unstarted_children_are_dropped(spawn: fn(Box<dyn FnOnce() + Send>) -> spindle::JoinHandle<()>) {
+    watchdog("unstarted at shutdown", move |_| {
         let rt = Arc::new(Runtime::builder().workers(1).build().unwrap());
         let (ran, dropped) = (
             Arc::new(AtomicBool::new(false)),
@@ -70,10 +82,10 @@ fn unstarted_coroutines_are_dropped_without_running() {
             for _ in 0..100 {
                 let (ran, guard) = (ran2.clone(), Guard(dropped2.clone()));
                 handles_tx
-                    .send(spindle::spawn(move || {
+                    .send(spawn(Box::new(move || {
                         let _guard = guard;
                         ran.store(true, Ordering::SeqCst);
-                    }))
+                    })))
                     .unwrap();
             }
             // One worker, and we never switch out (the std channel blocks

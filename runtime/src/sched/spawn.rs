@@ -19,7 +19,14 @@
 //! batch per worker now (figures: the `fanout` commit messages, issue #11).
 //! `Builder::spawn*` take the stack at spawn, as before, because they
 //! promise to return the error (a full address space, `vm.max_map_count`)
-//! to the caller, and because the label's name must be written then.
+//! to the caller, and because the label's name must be written then. But
+//! they too build the coroutine at first run ([`start_carried`]): building
+//! it writes the initial frame, the first touch of the stack's top page,
+//! which on a fresh slot is a page fault (about 1.6 µs here, the largest
+//! part of a cold spawn: `docs/notes/cold-paths.md`). Taken at spawn, that
+//! fault serialised a spawning loop on its worker, and the children's first
+//! runs (which make their runner their home for good) then crowded onto
+//! the other worker, so that waking them all later ran on one worker too.
 //!
 //! [`coroutine_main`] is the first code that runs on the new stack, the
 //! first time a worker resumes the task: it publishes the coroutine as this
@@ -126,7 +133,13 @@ impl Scheduler {
         };
         crate::stack::asan::forget_stale_poison(&stack);
         stack.set_label(id, opts.name);
-        Ok(TaskRef::new(|me| new_coroutine(me, stack, f)))
+        let start = start_carried::<F, T> as StartFn;
+        Ok(if carried_inline::<F>() {
+            TaskRef::new_deferred(start, (stack, f))
+        } else {
+            // Only `f` in a box of its own: a smaller block than the pair's.
+            TaskRef::new_deferred(start, (stack, Box::new(f)))
+        })
     }
 
     /// Queue `run`, a new task; returns the join handle's reference.
@@ -200,11 +213,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    if let Start::Own = how {
+        // No stack of our own: the worker gives one (`Start::Run`).
+        return None;
+    }
     // SAFETY: the caller promises the slot holds our `F`, taken once.
     let f = unsafe { me.cell().take::<F>() };
     match how {
         Start::Run(stack) => return Some(new_coroutine(me, stack, f)),
         Start::Drop => drop(f),
+        Start::Own => unreachable!("answered above"),
         Start::Fail(e) => {
             // We are on the bare worker thread: a panicking destructor of
             // `f` must not unwind it.
@@ -225,6 +243,54 @@ where
         }
     }
     None
+}
+
+/// The [`StartFn`] of a task that took its stack at spawn (`Builder`): its
+/// hand-off slot holds the stack and the `F` (boxed if the pair does not
+/// fit there, [`carried_inline`]), and the first run builds the
+/// coroutine on that stack ([`Start::Own`], which the worker tries before
+/// it takes a stack of its own).
+///
+/// # Safety
+/// As [`StartFn`] states: the task's hand-off slot holds what
+/// `new_with_stack` put there for this `F`, taken once.
+unsafe fn start_carried<F, T>(me: TaskPtr, how: Start) -> Option<Coroutine>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (stack, f) = if carried_inline::<F>() {
+        // SAFETY: the caller promises the slot holds what `new_with_stack`
+        // put there for this `F`, taken once.
+        unsafe { me.cell().take::<(Stack, F)>() }
+    } else {
+        // SAFETY: as above.
+        let (stack, f) = unsafe { me.cell().take::<(Stack, Box<F>)>() };
+        (stack, *f)
+    };
+    match how {
+        Start::Own => Some(new_coroutine(me, stack, f)),
+        // Dropped unstarted (cancelled at shutdown, or its last reference
+        // gone): the function is dropped, and the slot is forgotten (a
+        // `Stack` is only its label's address), as the slot of a coroutine
+        // built at spawn and never run was.
+        Start::Drop => {
+            drop(f);
+            None
+        }
+        // `Own` always builds for such a task, so the worker never offers
+        // a stack or reports a failure to get one.
+        Start::Run(_) | Start::Fail(_) => {
+            unreachable!("a task that took its stack at spawn starts with Start::Own")
+        }
+    }
+}
+
+/// Does a task that took its stack at spawn keep `(Stack, F)` in its
+/// hand-off slot without a box (two words, `wait_cell.rs`)? If not, it
+/// keeps `(Stack, Box<F>)`, which does.
+const fn carried_inline<F>() -> bool {
+    size_of::<(Stack, F)>() <= 2 * size_of::<usize>() && align_of::<F>() <= align_of::<usize>()
 }
 
 /// The first code a new coroutine runs, on its own stack, and its last.

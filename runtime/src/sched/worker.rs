@@ -558,6 +558,11 @@ impl Worker {
     /// the coroutine on it. False if no stack could be had: the task has
     /// finished with that error.
     fn start(&self, task: &TaskRef) -> bool {
+        // SAFETY: the task came out of our run queues (see run_task) and is
+        // deferred. A `Builder` task brought the stack it took at spawn.
+        if unsafe { task.start_own() } {
+            return true;
+        }
         let pool = &self.scheduler.pool;
         let got = pool.get(Some(&mut self.stacks.borrow_mut()), pool.default_size());
         match got {

@@ -29,7 +29,11 @@
 //! error to: the task finishes at once, as if its function had panicked
 //! with the error, so `join` returns `Err` with that message.
 //! `Builder::spawn*`, which promise the error at spawn, keep taking the
-//! stack at spawn (`sched/spawn.rs`).
+//! stack at spawn (`sched/spawn.rs`), but they too are deferred: the stack
+//! waits in the hand-off slot with the function ([`Start::Own`]), and the
+//! coroutine is built on it at first run, so the first touch of its top
+//! page (a page fault on a fresh slot) is paid by the worker that runs the
+//! task, not by the spawner.
 
 use std::io;
 
@@ -46,11 +50,16 @@ pub(crate) enum Start {
     Fail(io::Error),
     /// Drop the function without running it (a cancelled or dropped task).
     Drop,
+    /// Build the coroutine on the stack the task took at spawn, if it took
+    /// one: `None` (and the function left in the slot) if it did not.
+    Own,
 }
 
 /// The type-aware half of a deferred task (written by the scheduler, which
 /// knows the function's type): takes the function out of the hand-off slot
-/// and acts on [`Start`]. Returns the coroutine for [`Start::Run`].
+/// and acts on [`Start`]. Returns the coroutine for [`Start::Run`], and for
+/// [`Start::Own`] if the task took its stack at spawn (else it returns
+/// `None` and leaves the slot as it was).
 ///
 /// # Safety
 /// The task's hand-off slot holds the function, put there at spawn, and
@@ -91,6 +100,37 @@ impl TaskRef {
         // SAFETY: only the worker holding the task touches its body.
         let body = unsafe { &mut *self.task().body.get() };
         *body = Body::Coroutine(co.expect("a start with a stack builds the coroutine"));
+    }
+
+    /// First run of a deferred task that took its stack at spawn: build
+    /// its coroutine on it. False if the task has no stack of its own: it
+    /// is still deferred, to be started with [`start`](Self::start).
+    ///
+    /// # Safety
+    /// As for [`start`](Self::start).
+    #[inline]
+    pub unsafe fn start_own(&self) -> bool {
+        // SAFETY: only the worker holding the task touches its body.
+        let body = unsafe { &mut *self.task().body.get() };
+        let Body::NoCoroutine(Some(start)) = *body else {
+            unreachable!("started a task that was not deferred")
+        };
+        // Not deferred while the start runs: if it took the function and
+        // then unwound, nothing may take the function again.
+        *body = Body::DONE;
+        // SAFETY: a deferred body means the function is still in the slot,
+        // and the caller holds the task; with `Own`, a start either takes
+        // it (and returns the coroutine) or leaves it untouched.
+        match unsafe { start(TaskPtr(self.task()), Start::Own) } {
+            Some(co) => {
+                *body = Body::Coroutine(co);
+                true
+            }
+            None => {
+                *body = Body::NoCoroutine(Some(start));
+                false
+            }
+        }
     }
 
     /// First run of a deferred task that could get no stack: it finishes
