@@ -231,7 +231,8 @@ impl Builder {
         Builder::default()
     }
 
-    /// Name the coroutine (shown in the stack-overflow report).
+    /// Name the coroutine (shown in the stack-overflow report, which keeps
+    /// its first 16 bytes, escaped: like a Linux thread name, a short tag).
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
