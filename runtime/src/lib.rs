@@ -182,7 +182,9 @@ use sched::spawn::SpawnOptions;
 
 pub use handle::{Handle, TryCurrentError};
 pub use join::{Cancelled, JoinHandle};
-pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX, MAX_WORKERS};
+pub use runtime::{
+    Runtime, RuntimeBuilder, DEFAULT_SOCKET_COMPACT_AFTER, DEFAULT_STACK_MAX, MAX_WORKERS,
+};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;
 pub use stats::Stats;

@@ -329,10 +329,7 @@ fn park(reg: &Registration, dir: Direction, deadline: Option<Instant>) -> io::Re
         dir,
         me: me.addr(),
     };
-    match deadline {
-        Some(d) => me.park_until(d),
-        None => me.park(),
-    }
+    me.park_on_socket(deadline);
     Ok(())
 }
 

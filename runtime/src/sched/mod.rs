@@ -61,9 +61,17 @@ pub(crate) struct Scheduler {
     /// Spawns from outside admitted but not yet queued (`handle.rs`).
     pub spawns_in_flight: AtomicUsize,
     pub next_id: AtomicU64,
-    /// `RuntimeBuilder::compact_after`: each worker runs a compaction pass
-    /// (`compact.rs`) if set.
-    pub compact_after: Option<std::time::Duration>,
+    /// Which parked coroutines the workers compact (`compact.rs`), if any.
+    pub compact: Option<CompactPolicy>,
+}
+
+/// `RuntimeBuilder::compact_after` and `compact_idle_sockets`, resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CompactPolicy {
+    /// How long a coroutine stays parked before it is compacted.
+    pub after: std::time::Duration,
+    /// Every park (`compact_after`), or only parks on a socket.
+    pub every_park: bool,
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
@@ -141,6 +149,13 @@ pub(crate) fn yield_if_others_ready() {
 #[inline(always)]
 pub(crate) fn park() {
     let suspended = context::suspend(Suspend::Park);
+    debug_assert!(suspended, "park called outside a coroutine");
+}
+
+/// [`park`] on a socket: a wait of unknown length, after which the home
+/// worker may compact the coroutine (`RuntimeBuilder::compact_idle_sockets`).
+pub(crate) fn park_on_socket() {
+    let suspended = context::suspend(Suspend::ParkOnSocket);
     debug_assert!(suspended, "park called outside a coroutine");
 }
 

@@ -53,6 +53,7 @@ use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
 use crate::stack::shrink::ShrinkPass;
+use crate::stats::WorkerCounters;
 use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the other queues.
@@ -116,14 +117,15 @@ pub(crate) struct Worker {
     rng: Cell<u64>,
     next_id: Cell<u64>,
     id_end: Cell<u64>,
-    /// The compaction pass (`compact.rs`), if `compact_after` is set.
+    /// The compaction pass (`compact.rs`), if `compact_after` is set or
+    /// sockets are compacted (`compact_idle_sockets`).
     compactor: Option<Compactor>,
 }
 
 impl Worker {
     pub fn new(index: usize, scheduler: Arc<Scheduler>, queue: RunQueue) -> Worker {
         let stacks = scheduler.pool.new_local();
-        let compactor = scheduler.compact_after.map(Compactor::new);
+        let compactor = scheduler.compact.map(Compactor::new);
         Worker {
             index,
             scheduler,
@@ -496,18 +498,34 @@ impl Worker {
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => {
+                let keep = match &self.compactor {
+                    Some(c) if c.every_park() => Some(task.clone()),
+                    _ => None,
+                };
+                self.commit_park(task, keep, counters);
+            }
+            CoroutineResult::Yield(Suspend::ParkOnSocket) => {
                 let keep = self.compactor.as_ref().map(|_| task.clone());
-                match task.commit_park() {
-                    None => {
-                        counters.add_park();
-                        if let (Some(c), Some(task)) = (&self.compactor, keep) {
-                            c.parked(&task);
-                        }
-                    }
-                    Some(task) => self.push_runnext(task),
-                }
+                self.commit_park(task, keep, counters);
             }
             CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    /// Park a task that suspended with `Park` or `ParkOnSocket`, unless a
+    /// wake overtook it: then requeue it as it is. (Once parked, whoever
+    /// will wake it holds a reference.) `keep`, a second reference to the
+    /// task, queues it for compaction if it parked.
+    #[inline(always)]
+    fn commit_park(&self, task: TaskRef, keep: Option<TaskRef>, counters: &WorkerCounters) {
+        match task.commit_park() {
+            None => {
+                counters.add_park();
+                if let (Some(c), Some(task)) = (&self.compactor, keep) {
+                    c.parked(&task);
+                }
+            }
+            Some(task) => self.push_runnext(task),
         }
     }
 
