@@ -456,7 +456,8 @@ mod loom_tests {
     /// in `sched/mod.rs` takes a reference to it before it pushes). Also
     /// shutdown's claim (`claim_for_cancel`) against a remote wake in
     /// flight: the task is cancelled exactly once, and a waker never
-    /// revives a freed scheduler.
+    /// revives a freed scheduler. Mutating `finish` to report no owed entry
+    /// makes this model fail (and the others, whose home counts entries).
     #[test]
     fn loom_shutdown_waits_for_a_wake_in_flight() {
         for parked in [false, true] {
