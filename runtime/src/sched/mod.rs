@@ -22,7 +22,9 @@
 //! Parking, one word per step: the coroutine calls [`park`] (it switches
 //! out with `Suspend::Park`); its worker commits the park
 //! (`TaskRef::commit_park`: `RUNNABLE → PARKED`, or a requeue if a wake came
-//! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues).
+//! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues). On
+//! the task's home thread these are plain loads and stores; a waker on
+//! another thread goes through the inbox (`task/state.rs`).
 
 pub(crate) mod compact;
 pub(crate) mod context;
@@ -89,12 +91,19 @@ pub(crate) fn home_of(task: &Task) -> *const home::Home {
 // cost the hand-off 6 instructions).
 #[inline(always)]
 pub(crate) fn wake(task: TaskRef) {
-    if !task.task().state.wake() {
-        return;
-    }
+    // The home was written before the task first ran, and whoever holds a
+    // waiter of it got it from the running task, through the structure it
+    // waited on (its lock, or its queue): that orders the write before this
+    // read.
     let home = home_of(task.task());
     context::with_worker(|w| match w {
-        Some(w) if std::ptr::eq(w.home(), home) => w.push_runnext(task),
+        // On the home thread: the local word (task/state.rs), no
+        // read-modify-write.
+        Some(w) if std::ptr::eq(w.home(), home) => {
+            if task.task().state.wake_local() {
+                w.push_runnext(task);
+            }
+        }
         _ => wake_remote(home, task),
     });
 }
@@ -103,26 +112,34 @@ pub(crate) fn wake(task: TaskRef) {
 /// home's inbox, even on the home worker itself, where [`wake`] would use
 /// `runnext`. For the netpoller (`net/poller.rs`), which wakes a batch at a
 /// time: in FIFO order, as Go's `injectglist`, none displacing the last.
+/// The inbox entry goes through the remote word even on the home thread
+/// (`task/state.rs`): the worker applies it when it takes it out.
 pub(crate) fn wake_queued(task: TaskRef) {
-    if !task.task().state.wake() {
-        return;
-    }
     let home = home_of(task.task());
     context::with_worker(|w| match w {
         // Its own worker is awake: no ring needed.
-        Some(w) if std::ptr::eq(w.home(), home) => w.home().push_inbox(task),
+        Some(w) if std::ptr::eq(w.home(), home) => {
+            if task.task().state.wake_remote() {
+                w.home().push_inbox(task);
+            }
+        }
         _ => wake_remote(home, task),
     });
 }
 
-/// The cross-thread half of [`wake`]: queue `task` in its home's inbox and
-/// wake that worker if it sleeps.
+/// The cross-thread half of [`wake`]: claim the task's remote word, queue
+/// `task` in its home's inbox and wake that worker if it sleeps.
 #[inline(never)]
 fn wake_remote(home: *const home::Home, task: TaskRef) {
-    // SAFETY: we just moved the task from PARKED to RUNNABLE, so it has not
-    // finished, and its home worker does not finish it (shutdown cancels it
-    // there) before it arrives in the inbox: until our push the worker
-    // holds its own reference to the Scheduler, which owns the Home.
+    if !task.task().state.wake_remote() {
+        return;
+    }
+    // SAFETY: we just moved the task's remote word from IDLE to QUEUED, so
+    // it was not CLOSED: it had not finished, and its home worker keeps
+    // its own reference to the Scheduler, which owns the Home, until our
+    // entry has arrived in the inbox (it counts the entries owed by tasks
+    // that finish meanwhile, `Worker::owed`, and shutdown waits for them
+    // and for tasks it cannot claim, `sched/shutdown.rs`).
     let home = unsafe { &*home };
     // SAFETY: as above, the Scheduler is alive now. Our own reference keeps
     // it alive through the notify, even if the task then finishes at once
