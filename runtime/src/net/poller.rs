@@ -8,7 +8,7 @@
 //! * [`poll`](Poller::poll) collects events, without blocking or until a
 //!   timeout, and [`dispatch`](Poller::dispatch) hands each to its socket's
 //!   [`Readiness`](super::readiness::Readiness), which wakes the waiters
-//!   through the scheduler's ordinary `wake`.
+//!   at the back of their home's line (`wake_queued`, see `mod.rs`).
 //! * The **kick**: an eventfd registered level-triggered under the data word
 //!   [`KICK`]. `Idle::ring` writes it only when the worker it rings is
 //!   blocked in `epoll_wait` (Go's `netpollBreak`); only that worker, the
