@@ -17,6 +17,9 @@ pub(crate) enum Suspend {
     Yield,
     /// I am waiting for something; park me unless a wake already arrived.
     Park,
+    /// The same, waiting on a socket, where a wait may last hours: my
+    /// worker may compact me if it does (`sched/compact.rs`).
+    ParkOnSocket,
 }
 
 pub(crate) type Coroutine = corosensei::Coroutine<(), Suspend, (), Stack>;

@@ -47,11 +47,13 @@
 //! 4. **Wake by `send`.** `chan/channel.rs::send` dequeues the receiver
 //!    (`chan/queue.rs::claim`), `chan/channel.rs::deliver` writes the value
 //!    into its wait cell and, through `chan/queue.rs::finish`, calls
-//!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: `task/state.rs::wake`
-//!    decides; on the home worker `sched/worker.rs::push_runnext` queues it,
-//!    from any other thread `sched/mod.rs::wake_remote` puts it in the
-//!    home's inbox (`sched/home.rs::push_inbox`) and wakes that worker
-//!    (`sched/idle.rs::notify_worker`). When `run_task` resumes it,
+//!    `park/mod.rs::wake`, then `sched/mod.rs::wake`: on the home worker
+//!    `task/state.rs::wake_local` decides and `sched/worker.rs::push_runnext`
+//!    queues it; from any other thread `sched/mod.rs::wake_remote` claims
+//!    it (`task/state.rs::wake_remote`), puts it in the home's inbox
+//!    (`sched/home.rs::push_inbox`) and wakes that worker
+//!    (`sched/idle.rs::notify_worker`), which applies the wake when it takes
+//!    the entry out (`task/state.rs::take_inbox_entry`). When `run_task` resumes it,
 //!    `suspend` returns and `wait` sees the outcome.
 //! 5. **Finish.** `coroutine_main` stores the result, and
 //!    `task/join_state.rs::store` decides whether the coroutine drops it
@@ -182,7 +184,9 @@ use sched::spawn::SpawnOptions;
 
 pub use handle::{Handle, TryCurrentError};
 pub use join::{Cancelled, JoinHandle};
-pub use runtime::{Runtime, RuntimeBuilder, DEFAULT_STACK_MAX, MAX_WORKERS};
+pub use runtime::{
+    Runtime, RuntimeBuilder, DEFAULT_SOCKET_COMPACT_AFTER, DEFAULT_STACK_MAX, MAX_WORKERS,
+};
 pub use sched::{sleep, yield_now};
 pub use stack::guard::GuardMode;
 pub use stats::Stats;
@@ -231,7 +235,8 @@ impl Builder {
         Builder::default()
     }
 
-    /// Name the coroutine (shown in the stack-overflow report).
+    /// Name the coroutine (shown in the stack-overflow report, which keeps
+    /// its first 16 bytes, escaped: like a Linux thread name, a short tag).
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self

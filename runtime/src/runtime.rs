@@ -37,12 +37,16 @@ use crate::sched::idle::Idle;
 use crate::sched::spawn::SpawnOptions;
 use crate::sched::timer::Timers;
 use crate::sched::worker::{RunQueue, Worker};
-use crate::sched::{context, Scheduler};
+use crate::sched::{context, CompactPolicy, Scheduler};
 use crate::stack::{guard, overflow, pool::StackPool};
 use crate::stats::{Counters, Stats};
 
 /// Default `stack_max`: 256 KiB per coroutine, guard page included.
 pub const DEFAULT_STACK_MAX: usize = 256 << 10;
+
+/// Default [`RuntimeBuilder::compact_idle_sockets`]: a coroutine parked on
+/// a socket for a second is compacted (where guard regions are available).
+pub const DEFAULT_SOCKET_COMPACT_AFTER: Duration = Duration::from_secs(1);
 
 /// Most worker threads a runtime accepts: Go's cap on `GOMAXPROCS`
 /// (`_MaxGomaxprocs` in runtime/proc.go). Far above any useful count, and
@@ -61,6 +65,7 @@ pub struct RuntimeBuilder {
     workers: Option<usize>,
     stack_max: usize,
     compact_after: Option<Duration>,
+    compact_sockets: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -98,6 +103,23 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Compact coroutines parked on a socket (`spindle::net`) longer than
+    /// `after`; `None` turns it off. On by default, after
+    /// [`DEFAULT_SOCKET_COMPACT_AFTER`], wherever compaction works without
+    /// a VMA cost (guard regions, Linux 6.13+), and silently off elsewhere
+    /// or if the system refuses it. This is spindle's counterpart of Go
+    /// shrinking idle goroutines' stacks at every GC: a server's idle
+    /// connections are most of its coroutines, and a compacted one costs
+    /// its live bytes (a few hundred) instead of a 4 KiB page. A coroutine
+    /// parked anywhere else (a channel, a lock, `sleep`) is compacted only
+    /// with [`compact_after`](Self::compact_after), which, when set, also
+    /// applies to sockets. The costs are those of `compact_after`, paid
+    /// only by a connection that was quiet for `after`.
+    pub fn compact_idle_sockets(mut self, after: Option<Duration>) -> Self {
+        self.compact_sockets = after;
+        self
+    }
+
     /// Start the runtime.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
@@ -118,6 +140,27 @@ impl RuntimeBuilder {
         if self.compact_after.is_some() {
             crate::stack::compact::pages::enable(mode)?;
         }
+        let compact = match (self.compact_after, self.compact_sockets) {
+            (Some(after), _) => Some(CompactPolicy {
+                after,
+                every_park: true,
+            }),
+            // The default for sockets: only where it costs no mappings,
+            // and only if the system lets us (else off, without an error).
+            // Not under AddressSanitizer: the pass reads whole frames,
+            // redzones included, which ASan reports.
+            (None, Some(after))
+                if !cfg!(spindle_asan)
+                    && mode == guard::GuardMode::Regions
+                    && crate::stack::compact::pages::enable(mode).is_ok() =>
+            {
+                Some(CompactPolicy {
+                    after,
+                    every_park: false,
+                })
+            }
+            (None, _) => None,
+        };
 
         let poller = Arc::new(Poller::new()?);
         let queues: Vec<RunQueue> = (0..workers).map(|_| RunQueue::new()).collect();
@@ -133,7 +176,7 @@ impl RuntimeBuilder {
             shutdown: AtomicBool::new(false),
             spawns_in_flight: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            compact_after: self.compact_after,
+            compact,
         });
         let mut rt = Runtime {
             scheduler: scheduler.clone(),
@@ -174,6 +217,7 @@ impl Runtime {
             workers: None,
             stack_max: DEFAULT_STACK_MAX,
             compact_after: None,
+            compact_sockets: Some(DEFAULT_SOCKET_COMPACT_AFTER),
         }
     }
 

@@ -151,7 +151,8 @@ pub struct Stats {
     /// Times a worker thread went to sleep for lack of work.
     pub worker_sleeps: u64,
     /// Parked coroutines whose stacks are compacted right now
-    /// (`RuntimeBuilder::compact_after`; 0 when it is off).
+    /// (`RuntimeBuilder::compact_after` and `compact_idle_sockets`; 0 when
+    /// both are off).
     pub compacted: u64,
     /// Compactions so far.
     pub compactions: u64,

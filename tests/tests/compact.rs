@@ -230,10 +230,15 @@ fn a_system_call_into_a_compacted_stack_gets_efault() {
     assert!(intact, "a failed read(2) changed the compacted bytes");
 }
 
-/// Compaction off (the default): nothing is ever compacted.
+/// By default a coroutine parked on a channel is never compacted (only
+/// sockets are, `compact_idle_sockets`).
 #[test]
-fn compaction_is_off_by_default() {
-    let rt = Runtime::builder().workers(1).build().unwrap();
+fn by_default_a_channel_park_is_not_compacted() {
+    let rt = Runtime::builder()
+        .workers(1)
+        .compact_idle_sockets(Some(AFTER))
+        .build()
+        .unwrap();
     let (tx, rx) = chan::bounded::<()>(0);
     let h = spindle::Builder::new()
         .spawn_on(&rt, move || rx.recv().unwrap())
@@ -243,6 +248,70 @@ fn compaction_is_off_by_default() {
     assert_eq!((stats.compacted, stats.compactions), (0, 0), "{stats:?}");
     tx.send(()).unwrap();
     h.join().unwrap();
+}
+
+/// A coroutine that keeps a pattern on its stack and parks reading a silent
+/// socket; returns its handle once `rt` has run it, and the peer's end.
+fn park_on_a_silent_socket(
+    rt: &Runtime,
+) -> (spindle::JoinHandle<([u8; 4], bool)>, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = Builder::new()
+        .spawn_on(rt, move || {
+            let local = std::hint::black_box(pattern(7));
+            let mut conn = spindle::net::TcpStream::connect(addr).unwrap();
+            let mut got = [0u8; 4];
+            conn.read_exact(&mut got).unwrap();
+            (got, local == pattern(7))
+        })
+        .unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    (h, peer)
+}
+
+/// The default runtime compacts a coroutine idle on a socket for
+/// `DEFAULT_SOCKET_COMPACT_AFTER` (with guard regions; not under the
+/// mprotect fallback, where compaction costs mappings), and the woken
+/// coroutine reads the bytes and finds its stack as it left it.
+#[test]
+fn by_default_a_coroutine_idle_on_a_socket_is_compacted() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (h, mut peer) = park_on_a_silent_socket(&rt);
+    if spindle_tests::guard_mode() == spindle::GuardMode::Regions
+        && std::env::var_os("SPINDLE_ASAN").is_none()
+    {
+        assert!(
+            spindle::DEFAULT_SOCKET_COMPACT_AFTER <= Duration::from_secs(5),
+            "the bench and this test wait for it"
+        );
+        wait_compacted(&rt, 1);
+    } else {
+        std::thread::sleep(spindle::DEFAULT_SOCKET_COMPACT_AFTER * 2);
+        let stats = rt.stats();
+        assert_eq!(stats.compactions, 0, "{stats:?}");
+    }
+    peer.write_all(b"ping").unwrap();
+    let (got, intact) = h.join().unwrap();
+    assert_eq!(&got, b"ping");
+    assert!(intact, "the woken coroutine found its stack changed");
+    assert_eq!(rt.stats().compacted, 0);
+}
+
+/// `compact_idle_sockets(None)` turns it off.
+#[test]
+fn compact_idle_sockets_none_turns_it_off() {
+    let rt = Runtime::builder()
+        .workers(1)
+        .compact_idle_sockets(None)
+        .build()
+        .unwrap();
+    let (h, mut peer) = park_on_a_silent_socket(&rt);
+    std::thread::sleep(AFTER * 10);
+    let stats = rt.stats();
+    assert_eq!(stats.compactions, 0, "{stats:?}");
+    peer.write_all(b"pong").unwrap();
+    assert_eq!(h.join().unwrap(), (*b"pong", true));
 }
 
 /// A wild write into the guard page of a compacted coroutine is still a

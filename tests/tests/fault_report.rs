@@ -48,8 +48,8 @@ fn a_newline_in_the_name_cannot_forge_a_report_line() {
         "forged-name",
         "a\nspindle: coroutine #0 (forged) overflowed its 1 KiB stack",
     );
-    // Escaped, then cut to the label's 32 bytes.
-    let expected_name = r"a\nspindle: coroutine #0 (forged";
+    // Escaped, then cut to the label's 16 bytes.
+    let expected_name = r"a\nspindle: coro";
     assert!(
         line.starts_with("spindle: coroutine #")
             && line.ends_with(&format!(
@@ -68,8 +68,8 @@ fn a_long_name_is_cut_on_a_character_boundary() {
         "utf8-name",
         &name,
     );
-    // 1 + 15 * 2 bytes fit in the label's 32; half an 'é' must not.
-    let cut = format!("x{}", "é".repeat(15));
+    // 1 + 7 * 2 bytes fit in the label's 16; half an 'é' must not.
+    let cut = format!("x{}", "é".repeat(7));
     assert!(
         line.ends_with(&format!(
             " ({cut}) overflowed its {} KiB stack",

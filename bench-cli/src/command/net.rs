@@ -53,7 +53,8 @@ use crate::present::{progress, units};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Server {
-    /// A spindle coroutine per connection.
+    /// A spindle coroutine per connection, default runtime (it compacts
+    /// coroutines idle on a socket: `compact_idle_sockets`).
     Spindle,
     /// The same, with `compact_after` (`--compact-after`, default 10ms).
     #[serde(rename = "spindle-compact")]
@@ -528,13 +529,16 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     };
     let listen_backlog = sockets::listen_backlog(server.port);
 
-    // Let the last tasks park in their reads, then read the idle figures
-    // (compacted: once compaction is done, see `compaction_done`).
+    // Let the last tasks park in their reads, then read the idle figures;
+    // a spindle server's once its compaction is done (`compaction_done`):
+    // the default runtime compacts coroutines idle on a socket for
+    // `DEFAULT_SOCKET_COMPACT_AFTER`, as Go's GC (run before its figures
+    // are read) shrinks idle goroutines' stacks.
     std::thread::sleep(Duration::from_millis(300));
-    let (idle_figures, compact_wait) = if at.server == Server::SpindleCompact {
-        compaction_done(&mut server, cfg.compact_after, n)?
-    } else {
-        (server.ready()?, None)
+    let (idle_figures, compact_wait) = match at.server {
+        Server::SpindleCompact => compaction_done(&mut server, cfg.compact_after, n)?,
+        Server::Spindle => compaction_done(&mut server, spindle::DEFAULT_SOCKET_COMPACT_AFTER, n)?,
+        Server::Go | Server::Threads => (server.ready()?, None),
     };
     let idle_mem = server.mem()?;
     let idle_kernel = KernelSockets::now()?;
@@ -611,7 +615,7 @@ fn measure(cfg: &NetConfig, at: ServerAt, go: Option<&Goref>) -> Result<ServerRu
     })
 }
 
-/// Wait until the compacted server's compaction is done: N stacks (the
+/// Wait until a spindle server's compaction is done: N stacks (the
 /// connections) compacted, or the count unchanged for half a second, at
 /// least `after` + 500 ms after the set-up's last echo and at most 20 s.
 /// Returns the last figures and how long the wait was (the 300 ms settle

@@ -284,13 +284,16 @@ pub fn caption(r: &NetReport) -> String {
 
 /// The spindle servers' settings beyond the defaults, for the caption.
 fn caption_spindle(s: &NetSettings) -> String {
-    let mut out = String::new();
+    let mut out = format!(
+        " spindle server: the default runtime, which compacts a coroutine idle on a socket for {} (compact_idle_sockets; with guard regions only); its memory is read once that is done, as Go's is read after a GC, which shrinks idle goroutines' stacks.",
+        self::ns(spindle::DEFAULT_SOCKET_COMPACT_AFTER.as_nanos() as f64)
+    );
     if let Some(b) = s.stack_max {
         out.push_str(&format!(" spindle stack_max {}.", bytes(b as f64)));
     }
     if let Some(ns) = s.compact_after_ns {
         out.push_str(&format!(
-            " Compacted server: compact_after({}); its memory is read once its stacks are compacted (N of them, or the count steady for 0.5 s).",
+            " Compacted server: compact_after({}), every park; its memory is read once its stacks are compacted (N of them, or the count steady for 0.5 s).",
             self::ns(ns as f64)
         ));
     }

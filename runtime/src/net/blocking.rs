@@ -90,23 +90,45 @@ impl Blocking {
         &self,
         sock: &Socket,
         dir: Direction,
-        mut op: impl FnMut(RawFd) -> io::Result<T>,
+        op: impl FnMut(RawFd) -> io::Result<T>,
     ) -> io::Result<T> {
         if self.nonblocking() {
-            loop {
-                match op(sock.as_raw_fd()) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => return r,
-                }
-            }
+            return once(sock, op);
         }
+        sock.io(dir, self.deadline(dir), op)
+    }
+
+    /// [`io`](Self::io) for a stream read of `len` bytes, through
+    /// `Socket::read_stream` when blocking.
+    pub(crate) fn read_stream(
+        &self,
+        sock: &Socket,
+        len: usize,
+        op: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.nonblocking() {
+            return once(sock, op);
+        }
+        sock.read_stream(len, self.deadline(Direction::Read), op)
+    }
+
+    /// The deadline of an operation in `dir` starting now.
+    fn deadline(&self, dir: Direction) -> Option<Instant> {
         // A timeout too far away to represent is no timeout.
-        let ns = self.slot(&dir).load(Ordering::Relaxed);
-        let deadline = match ns {
+        match self.slot(&dir).load(Ordering::Relaxed) {
             0 => None,
             ns => Instant::now().checked_add(Duration::from_nanos(ns)),
-        };
-        sock.io(dir, deadline, op)
+        }
+    }
+}
+
+/// Run `op` once on `sock`'s fd, retrying only `EINTR`.
+fn once<T>(sock: &Socket, mut op: impl FnMut(RawFd) -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op(sock.as_raw_fd()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
     }
 }
 

@@ -72,6 +72,16 @@ impl Endpoint {
         self.blocking.io(&self.sock, dir, op)
     }
 
+    /// A stream read of `len` bytes the way this handle blocks
+    /// ([`Blocking::read_stream`]).
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.blocking.read_stream(&self.sock, len, op)
+    }
+
     /// A second handle to the same socket (a `dup`, which gets its own
     /// registration), with a copy of this one's settings.
     pub(crate) fn try_clone(&self) -> io::Result<Endpoint> {

@@ -77,14 +77,17 @@ use crate::sched::idle::Wakeup;
 use crate::sched::worker::Worker;
 use poller::{events, Poller};
 
-/// The poller of the running coroutine's runtime, or `None` outside a
-/// coroutine (a plain thread, or a coroutine being cancelled).
-fn current_poller() -> Option<Arc<Poller>> {
+/// `f` applied to the poller of the running coroutine's runtime, or `None`
+/// outside a coroutine (a plain thread, or a coroutine being cancelled).
+/// Lent, not cloned: a park is not worth two atomic read-modify-writes on
+/// a count that every worker shares.
+fn with_current_poller<R>(f: impl FnOnce(&Arc<Poller>) -> R) -> Option<R> {
     let task = crate::sched::context::current()?;
     // SAFETY: the running task is alive while it runs and has started, so
-    // it has a home, and its worker keeps the Scheduler alive meanwhile.
+    // it has a home, and its worker keeps the Scheduler alive meanwhile;
+    // `f` runs within that time (it does not park).
     let scheduler = unsafe { &*(*crate::sched::home_of(task.as_ref())).scheduler };
-    Some(scheduler.poller.clone())
+    Some(f(&scheduler.poller))
 }
 
 /// A worker out of coroutines polls without blocking (Go's `netpoll(0)` in

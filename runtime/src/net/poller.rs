@@ -2,12 +2,13 @@
 //! worker blocked in it (Go's runtime/netpoll_epoll.go).
 //!
 //! * [`register`](Poller::register) adds a socket once, edge-triggered, for
-//!   read and write together (`EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`), with
+//!   read and write together (`EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLPRI|EPOLLET`;
+//!   `EPOLLPRI`, urgent data, only so that `readiness.rs` learns of it), with
 //!   its table index and sequence number as the event's data (`table.rs`).
 //! * [`poll`](Poller::poll) collects events, without blocking or until a
 //!   timeout, and [`dispatch`](Poller::dispatch) hands each to its socket's
 //!   [`Readiness`](super::readiness::Readiness), which wakes the waiters
-//!   through the scheduler's ordinary `wake`.
+//!   at the back of their home's line (`wake_queued`, see `mod.rs`).
 //! * The **kick**: an eventfd registered level-triggered under the data word
 //!   [`KICK`]. `Idle::ring` writes it only when the worker it rings is
 //!   blocked in `epoll_wait` (Go's `netpollBreak`); only that worker, the
@@ -148,7 +149,9 @@ impl Poller {
     pub fn register(&self, fd: RawFd) -> io::Result<(u32, u32)> {
         let index = self.table.alloc();
         let seq = self.table.get(index).seq();
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        let events =
+            (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET)
+                as u32;
         if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, fd, events, token(index, seq)) {
             self.table.free(index);
             return Err(e);
@@ -247,8 +250,13 @@ impl Poller {
     /// coroutines were woken.
     pub fn dispatch(&self, events: &[libc::epoll_event]) -> usize {
         const READ: u32 =
-            (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+            (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR)
+                as u32;
         const WRITE: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        // After these a short read may leave data or an end behind with no
+        // edge to come (`readiness.rs`, "Skipping a read").
+        const FINAL: u32 =
+            (libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         let mut woken = 0;
         for e in events {
             // Copies: on x86-64 the struct is packed, so no references.
@@ -260,7 +268,7 @@ impl Poller {
             woken += self
                 .table
                 .get(index)
-                .notify(seq, bits & READ != 0, bits & WRITE != 0)
+                .notify(seq, bits & READ != 0, bits & WRITE != 0, bits & FINAL != 0)
                 .wake();
         }
         woken

@@ -23,6 +23,21 @@
 //! wake turns into `NOTIFIED` and the park is not committed). The loom model
 //! below checks both together, with threads standing in for coroutines.
 //!
+//! **Skipping a read that would fail.** A stream read that returned fewer
+//! bytes than it asked for emptied the socket's receive queue (TCP copies
+//! until the queue is empty or the buffer full), and every byte that
+//! arrives after it brings an edge. So the next read may skip its first
+//! try, which would only give `EAGAIN`, and go straight to
+//! [`enqueue`](Readiness::enqueue) (`Socket::read_stream`): the edges of
+//! any data that came meanwhile are in `ready`, or will wake the waiter.
+//! Two exceptions, when a short read leaves data (or an end) behind with
+//! no new edge to come: TCP stops at an urgent mark (`EPOLLPRI`), and at a
+//! FIN, a reset or an error (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`). The
+//! poller reports those as `final_event`: `notify` remembers it for good
+//! (`State::final_event`), and a skipping waiter that finds it retries at once.
+//! Go tries every read; tokio's `PollEvented` clears readiness after a
+//! short read the same way and keeps its closed bits for the same reason.
+//!
 //! `seq` names the registration: the entry is reused for another socket
 //! once this one is deregistered (`table.rs`), and deregistration bumps
 //! `seq`. An epoll event carries the `seq` it was registered with, so an
@@ -40,6 +55,10 @@ pub(crate) struct Readiness {
 
 struct State {
     seq: u32,
+    /// An event of this registration reported urgent data, a peer's
+    /// shutdown, a hang-up or an error: a short read no longer proves the
+    /// receive queue empty (see the module docs). Never cleared.
+    final_event: bool,
     /// Indexed by `Direction as usize`: read, write.
     dirs: [Dir; 2],
 }
@@ -91,6 +110,7 @@ impl Readiness {
         Readiness {
             state: Mutex::new(State {
                 seq: 0,
+                final_event: false,
                 dirs: Default::default(),
             }),
         }
@@ -102,11 +122,22 @@ impl Readiness {
     }
 
     /// Waiter side, after an operation in direction `dir` failed with
-    /// `EAGAIN`: consume a pending edge, or queue `waiter()`.
-    pub fn enqueue(&self, seq: u32, dir: usize, waiter: impl FnOnce() -> Waiter) -> Check {
+    /// `EAGAIN`, or in place of a read that a short read showed would
+    /// (`skipped`): consume a pending edge, or queue `waiter()`. A skipping
+    /// waiter retries at once if the socket ever reported a final event.
+    pub fn enqueue(
+        &self,
+        seq: u32,
+        dir: usize,
+        skipped: bool,
+        waiter: impl FnOnce() -> Waiter,
+    ) -> Check {
         let mut s = lock(&self.state);
         if s.seq != seq {
             return Check::Closed;
+        }
+        if skipped && s.final_event {
+            return Check::Ready;
         }
         let d = &mut s.dirs[dir];
         if d.ready {
@@ -140,13 +171,16 @@ impl Readiness {
 
     /// Event side: an edge for registration `seq` in the given directions.
     /// Takes the waiters of each, or remembers the edge if there are none.
-    /// A stale `seq` (the socket was deregistered) is ignored.
-    pub fn notify(&self, seq: u32, read: bool, write: bool) -> Wakes {
+    /// `final_event`: the event reported urgent data, a shutdown, a hang-up or
+    /// an error (remembered for good). A stale `seq` (the socket was
+    /// deregistered) is ignored.
+    pub fn notify(&self, seq: u32, read: bool, write: bool, final_event: bool) -> Wakes {
         let mut wakes = Wakes::default();
         let mut s = lock(&self.state);
         if s.seq != seq {
             return wakes;
         }
+        s.final_event |= final_event;
         for (i, hit) in [read, write].into_iter().enumerate() {
             if !hit {
                 continue;
@@ -173,6 +207,7 @@ impl Readiness {
             return wakes;
         }
         s.seq = seq.wrapping_add(1);
+        s.final_event = false;
         for (i, d) in s.dirs.iter_mut().enumerate() {
             d.ready = false;
             wakes.first[i] = d.first.take();
@@ -202,14 +237,14 @@ mod loom_tests {
             let (r2, data2) = (r.clone(), data.clone());
             let kernel = loom::thread::spawn(move || {
                 data2.store(true, Release);
-                r2.notify(0, true, false).wake();
+                r2.notify(0, true, false, false).wake();
             });
             loop {
                 if data.load(Acquire) {
                     break; // the "read" succeeded
                 }
                 let me = Caller::get();
-                match r.enqueue(0, 0, || me.to_waiter()) {
+                match r.enqueue(0, 0, false, || me.to_waiter()) {
                     Check::Ready => continue,
                     Check::Closed => unreachable!(),
                     Check::Queued => {}
@@ -234,7 +269,7 @@ mod loom_tests {
             });
             let closed = loop {
                 let me = Caller::get();
-                match r.enqueue(0, 0, || me.to_waiter()) {
+                match r.enqueue(0, 0, false, || me.to_waiter()) {
                     Check::Closed => break true,
                     Check::Ready => unreachable!("no edge was delivered"),
                     Check::Queued => {}
@@ -245,9 +280,9 @@ mod loom_tests {
             assert!(closed);
             closer.join().unwrap();
             assert_eq!(r.seq(), 1);
-            assert_eq!(r.notify(0, true, true).wake(), 0);
+            assert_eq!(r.notify(0, true, true, false).wake(), 0);
             let me = Caller::get();
-            assert_eq!(r.enqueue(1, 0, || me.to_waiter()), Check::Queued);
+            assert_eq!(r.enqueue(1, 0, false, || me.to_waiter()), Check::Queued);
             assert!(r.withdraw(0, me.addr()).is_some());
         });
     }

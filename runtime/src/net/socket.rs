@@ -19,6 +19,13 @@
 //! `OwnedFd`, before the fd is closed (fd numbers are reused). The
 //! registration holds the poller alive, so a socket may outlive its runtime.
 //!
+//! A stream read ([`Socket::read_stream`], TCP's `read`) that returned less
+//! than it asked for marks the socket *drained*; the next one then parks
+//! before its first try, which would have failed with `EAGAIN` (an echo
+//! server's every other `read`). `readiness.rs` says why no edge is lost,
+//! and when the skip is not made (a socket that is not TCP, urgent data, a
+//! peer's shutdown, an error).
+//!
 //! For the API: `accept` is `io(Read, ..)` around `accept4(.., SOCK_NONBLOCK
 //! | SOCK_CLOEXEC)` and [`Socket::from_nonblocking`]; `connect` is
 //! [`Socket::connect`]; `read`/`recv`/`write`/`send` are `io` around the
@@ -30,6 +37,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -52,6 +60,10 @@ pub(crate) enum Direction {
 pub(crate) struct Socket {
     /// Declared before `fd`: dropped first, so deregistration precedes close.
     reg: OnceLock<Registration>,
+    /// The last stream read returned fewer bytes than it asked for: the
+    /// receive queue was empty then (`read_stream`). A hint; a stale `true`
+    /// costs one park that an edge ends at once.
+    drained: AtomicBool,
     fd: OwnedFd,
 }
 
@@ -61,6 +73,10 @@ struct Registration {
     fd: RawFd,
     index: u32,
     seq: u32,
+    /// A TCP socket (`SO_PROTOCOL`): a short read proves its receive queue
+    /// empty. Not a Unix stream socket (a read stops between two senders'
+    /// credentials) nor SCTP (a read stops at a message's end).
+    drains: bool,
 }
 
 impl Registration {
@@ -117,6 +133,7 @@ impl Socket {
     pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
         Socket {
             reg: OnceLock::new(),
+            drained: AtomicBool::new(false),
             fd,
         }
     }
@@ -124,7 +141,7 @@ impl Socket {
     /// Deregister, clear `O_NONBLOCK`, and give the fd back (for a
     /// `std::net` type, which expects a blocking fd).
     pub(crate) fn into_owned(self) -> OwnedFd {
-        let Socket { reg, fd } = self;
+        let Socket { reg, fd, .. } = self;
         drop(reg);
         // The fd stays valid either way; a failure leaves it non-blocking.
         let _ = set_nonblocking(fd.as_raw_fd(), false);
@@ -164,6 +181,34 @@ impl Socket {
         }
     }
 
+    /// [`io`](Self::io) for a read from a stream socket, `op` asking for
+    /// `len` bytes: if the last such read came back short (the receive
+    /// queue was empty), park first and try `op` after, saving a read that
+    /// would fail with `EAGAIN`; only a coroutine of the runtime that the
+    /// socket is registered with does, and only if the socket is TCP
+    /// (`readiness.rs` says why no edge is lost). `op` is still tried at
+    /// least once.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.drained.load(Relaxed) {
+            self.drained.store(false, Relaxed);
+            if len > 0 {
+                self.wait_drained(deadline)?;
+            }
+        }
+        self.io(Direction::Read, deadline, |fd| {
+            let r = op(fd);
+            if matches!(r, Ok(n) if n > 0 && n < len) {
+                self.drained.store(true, Relaxed);
+            }
+            r
+        })
+    }
+
     /// `connect(2)` to `addr`, waiting as [`io`](Self::io) does while the
     /// connection is in progress (`EINPROGRESS`). At `deadline` returns
     /// `Err` of kind `TimedOut`, "connection timed out", as
@@ -192,7 +237,9 @@ impl Socket {
     /// socket never waited.
     pub(crate) fn wake_waiters(&self) {
         if let Some(reg) = self.reg.get() {
-            reg.readiness().notify(reg.seq, true, true).wake();
+            // A final event: a read stopped short by the shutdown must
+            // not be taken for a proof of an empty queue.
+            reg.readiness().notify(reg.seq, true, true, true).wake();
         }
     }
 
@@ -214,13 +261,30 @@ impl Socket {
     /// Wait once for readiness in `dir` (may return early: the caller
     /// retries its operation either way).
     fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        match super::current_poller() {
-            Some(poller) => match self.registration(&poller)? {
-                Some(reg) if Arc::ptr_eq(&reg.poller, &poller) => park(reg, dir, deadline),
-                _ => self.poll_once(dir, deadline),
-            },
+        // Our registration, if it is with the running coroutine's runtime.
+        let mine = super::with_current_poller(|poller| -> io::Result<_> {
+            Ok(self
+                .registration(poller)?
+                .filter(|reg| Arc::ptr_eq(&reg.poller, poller)))
+        });
+        match mine.transpose()?.flatten() {
+            Some(reg) => park(reg, dir, deadline, false),
             None => self.poll_once(dir, deadline),
         }
+    }
+
+    /// In place of a read that a short read showed would fail: park until
+    /// readable (or the deadline) if this is a coroutine of the runtime
+    /// the socket is registered with and the socket is TCP; else return
+    /// at once, and the caller reads.
+    fn wait_drained(&self, deadline: Option<Instant>) -> io::Result<()> {
+        let Some(reg) = self.reg.get().filter(|reg| reg.drains) else {
+            return Ok(());
+        };
+        if super::with_current_poller(|poller| Arc::ptr_eq(&reg.poller, poller)) == Some(true) {
+            park(reg, Direction::Read, deadline, true)?;
+        }
+        Ok(())
     }
 
     /// This socket's registration, made with `poller` if it has none yet.
@@ -233,11 +297,16 @@ impl Socket {
         let fd = self.fd.as_raw_fd();
         match poller.register(fd) {
             Ok((index, seq)) => {
+                let drains = matches!(
+                    sys::getsockopt::<libc::c_int>(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL),
+                    Ok(libc::IPPROTO_TCP)
+                );
                 let mine = Registration {
                     poller: poller.clone(),
                     fd,
                     index,
                     seq,
+                    drains,
                 };
                 // Another coroutine (of another runtime: within one epoll
                 // the second `EPOLL_CTL_ADD` fails) may have won the race:
@@ -308,11 +377,17 @@ fn connect_finished(fd: RawFd) -> io::Result<()> {
 }
 
 /// Park the running coroutine until `reg` is ready in `dir` (or the
-/// deadline passes, or a spurious wake-up): see `readiness.rs`.
-fn park(reg: &Registration, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+/// deadline passes, or a spurious wake-up): see `readiness.rs`. `skipped`:
+/// in place of a read that a short read showed would fail.
+fn park(
+    reg: &Registration,
+    dir: Direction,
+    deadline: Option<Instant>,
+    skipped: bool,
+) -> io::Result<()> {
     let readiness = reg.readiness();
     let me = Caller::get();
-    match readiness.enqueue(reg.seq, dir as usize, || me.to_waiter()) {
+    match readiness.enqueue(reg.seq, dir as usize, skipped, || me.to_waiter()) {
         Check::Ready => return Ok(()),
         Check::Closed => {
             return Err(io::Error::new(
@@ -329,10 +404,7 @@ fn park(reg: &Registration, dir: Direction, deadline: Option<Instant>) -> io::Re
         dir,
         me: me.addr(),
     };
-    match deadline {
-        Some(d) => me.park_until(d),
-        None => me.park(),
-    }
+    me.park_on_socket(deadline);
     Ok(())
 }
 

@@ -234,11 +234,12 @@ fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpS
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.endpoint
-            .io(Direction::Read, |fd| sys::recv(fd, buf, 0))
+            .read_stream(buf.len(), |fd| sys::recv(fd, buf, 0))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.endpoint.io(Direction::Read, |fd| sys::readv(fd, bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.endpoint.read_stream(len, |fd| sys::readv(fd, bufs))
     }
 }
 

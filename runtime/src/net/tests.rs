@@ -342,7 +342,7 @@ fn stale_event_after_reuse_wakes_nobody() {
     let r = poller.table.get(index2);
     let me = crate::park::Caller::get();
     assert_eq!(
-        r.enqueue(seq2, 0, || me.to_waiter()),
+        r.enqueue(seq2, 0, false, || me.to_waiter()),
         Check::Queued,
         "the stale event left no edge behind"
     );
@@ -356,7 +356,7 @@ fn stale_event_after_reuse_wakes_nobody() {
         "the live event wakes the waiter"
     );
     assert!(r.withdraw(0, me.addr()).is_none());
-    assert_eq!(r.enqueue(seq, 0, || me.to_waiter()), Check::Closed);
+    assert_eq!(r.enqueue(seq, 0, false, || me.to_waiter()), Check::Closed);
     poller.deregister(c.as_raw_fd(), index2, seq2);
 }
 
@@ -463,4 +463,122 @@ fn debug_matches_std() {
         format!("{udp:?}"),
         std_debug::<std::net::UdpSocket>(udp.as_raw_fd())
     );
+}
+
+/// A loopback TCP connection whose server end is read in a coroutine of a
+/// one-worker runtime while `send`, on a plain thread, writes to the client
+/// end. The only worker is kept busy until `send` returns, so that all it
+/// sent reaches the reader in one epoll event: the reader wakes once, and
+/// its first read stops short of the end of what is there. It reads until
+/// end of file or until it has `want` bytes. Returns the bytes and whether
+/// it saw end of file; panics if a read never returns (an edge was lost).
+fn read_after_one_event(
+    want: usize,
+    send: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+) -> (Vec<u8>, bool) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::mpsc;
+
+    let rt = rt(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let server = super::TcpStream::from(listener.accept().unwrap().0);
+    let (go_tx, go_rx) = mpsc::channel();
+    let sent = Arc::new(AtomicBool::new(false));
+    let sent2 = sent.clone();
+    let sender = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        send(&mut client);
+        sent2.store(true, SeqCst);
+        client // kept open until the reader is done
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    let _reader = rt.spawn(move || {
+        // Runs when the reader parks in its first read (one worker), and
+        // holds the worker until everything is sent.
+        crate::spawn(move || {
+            go_tx.send(()).unwrap();
+            while !sent.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+        });
+        let (mut got, mut buf) = (Vec::new(), [0u8; 64]);
+        let eof = loop {
+            match (&server).read(&mut buf).unwrap() {
+                0 => break true,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+            if got.len() >= want {
+                break false;
+            }
+        };
+        done_tx.send((got, eof)).unwrap();
+    });
+    let result = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a read never returned: an edge was lost");
+    drop(sender.join().unwrap());
+    result
+}
+
+#[test]
+fn short_read_before_a_fin_still_sees_end_of_file() {
+    // Data and FIN in one event: the first read stops at the FIN, short;
+    // the next must not take that for a drained socket and park for good.
+    use std::io::Write;
+    let (got, eof) = read_after_one_event(usize::MAX, |c| {
+        c.write_all(b"abc").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    assert_eq!((&got[..], eof), (&b"abc"[..], true));
+}
+
+#[test]
+fn short_read_at_an_urgent_mark_still_sees_the_rest() {
+    // TCP stops a read at the urgent mark, short, with data behind it and
+    // no edge to come (the urgent byte itself is out of band and skipped).
+    use std::io::Write;
+    let (got, eof) = read_after_one_event(4, |c| {
+        c.write_all(b"ab").unwrap();
+        // SAFETY: one valid byte, on a socket we own.
+        let n = unsafe { libc::send(c.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(n, 1);
+        c.write_all(b"cd").unwrap();
+    });
+    assert_eq!((&got[..], eof), (&b"abcd"[..], false));
+}
+
+#[test]
+fn drained_reads_see_every_byte_of_many_small_writes() {
+    // The reader's buffer is larger than each write, so most reads are
+    // short and the next one parks before trying: nothing may be lost.
+    use std::io::{Read, Write};
+    let rt = rt(2);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client.set_nodelay(true).unwrap();
+    let server = super::TcpStream::from(listener.accept().unwrap().0);
+    let reader = rt.spawn(move || {
+        let (mut sum, mut total, mut buf) = (0u64, 0usize, [0u8; 256]);
+        loop {
+            let n = (&server).read(&mut buf).unwrap();
+            if n == 0 {
+                break (sum, total);
+            }
+            total += n;
+            sum += buf[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
+        }
+    });
+    let mut expect = 0u64;
+    for i in 0..3000u32 {
+        let chunk = [(i % 251) as u8; 3];
+        expect += 3 * u64::from(chunk[0]);
+        client.write_all(&chunk).unwrap();
+        if i % 61 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    drop(client);
+    assert_eq!(reader.join().unwrap(), (expect, 9000));
 }

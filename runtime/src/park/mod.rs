@@ -144,6 +144,21 @@ impl Waiter {
             Kind::Thread(p) => p.park_until(deadline),
         }
     }
+
+    /// [`park`](Self::park) or [`park_until`](Self::park_until) for a
+    /// waiter on a socket: a coroutine tells its worker that this wait may
+    /// be long, so that it may be compacted (`sched/compact.rs`).
+    pub fn park_on_socket(&self, deadline: Option<std::time::Instant>) {
+        match (self.kind(), deadline) {
+            (Kind::Task(t), Some(deadline)) => {
+                let _wake_up = crate::sched::timer::wake_at(t, deadline);
+                crate::sched::park_on_socket();
+            }
+            (Kind::Task(_), None) => crate::sched::park_on_socket(),
+            (Kind::Thread(p), Some(deadline)) => p.park_until(deadline),
+            (Kind::Thread(p), None) => p.park(),
+        }
+    }
 }
 
 /// [`Waiter::wake`] for a thread: out of line, so that the task case stays

@@ -1,4 +1,5 @@
-//! The compaction pass of one worker (`RuntimeBuilder::compact_after`).
+//! The compaction pass of one worker (`RuntimeBuilder::compact_after` and
+//! `compact_idle_sockets`).
 //!
 //! A coroutine that stays parked longer than `after` has its stack
 //! compacted by its home worker (`stack/compact/`: the live bytes go to a
@@ -6,6 +7,12 @@
 //! bytes are back). The worker is the right place: a started coroutine only
 //! ever runs there (it is pinned), so between two resumes nothing else runs
 //! on that stack, and the same worker restores it before the next resume.
+//!
+//! **Who is queued.** With `compact_after`, every coroutine that parks.
+//! Otherwise (the default, `compact_idle_sockets`), only one that parks on
+//! a socket (`Suspend::ParkOnSocket`): a wait of unknown length, often
+//! seconds or hours for an idle connection, while a channel or lock wait in
+//! a busy program is short and would pay for the queueing for nothing.
 //!
 //! **Who is old enough.** When a coroutine of this worker parks, the worker
 //! writes a *stamp* (milliseconds since the compactor started, never 0,
@@ -22,8 +29,10 @@
 //! resume on them.)
 //!
 //! **Hot path.** With compaction off the worker has no compactor and
-//! nothing here runs. With it on, a park costs a clock read, a reference
-//! count and a queue push; a resume costs one load of the compaction word.
+//! nothing here runs. With it on, a queued park costs a clock read, a
+//! reference count and a queue push (with sockets only, a channel park
+//! costs one test of the policy); a resume costs one load of the compaction
+//! word.
 //!
 //! **When the pass runs.** Every `GLOBAL_POLL_INTERVAL` rounds of a busy
 //! worker (at most [`BUSY_BATCH`] compactions then, so running coroutines
@@ -35,6 +44,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::CompactPolicy;
 use crate::stack::compact::pages::{self, SlotPages};
 use crate::stack::compact::{self as protocol, table};
 use crate::stack::guard::GuardMode;
@@ -77,6 +87,9 @@ pub(crate) struct Outcome {
 
 pub(crate) struct Compactor {
     after_ms: u64,
+    /// Every park is queued (`compact_after`), or only parks on a socket
+    /// (`compact_idle_sockets`).
+    every_park: bool,
     started: Instant,
     mode: GuardMode,
     /// Tasks of this worker in park order, with the stamp they parked with.
@@ -88,9 +101,10 @@ pub(crate) struct Compactor {
 }
 
 impl Compactor {
-    pub fn new(after: Duration) -> Compactor {
+    pub fn new(policy: CompactPolicy) -> Compactor {
         Compactor {
-            after_ms: (after.as_millis() as u64).max(1),
+            after_ms: (policy.after.as_millis() as u64).max(1),
+            every_park: policy.every_park,
             started: Instant::now(),
             mode: pages::mode(),
             parked: RefCell::new(VecDeque::new()),
@@ -114,6 +128,12 @@ impl Compactor {
         (Self::stamp(now_ms) as u64 + STAMP_MOD - stamp as u64) % STAMP_MOD
     }
 
+    /// Whether every park is queued, or only parks on a socket.
+    #[inline(always)]
+    pub fn every_park(&self) -> bool {
+        self.every_park
+    }
+
     /// A task of this worker has just parked.
     pub fn parked(&self, task: &TaskRef) {
         let stamp = Self::stamp(self.clock_ms());
@@ -132,6 +152,11 @@ impl Compactor {
     /// Compact up to `budget` due tasks, in one batch. Returns what it
     /// did, and whether more are due right now.
     pub fn pass(&self, budget: usize) -> (Outcome, bool) {
+        if self.parked.borrow().is_empty() {
+            // Nothing queued (the usual case when only sockets are
+            // compacted): spare the clock read.
+            return (Outcome::default(), false);
+        }
         let now = self.clock_ms();
         let mut batch: Vec<(TaskRef, u32, SlotPages<'static>)> = Vec::new();
         let more = loop {
@@ -255,7 +280,10 @@ mod tests {
 
     #[test]
     fn stamps_age_across_the_wrap() {
-        let c = Compactor::new(Duration::from_millis(10));
+        let c = Compactor::new(CompactPolicy {
+            after: Duration::from_millis(10),
+            every_park: true,
+        });
         assert_eq!(c.age(Compactor::stamp(5), 15), 10);
         let wrap = STAMP_MOD;
         assert_eq!(c.age(Compactor::stamp(wrap - 3), wrap + 7), 10);

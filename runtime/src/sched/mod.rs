@@ -22,7 +22,9 @@
 //! Parking, one word per step: the coroutine calls [`park`] (it switches
 //! out with `Suspend::Park`); its worker commits the park
 //! (`TaskRef::commit_park`: `RUNNABLE → PARKED`, or a requeue if a wake came
-//! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues).
+//! first); a waker calls [`wake`] (`PARKED → RUNNABLE`, and enqueues). On
+//! the task's home thread these are plain loads and stores; a waker on
+//! another thread goes through the inbox (`task/state.rs`).
 
 pub(crate) mod compact;
 pub(crate) mod context;
@@ -61,9 +63,17 @@ pub(crate) struct Scheduler {
     /// Spawns from outside admitted but not yet queued (`handle.rs`).
     pub spawns_in_flight: AtomicUsize,
     pub next_id: AtomicU64,
-    /// `RuntimeBuilder::compact_after`: each worker runs a compaction pass
-    /// (`compact.rs`) if set.
-    pub compact_after: Option<std::time::Duration>,
+    /// Which parked coroutines the workers compact (`compact.rs`), if any.
+    pub compact: Option<CompactPolicy>,
+}
+
+/// `RuntimeBuilder::compact_after` and `compact_idle_sockets`, resolved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CompactPolicy {
+    /// How long a coroutine stays parked before it is compacted.
+    pub after: std::time::Duration,
+    /// Every park (`compact_after`), or only parks on a socket.
+    pub every_park: bool,
 }
 
 /// The home worker of a started task (tasks keep it as an opaque pointer).
@@ -81,12 +91,19 @@ pub(crate) fn home_of(task: &Task) -> *const home::Home {
 // cost the hand-off 6 instructions).
 #[inline(always)]
 pub(crate) fn wake(task: TaskRef) {
-    if !task.task().state.wake() {
-        return;
-    }
+    // The home was written before the task first ran, and whoever holds a
+    // waiter of it got it from the running task, through the structure it
+    // waited on (its lock, or its queue): that orders the write before this
+    // read.
     let home = home_of(task.task());
     context::with_worker(|w| match w {
-        Some(w) if std::ptr::eq(w.home(), home) => w.push_runnext(task),
+        // On the home thread: the local word (task/state.rs), no
+        // read-modify-write.
+        Some(w) if std::ptr::eq(w.home(), home) => {
+            if task.task().state.wake_local() {
+                w.push_runnext(task);
+            }
+        }
         _ => wake_remote(home, task),
     });
 }
@@ -95,26 +112,34 @@ pub(crate) fn wake(task: TaskRef) {
 /// home's inbox, even on the home worker itself, where [`wake`] would use
 /// `runnext`. For the netpoller (`net/poller.rs`), which wakes a batch at a
 /// time: in FIFO order, as Go's `injectglist`, none displacing the last.
+/// The inbox entry goes through the remote word even on the home thread
+/// (`task/state.rs`): the worker applies it when it takes it out.
 pub(crate) fn wake_queued(task: TaskRef) {
-    if !task.task().state.wake() {
-        return;
-    }
     let home = home_of(task.task());
     context::with_worker(|w| match w {
         // Its own worker is awake: no ring needed.
-        Some(w) if std::ptr::eq(w.home(), home) => w.home().push_inbox(task),
+        Some(w) if std::ptr::eq(w.home(), home) => {
+            if task.task().state.wake_remote() {
+                w.home().push_inbox(task);
+            }
+        }
         _ => wake_remote(home, task),
     });
 }
 
-/// The cross-thread half of [`wake`]: queue `task` in its home's inbox and
-/// wake that worker if it sleeps.
+/// The cross-thread half of [`wake`]: claim the task's remote word, queue
+/// `task` in its home's inbox and wake that worker if it sleeps.
 #[inline(never)]
 fn wake_remote(home: *const home::Home, task: TaskRef) {
-    // SAFETY: we just moved the task from PARKED to RUNNABLE, so it has not
-    // finished, and its home worker does not finish it (shutdown cancels it
-    // there) before it arrives in the inbox: until our push the worker
-    // holds its own reference to the Scheduler, which owns the Home.
+    if !task.task().state.wake_remote() {
+        return;
+    }
+    // SAFETY: we just moved the task's remote word from IDLE to QUEUED, so
+    // it was not CLOSED: it had not finished, and its home worker keeps
+    // its own reference to the Scheduler, which owns the Home, until our
+    // entry has arrived in the inbox (it counts the entries owed by tasks
+    // that finish meanwhile, `Worker::owed`, and shutdown waits for them
+    // and for tasks it cannot claim, `sched/shutdown.rs`).
     let home = unsafe { &*home };
     // SAFETY: as above, the Scheduler is alive now. Our own reference keeps
     // it alive through the notify, even if the task then finishes at once
@@ -141,6 +166,13 @@ pub(crate) fn yield_if_others_ready() {
 #[inline(always)]
 pub(crate) fn park() {
     let suspended = context::suspend(Suspend::Park);
+    debug_assert!(suspended, "park called outside a coroutine");
+}
+
+/// [`park`] on a socket: a wait of unknown length, after which the home
+/// worker may compact the coroutine (`RuntimeBuilder::compact_idle_sockets`).
+pub(crate) fn park_on_socket() {
+    let suspended = context::suspend(Suspend::ParkOnSocket);
     debug_assert!(suspended, "park called outside a coroutine");
 }
 

@@ -18,11 +18,14 @@
 //! `spawn` fails.
 //!
 //! A started task can be cancelled only once the worker holds it: parked
-//! (the worker claims it with the waker's own `PARKED → RUNNABLE`
-//! transition), or in one of its queues. A task that is `RUNNABLE` but in
-//! none of them is being woken from another thread right now; the worker
-//! waits until it arrives in the inbox, because that waker still needs the
-//! scheduler (`wake_remote` in `mod.rs`), which this worker keeps alive.
+//! (the worker claims it by closing its remote word, `IDLE → CLOSED`, so
+//! that no waker on another thread queues it any more: `task/state.rs`),
+//! or in one of its queues. A parked task whose remote word is `QUEUED` is
+//! being woken from another thread right now; the worker waits until it
+//! arrives in the inbox, because that waker still needs the scheduler
+//! (`wake_remote` in `mod.rs`), which this worker keeps alive. For the same
+//! reason it waits for the inbox entries owed by tasks that finished after
+//! a remote wake queued them (`Worker::owed`).
 
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
@@ -42,6 +45,10 @@ impl Worker {
             let inbox = std::iter::from_fn(|| self.home().pop_inbox());
             let spawned = self.home().take_spawned();
             let injected = std::iter::from_fn(|| self.scheduler.injector.steal().success());
+            // Entries taken from the inbox are remote wakes: applied to the
+            // task's state, as `Worker::pop_inbox` does (an entry for a
+            // finished task is dropped, and counted as arrived).
+            let inbox = inbox.filter(|t| self.apply_inbox_entry(t) || !t.task().state.is_done());
             for task in queued.chain(inbox).chain(spawned).chain(injected) {
                 if task.task().home().is_null() {
                     self.cancel(task);
@@ -58,17 +65,18 @@ impl Worker {
                 if t.state.is_done() {
                     continue;
                 }
-                if held.contains(&(t as *const Task)) || t.state.wake() {
+                if held.contains(&(t as *const Task)) || t.state.claim_for_cancel() {
                     self.cancel(task);
                 } else {
                     pending.push(task);
                 }
             }
-            if pending.is_empty() {
+            if pending.is_empty() && self.owed() == 0 {
                 break;
             }
-            // Wakes in flight to our inbox (or tasks that a cancellation
-            // just woke into our queues): look again.
+            // Wakes in flight to our inbox (also for tasks that finished:
+            // `owed`), or tasks that a cancellation just woke into our
+            // queues: look again.
             *self.registry().borrow_mut() = pending;
             std::thread::yield_now();
         }
@@ -80,7 +88,8 @@ impl Worker {
     /// Cancel `task`, which this worker holds: unwind it (or drop its
     /// function), return its stack, and complete its join as cancelled.
     fn cancel(&self, task: TaskRef) {
-        cancel(&self.scheduler, task, Some(&mut self.stacks.borrow_mut()));
+        let owed = cancel(&self.scheduler, task, Some(&mut self.stacks.borrow_mut()));
+        self.finished(owed);
         self.scheduler.counters.worker(self.index).add_finished();
     }
 }
@@ -91,13 +100,17 @@ impl Scheduler {
     pub(crate) fn cancel_injected(&self) {
         while let Some(task) = self.injector.steal().success() {
             debug_assert!(task.task().home().is_null());
-            cancel(self, task, None);
+            // Never started: no waker ever had it, nothing is owed.
+            let owed = cancel(self, task, None);
+            debug_assert!(!owed);
             self.counters.external_finished();
         }
     }
 }
 
-fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>) {
+/// Returns whether a remote wake still owes the task's home an inbox entry
+/// (`SchedState::finish`).
+fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>) -> bool {
     // A compacted stack comes back before it is unwound (the caller is its
     // home worker, or it never started and has nothing compacted).
     super::compact::ensure_resident(&task);
@@ -118,6 +131,7 @@ fn cancel(scheduler: &Scheduler, task: TaskRef, local: Option<&mut LocalStacks>)
     if let Some(stack) = unsafe { task.take_stack() } {
         scheduler.pool.put(local, stack);
     }
-    task.task().state.finish();
+    let owed = task.task().state.finish();
     complete(&task, true);
+    owed
 }

@@ -53,6 +53,8 @@ use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
 use crate::stack::shrink::ShrinkPass;
+use crate::stats::WorkerCounters;
+use crate::task::state::InboxEntry;
 use crate::task::TaskRef;
 
 /// How many times in a row `runnext` may win over the other queues.
@@ -116,14 +118,19 @@ pub(crate) struct Worker {
     rng: Cell<u64>,
     next_id: Cell<u64>,
     id_end: Cell<u64>,
-    /// The compaction pass (`compact.rs`), if `compact_after` is set.
+    /// The compaction pass (`compact.rs`), if `compact_after` is set or
+    /// sockets are compacted (`compact_idle_sockets`).
     compactor: Option<Compactor>,
+    /// Inbox entries still to come for tasks that finished after a remote
+    /// wake had queued them (`task/state.rs`): their wakers need the
+    /// scheduler until the entry arrives, so shutdown waits for them.
+    owed: Cell<usize>,
 }
 
 impl Worker {
     pub fn new(index: usize, scheduler: Arc<Scheduler>, queue: RunQueue) -> Worker {
         let stacks = scheduler.pool.new_local();
-        let compactor = scheduler.compact_after.map(Compactor::new);
+        let compactor = scheduler.compact.map(Compactor::new);
         Worker {
             index,
             scheduler,
@@ -139,6 +146,7 @@ impl Worker {
             next_id: Cell::new(0),
             id_end: Cell::new(0),
             compactor,
+            owed: Cell::new(0),
         }
     }
 
@@ -230,7 +238,6 @@ impl Worker {
             }
             self.shrink_parked();
             if let Some(task) = self
-                .home()
                 .pop_inbox()
                 .or_else(|| self.home().take_spawned())
                 .or_else(|| self.queue.deque.pop())
@@ -259,9 +266,57 @@ impl Worker {
                     .then(|| self.queue.deque.pop())
                     .flatten()
             })
-            .or_else(|| self.home().pop_inbox())
+            .or_else(|| self.pop_inbox())
             .or_else(|| self.queue.pinned.borrow_mut().pop_front())
             .or_else(|| self.steal_from_injector())
+    }
+
+    /// A task woken into our inbox from another thread, that is now ours to
+    /// run: each entry is a remote wake, applied here to the task's local
+    /// state (`task/state.rs`). Entries for a task already queued here (or
+    /// finished) are dropped.
+    #[inline(always)]
+    fn pop_inbox(&self) -> Option<TaskRef> {
+        // (An inlined look first: most looks find it empty, and this is on
+        // every yield's way to the pinned queue.)
+        if self.home().inbox_is_empty() {
+            return None;
+        }
+        self.pop_inbox_entries()
+    }
+
+    #[inline(never)]
+    fn pop_inbox_entries(&self) -> Option<TaskRef> {
+        while let Some(task) = self.home().pop_inbox() {
+            if self.apply_inbox_entry(&task) {
+                return Some(task);
+            }
+        }
+        None
+    }
+
+    /// Apply an entry taken from our inbox; `true` if the task must run
+    /// (it was parked), `false` if the entry is to be dropped.
+    pub(super) fn apply_inbox_entry(&self, task: &TaskRef) -> bool {
+        match task.task().state.take_inbox_entry() {
+            InboxEntry::Run => true,
+            InboxEntry::Queued => false,
+            InboxEntry::Finished => {
+                self.owed.set(self.owed.get() - 1);
+                false
+            }
+        }
+    }
+
+    /// A task of this home finished: count the inbox entry a remote wake
+    /// still owes us, if `finish` says there is one.
+    pub(super) fn finished(&self, owed: bool) {
+        self.owed.set(self.owed.get() + usize::from(owed));
+    }
+
+    /// Inbox entries still to come for finished tasks (shutdown waits).
+    pub(super) fn owed(&self) -> usize {
+        self.owed.get()
     }
 
     fn steal_from_injector(&self) -> Option<TaskRef> {
@@ -296,7 +351,7 @@ impl Worker {
                     return self.found_work(task);
                 }
             }
-            if let Some(task) = self.home().pop_inbox() {
+            if let Some(task) = self.pop_inbox() {
                 return self.found_work(task);
             }
             let start = self.random() as usize % n;
@@ -496,18 +551,34 @@ impl Worker {
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => {
+                let keep = match &self.compactor {
+                    Some(c) if c.every_park() => Some(task.clone()),
+                    _ => None,
+                };
+                self.commit_park(task, keep, counters);
+            }
+            CoroutineResult::Yield(Suspend::ParkOnSocket) => {
                 let keep = self.compactor.as_ref().map(|_| task.clone());
-                match task.commit_park() {
-                    None => {
-                        counters.add_park();
-                        if let (Some(c), Some(task)) = (&self.compactor, keep) {
-                            c.parked(&task);
-                        }
-                    }
-                    Some(task) => self.push_runnext(task),
-                }
+                self.commit_park(task, keep, counters);
             }
             CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    /// Park a task that suspended with `Park` or `ParkOnSocket`, unless a
+    /// wake overtook it: then requeue it as it is. (Once parked, whoever
+    /// will wake it holds a reference.) `keep`, a second reference to the
+    /// task, queues it for compaction if it parked.
+    #[inline(always)]
+    fn commit_park(&self, task: TaskRef, keep: Option<TaskRef>, counters: &WorkerCounters) {
+        match task.commit_park() {
+            None => {
+                counters.add_park();
+                if let (Some(c), Some(task)) = (&self.compactor, keep) {
+                    c.parked(&task);
+                }
+            }
+            Some(task) => self.push_runnext(task),
         }
     }
 
@@ -592,7 +663,7 @@ impl Worker {
                 .pool
                 .put(Some(&mut self.stacks.borrow_mut()), stack);
         }
-        task.task().state.finish();
+        self.finished(task.task().state.finish());
         self.unregister_if_last(&task);
         self.scheduler.counters.worker(self.index).add_finished();
         complete(&task, false);

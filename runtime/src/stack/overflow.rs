@@ -312,14 +312,14 @@ mod tests {
     #[test]
     fn names_are_escaped_and_cut_on_a_character_boundary() {
         assert_eq!(escaped("parser"), "parser");
-        assert_eq!(escaped("a\nb\tc\\d\u{1b}e"), "a\\nb\\tc\\\\d\\u{1b}e");
-        // 1 + 15 * 2 bytes fit in 32; the 16th 'é' would not.
+        assert_eq!(escaped("a\nb\t\\\u{1b}"), "a\\nb\\t\\\\\\u{1b}");
+        // 1 + 7 * 2 bytes fit in 16; the 8th 'é' would not.
         assert_eq!(
             escaped(&format!("x{}", "é".repeat(20))),
-            format!("x{}", "é".repeat(15))
+            format!("x{}", "é".repeat(7))
         );
-        // An escape is never cut in half: 31 bytes, then `\n` does not fit.
-        assert_eq!(escaped(&format!("{}\n", "y".repeat(31))), "y".repeat(31));
+        // An escape is never cut in half: 15 bytes, then `\n` does not fit.
+        assert_eq!(escaped(&format!("{}\n", "y".repeat(15))), "y".repeat(15));
     }
 
     #[test]

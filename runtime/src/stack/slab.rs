@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Every slot has a *label*, kept **outside** the slot, in a side table the
-//! slab maps when it is reserved (one [`Label`] of 64 bytes per slot, in an
+//! slab maps when it is reserved (one [`Label`] of 48 bytes per slot, in an
 //! anonymous mapping of its own):
 //! where the slot ends, its size, the page-fault mark of its last hand-out
 //! (`release.rs`), and the id and name of the coroutine that owns it. The
@@ -40,8 +40,10 @@ use memmap2::{Advice, MmapMut, MmapOptions};
 
 use super::page::page_size;
 
-/// Longest coroutine name kept in a label (longer names are cut).
-pub const LABEL_NAME_BYTES: usize = 32;
+/// Longest coroutine name kept in a label (longer names are cut): 16
+/// bytes, as Linux keeps 15 characters of a thread's name. Every byte here
+/// is paid for by every slot ever carved.
+pub const LABEL_NAME_BYTES: usize = 16;
 
 /// What a slot is and who owns it, in a form the signal handler can read:
 /// plain bytes at a computable address (the slab's label table, indexed by
@@ -64,7 +66,7 @@ pub struct Label {
     pub name: [u8; LABEL_NAME_BYTES],
 }
 
-const _: () = assert!(std::mem::size_of::<Label>() == 64);
+const _: () = assert!(std::mem::size_of::<Label>() == 48);
 
 /// One reservation of `count` slots of `slot_size` bytes each.
 pub struct Slab {

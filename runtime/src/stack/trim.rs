@@ -10,7 +10,7 @@
 //! page included, with `MADV_DONTNEED` in batches (`release.rs`), and keeps
 //! it as a **bare slot**: address space and a guard (which survive the
 //! release), nothing resident. Once the free lists are trimmed, the pages of
-//! the bare slots' labels go too (64 bytes a slot in the slabs' side tables:
+//! the bare slots' labels go too (48 bytes a slot in the slabs' side tables:
 //! 61 MiB after a burst of 10^6); the pool keeps each bare slot's top
 //! instead, and its label is written again when the slot is handed out,
 //! which happens before any new slot is carved.

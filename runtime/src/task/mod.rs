@@ -84,8 +84,9 @@ pub(crate) struct Task {
     spare: AtomicBool,
     /// The home worker (opaque here; `sched/` casts it back): null until the
     /// task first runs. Written once, by that worker before the first
-    /// resume; read by the task itself and by wakers, which the state word's
-    /// read-modify-writes order after the write.
+    /// resume; read by the task itself and by wakers, which got their
+    /// waiter from the running task through the structure it waited on
+    /// (its lock or queue), and so after the write.
     home: AtomicPtr<()>,
     hand_off: HandOff,
     /// See [`Body`].
