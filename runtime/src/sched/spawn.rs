@@ -20,9 +20,9 @@
 //! `Builder::spawn*` take the stack at spawn, as before, because they
 //! promise to return the error (a full address space, `vm.max_map_count`)
 //! to the caller, and because the label's name must be written then. But
-//! they too build the coroutine at first run ([`start_carried`]): building
-//! it writes the initial frame, the first touch of the stack's top page,
-//! which on a fresh slot is a page fault (about 1.6 µs here, the largest
+//! on a fresh slot they too build the coroutine at first run
+//! ([`start_carried`]): building it writes the initial frame, the first
+//! touch of the stack's top page, which on a fresh slot is a page fault (about 1.6 µs here, the largest
 //! part of a cold spawn: `docs/notes/cold-paths.md`). Taken at spawn, that
 //! fault serialised a spawning loop on its worker, and the children's first
 //! runs (which make their runner their home for good) then crowded onto
@@ -121,18 +121,27 @@ impl Scheduler {
             Some(bytes) => crate::stack_size_for(bytes)?,
             None => self.pool.default_size(),
         };
-        let (mut stack, id) = match local {
+        let ((mut stack, reused), id) = match local {
             Some(w) => (
-                self.pool.get(Some(&mut w.stacks.borrow_mut()), size)?,
+                self.pool
+                    .get_noting_reuse(Some(&mut w.stacks.borrow_mut()), size)?,
                 w.next_id(),
             ),
             None => (
-                self.pool.get(None, size)?,
+                self.pool.get_noting_reuse(None, size)?,
                 self.next_id.fetch_add(1, Ordering::Relaxed),
             ),
         };
         crate::stack::asan::forget_stale_poison(&stack);
         stack.set_label(id, opts.name);
+        if reused {
+            // The top page is resident: building here costs no fault, and
+            // the function goes straight onto the stack, which the parked
+            // coroutine pays for anyway (deferred, it would wait in a box
+            // while the spawner runs ahead: tens of bytes per coroutine
+            // that the allocator keeps).
+            return Ok(TaskRef::new(|me| new_coroutine(me, stack, f)));
+        }
         let start = start_carried::<F, T> as StartFn;
         Ok(if carried_inline::<F>() {
             TaskRef::new_deferred(start, (stack, f))

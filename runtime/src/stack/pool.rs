@@ -217,6 +217,18 @@ impl StackPool {
 
     /// A stack of `size` bytes (a multiple of the page size).
     pub fn get(&self, local: Option<&mut LocalStacks>, size: usize) -> io::Result<Stack> {
+        self.get_noting_reuse(local, size).map(|(stack, _)| stack)
+    }
+
+    /// [`get`](Self::get), and whether the stack was handed out before
+    /// through a worker's cache, so that its top page is most likely still
+    /// resident (a release keeps it: `release.rs`), and a first write there
+    /// costs no page fault. A fresh or trimmed slot has no fault mark yet.
+    pub fn get_noting_reuse(
+        &self,
+        local: Option<&mut LocalStacks>,
+        size: usize,
+    ) -> io::Result<(Stack, bool)> {
         match local {
             Some(local) if size == self.default_size => {
                 if local.clean.is_empty() {
@@ -229,17 +241,19 @@ impl StackPool {
                         local.clean.pop().expect("refill adds at least one stack")
                     }
                 };
+                let reused = stack.fault_mark() != u64::MAX;
                 stack.set_fault_mark(local.fault_mark);
                 local.publish();
-                Ok(stack)
+                Ok((stack, reused))
             }
             _ => {
                 let mut one = self.take_batch(size, 1)?;
                 let mut stack = one.pop().expect("take_batch returns at least one");
+                let reused = stack.fault_mark() != u64::MAX;
                 // Not from a worker cache, so no fault count is at hand: the
                 // cache that takes it back will release it with a call.
                 stack.set_fault_mark(u64::MAX);
-                Ok(stack)
+                Ok((stack, reused))
             }
         }
     }

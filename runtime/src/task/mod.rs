@@ -179,6 +179,17 @@ impl TaskPtr {
 }
 
 impl TaskRef {
+    /// Allocate a task with two references: one for the run queue, one for
+    /// the join handle. `coroutine` builds its coroutine, given the task's
+    /// address for the entry closure.
+    pub fn new(coroutine: impl FnOnce(TaskPtr) -> Coroutine) -> (TaskRef, TaskRef) {
+        let (run, handle) = TaskRef::alloc(Body::DONE);
+        let co = coroutine(TaskPtr(run.task()));
+        // SAFETY: the task is new and unshared: nobody else touches its body.
+        unsafe { *run.task().body.get() = Body::Coroutine(co) };
+        (run, handle)
+    }
+
     /// A new task with `body`, as two references. The block comes from the
     /// task-block cache (`cache.rs`), most often one that a finished task
     /// gave back.
