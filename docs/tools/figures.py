@@ -494,7 +494,7 @@ def store_buffering():
     svg.rect(730, 340, 240, 36, fill="#f4c7c3", stroke="#c0392b")
     svg.text(850, 356, "commit_park: RUNNING → PARKED succeeds", anchor="middle", size=10.5)
     svg.text(850, 370, "nobody will ever wake it: lost", anchor="middle", size=10.5, fill="#c0392b")
-    fix = ["The fix: wake always does a read-modify-",
+    fix = ["The fix then: wake always did a read-modify-",
            "write on the state (NOTIFIED), commit_park a",
            "compare_exchange. RMWs on one location are",
            "totally ordered: one of them sees the other."]

@@ -19,9 +19,12 @@
 //! same lock*. An edge is then either before the check (the waiter sees
 //! `ready`) or after the enqueue (the edge takes the waiter). The one race
 //! left, an edge that wakes the waiter after it enqueued but before its
-//! coroutine has switched out, is the scheduler's (`task/state.rs`: the
-//! wake turns into `NOTIFIED` and the park is not committed). The loom model
-//! below checks both together, with threads standing in for coroutines.
+//! coroutine has switched out, is the scheduler's: the wake
+//! (`sched::wake_queued`) goes through the task's home inbox, which the
+//! home worker takes only after the park is committed, and the entry
+//! queues the task again (`task/state.rs`). The loom model below checks
+//! this file's half, with threads standing in for coroutines; the models
+//! in `task/state.rs` check the inbox's.
 //!
 //! **Skipping a read that would fail.** A stream read that returned fewer
 //! bytes than it asked for emptied the socket's receive queue (TCP copies
