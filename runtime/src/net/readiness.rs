@@ -33,6 +33,12 @@
 //! try, which would only give `EAGAIN`, and go straight to
 //! [`enqueue`](Readiness::enqueue) (`Socket::read_stream`): the edges of
 //! any data that came meanwhile are in `ready`, or will wake the waiter.
+//! That holds only if no one else used such an edge up: a `peek` that
+//! parked, or another coroutine reading the same stream, takes the edge
+//! and leaves data behind. So every read edge is counted
+//! (`Dir::edges`), the read notes the count before its `recv`, and
+//! the next read skips only if the count has not moved since: then no
+//! edge of data that came after that `recv` has been handed out yet.
 //! Two exceptions, when a short read leaves data (or an end) behind with
 //! no new edge to come: TCP stops at an urgent mark (`EPOLLPRI`), and at a
 //! FIN, a reset or an error (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`). The
@@ -69,6 +75,10 @@ struct State {
 #[derive(Default)]
 struct Dir {
     ready: bool,
+    /// Edges notified in this direction so far (wrapping): a read that
+    /// skips its try checks that none came since the short read it
+    /// follows (see the module docs).
+    edges: u32,
     first: Option<Waiter>,
     more: Vec<Waiter>,
 }
@@ -124,22 +134,30 @@ impl Readiness {
         lock(&self.state).seq
     }
 
+    /// Read edges notified so far (see [`Dir::edges`]).
+    pub fn read_edges(&self) -> u32 {
+        lock(&self.state).dirs[0].edges
+    }
+
     /// Waiter side, after an operation in direction `dir` failed with
     /// `EAGAIN`, or in place of a read that a short read showed would
-    /// (`skipped`): consume a pending edge, or queue `waiter()`. A skipping
-    /// waiter retries at once if the socket ever reported a final event.
+    /// (`skipped`: the [`read_edges`](Self::read_edges) count noted before
+    /// that short read): consume a pending edge, or queue `waiter()`. A
+    /// skipping waiter retries at once if a read edge came since its count
+    /// (someone else may have used it up) or the socket ever reported a
+    /// final event.
     pub fn enqueue(
         &self,
         seq: u32,
         dir: usize,
-        skipped: bool,
+        skipped: Option<u32>,
         waiter: impl FnOnce() -> Waiter,
     ) -> Check {
         let mut s = lock(&self.state);
         if s.seq != seq {
             return Check::Closed;
         }
-        if skipped && s.final_event {
+        if skipped.is_some_and(|mark| s.final_event || s.dirs[dir].edges != mark) {
             return Check::Ready;
         }
         let d = &mut s.dirs[dir];
@@ -189,6 +207,7 @@ impl Readiness {
                 continue;
             }
             let d = &mut s.dirs[i];
+            d.edges = d.edges.wrapping_add(1);
             match d.first.take() {
                 None => d.ready = true,
                 Some(w) => {
@@ -247,7 +266,7 @@ mod loom_tests {
                     break; // the "read" succeeded
                 }
                 let me = Caller::get();
-                match r.enqueue(0, 0, false, || me.to_waiter()) {
+                match r.enqueue(0, 0, None, || me.to_waiter()) {
                     Check::Ready => continue,
                     Check::Closed => unreachable!(),
                     Check::Queued => {}
@@ -272,7 +291,7 @@ mod loom_tests {
             });
             let closed = loop {
                 let me = Caller::get();
-                match r.enqueue(0, 0, false, || me.to_waiter()) {
+                match r.enqueue(0, 0, None, || me.to_waiter()) {
                     Check::Closed => break true,
                     Check::Ready => unreachable!("no edge was delivered"),
                     Check::Queued => {}
@@ -285,7 +304,7 @@ mod loom_tests {
             assert_eq!(r.seq(), 1);
             assert_eq!(r.notify(0, true, true, false).wake(), 0);
             let me = Caller::get();
-            assert_eq!(r.enqueue(1, 0, false, || me.to_waiter()), Check::Queued);
+            assert_eq!(r.enqueue(1, 0, None, || me.to_waiter()), Check::Queued);
             assert!(r.withdraw(0, me.addr()).is_some());
         });
     }

@@ -37,7 +37,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -55,15 +55,19 @@ pub(crate) enum Direction {
     Write = 1,
 }
 
+/// [`Socket::drained_at`] when the last stream read was not short.
+const NOT_DRAINED: u64 = u64::MAX;
+
 /// A non-blocking socket (or pipe) fd and, once it had to wait inside a
 /// coroutine, its registration with that runtime's poller.
 pub(crate) struct Socket {
     /// Declared before `fd`: dropped first, so deregistration precedes close.
     reg: OnceLock<Registration>,
-    /// The last stream read returned fewer bytes than it asked for: the
-    /// receive queue was empty then (`read_stream`). A hint; a stale `true`
-    /// costs one park that an edge ends at once.
-    drained: AtomicBool,
+    /// The last stream read returned fewer bytes than it asked for, so the
+    /// receive queue was empty then (`read_stream`): the registration's
+    /// read-edge count noted before that read, or [`NOT_DRAINED`]. A hint:
+    /// a stale one costs a park that a pending edge ends at once.
+    drained_at: AtomicU64,
     fd: OwnedFd,
 }
 
@@ -133,7 +137,7 @@ impl Socket {
     pub(crate) fn from_nonblocking(fd: OwnedFd) -> Socket {
         Socket {
             reg: OnceLock::new(),
-            drained: AtomicBool::new(false),
+            drained_at: AtomicU64::new(NOT_DRAINED),
             fd,
         }
     }
@@ -194,16 +198,20 @@ impl Socket {
         deadline: Option<Instant>,
         mut op: impl FnMut(RawFd) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        if self.drained.load(Relaxed) {
-            self.drained.store(false, Relaxed);
-            if len > 0 {
-                self.wait_drained(deadline)?;
-            }
+        let mark = self.drained_at.swap(NOT_DRAINED, Relaxed);
+        if mark != NOT_DRAINED && len > 0 {
+            self.wait_drained(mark as u32, deadline)?;
         }
         self.io(Direction::Read, deadline, |fd| {
+            // Noted before the read: an edge counted after it may be for
+            // data this read already took, which costs a needless try, but
+            // never a missed one.
+            let edges = self.read_edges();
             let r = op(fd);
-            if matches!(r, Ok(n) if n > 0 && n < len) {
-                self.drained.store(true, Relaxed);
+            if let (Some(edges), Ok(n)) = (edges, &r) {
+                if *n > 0 && *n < len {
+                    self.drained_at.store(u64::from(edges), Relaxed);
+                }
             }
             r
         })
@@ -268,7 +276,7 @@ impl Socket {
                 .filter(|reg| Arc::ptr_eq(&reg.poller, poller)))
         });
         match mine.transpose()?.flatten() {
-            Some(reg) => park(reg, dir, deadline, false),
+            Some(reg) => park(reg, dir, deadline, None),
             None => self.poll_once(dir, deadline),
         }
     }
@@ -277,14 +285,21 @@ impl Socket {
     /// readable (or the deadline) if this is a coroutine of the runtime
     /// the socket is registered with and the socket is TCP; else return
     /// at once, and the caller reads.
-    fn wait_drained(&self, deadline: Option<Instant>) -> io::Result<()> {
+    fn wait_drained(&self, mark: u32, deadline: Option<Instant>) -> io::Result<()> {
         let Some(reg) = self.reg.get().filter(|reg| reg.drains) else {
             return Ok(());
         };
         if super::with_current_poller(|poller| Arc::ptr_eq(&reg.poller, poller)) == Some(true) {
-            park(reg, Direction::Read, deadline, true)?;
+            park(reg, Direction::Read, deadline, Some(mark))?;
         }
         Ok(())
+    }
+
+    /// The registration's read-edge count, if this socket may skip reads
+    /// (registered, TCP).
+    fn read_edges(&self) -> Option<u32> {
+        let reg = self.reg.get().filter(|reg| reg.drains)?;
+        Some(reg.readiness().read_edges())
     }
 
     /// This socket's registration, made with `poller` if it has none yet.
@@ -378,12 +393,13 @@ fn connect_finished(fd: RawFd) -> io::Result<()> {
 
 /// Park the running coroutine until `reg` is ready in `dir` (or the
 /// deadline passes, or a spurious wake-up): see `readiness.rs`. `skipped`:
-/// in place of a read that a short read showed would fail.
+/// in place of a read that a short read showed would fail, with the
+/// read-edge count noted before that short read.
 fn park(
     reg: &Registration,
     dir: Direction,
     deadline: Option<Instant>,
-    skipped: bool,
+    skipped: Option<u32>,
 ) -> io::Result<()> {
     let readiness = reg.readiness();
     let me = Caller::get();

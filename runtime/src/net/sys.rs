@@ -18,7 +18,7 @@ use super::addr::RawAddr;
 
 /// At most this many buffers go to one `readv`/`sendmsg` (Linux's
 /// `UIO_MAXIOV`; more is `EINVAL`).
-const MAX_IOV: usize = 1024;
+pub(crate) const MAX_IOV: usize = 1024;
 
 /// A C return value: negative means `errno`.
 pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {

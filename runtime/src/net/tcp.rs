@@ -238,7 +238,9 @@ impl Read for &TcpStream {
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        // Only the buffers one `readv` takes: a read that fills them all is
+        // not short (`read_stream`).
+        let len = bufs.iter().take(sys::MAX_IOV).map(|b| b.len()).sum();
         self.endpoint.read_stream(len, |fd| sys::readv(fd, bufs))
     }
 }

@@ -342,7 +342,7 @@ fn stale_event_after_reuse_wakes_nobody() {
     let r = poller.table.get(index2);
     let me = crate::park::Caller::get();
     assert_eq!(
-        r.enqueue(seq2, 0, false, || me.to_waiter()),
+        r.enqueue(seq2, 0, None, || me.to_waiter()),
         Check::Queued,
         "the stale event left no edge behind"
     );
@@ -356,7 +356,7 @@ fn stale_event_after_reuse_wakes_nobody() {
         "the live event wakes the waiter"
     );
     assert!(r.withdraw(0, me.addr()).is_none());
-    assert_eq!(r.enqueue(seq, 0, false, || me.to_waiter()), Check::Closed);
+    assert_eq!(r.enqueue(seq, 0, None, || me.to_waiter()), Check::Closed);
     poller.deregister(c.as_raw_fd(), index2, seq2);
 }
 
@@ -581,4 +581,98 @@ fn drained_reads_see_every_byte_of_many_small_writes() {
     }
     drop(client);
     assert_eq!(reader.join().unwrap(), (expect, 9000));
+}
+
+/// A coroutine on a one-worker runtime reads from a loopback connection
+/// whose other end `peer` drives; `body` gets the server's stream. Panics
+/// if `body` does not return within 30 s: a read that waits for an edge
+/// that already came would wait for good.
+fn with_served_stream<T: Send + 'static>(
+    peer: impl FnOnce(std::net::TcpStream) + Send + 'static,
+    body: impl FnOnce(crate::net::TcpStream) -> T + Send + 'static,
+) -> T {
+    let rt = rt(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    client.set_nodelay(true).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let server = crate::net::TcpStream::from(server);
+    let peer = std::thread::spawn(move || peer(client));
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let _h = rt.spawn(move || done_tx.send(body(server)).unwrap());
+    let out = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a read never returned: it waited for an edge that had come");
+    peer.join().unwrap();
+    out
+}
+
+#[test]
+fn a_read_after_a_peek_that_parked_sees_the_peeked_bytes() {
+    // A short read, then a peek that parks and is woken by the next data's
+    // edge, leaving the data queued: the next read must not skip its try
+    // on the strength of the short read, or it waits for an edge that came.
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let got = with_served_stream(
+        move |mut c| {
+            // Late, so that the first read parks (and registers the socket).
+            std::thread::sleep(Duration::from_millis(100));
+            c.write_all(b"hello").unwrap();
+            rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(100)); // the peek parks
+            c.write_all(b"0123456789").unwrap();
+            let _ = rx.recv(); // keep the connection open until the reads end
+        },
+        move |s| {
+            let mut buf = [0u8; 1024];
+            let first = (&s).read(&mut buf).unwrap();
+            tx.send(()).unwrap();
+            let peeked = s.peek(&mut buf).unwrap();
+            let read = (&s).read(&mut buf);
+            drop(tx);
+            (first, peeked, read.map_err(|e| e.kind()))
+        },
+    );
+    assert_eq!(got, (5, 10, Ok(10)));
+}
+
+#[test]
+fn a_vectored_read_that_fills_every_buffer_it_can_is_not_short() {
+    // More buffers than one readv takes (1024): filling those 1024 is a
+    // full read, and the rest of the data is read at once, not after an
+    // edge that will not come.
+    use std::io::{IoSliceMut, Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let got = with_served_stream(
+        move |mut c| {
+            // Late, so that the first read parks (and registers the socket).
+            std::thread::sleep(Duration::from_millis(100));
+            c.write_all(&[7u8; 2000]).unwrap();
+            let _ = rx.recv(); // keep the connection open until the reads end
+        },
+        move |s| {
+            let _tx = tx;
+            let mut one = vec![[0u8; 1]; 1025];
+            let mut bufs: Vec<IoSliceMut<'_>> = one
+                .iter_mut()
+                .map(|b| IoSliceMut::new(&mut b[..]))
+                .collect();
+            let mut first = 0;
+            while first == 0 {
+                first = (&s).read_vectored(&mut bufs).unwrap();
+            }
+            let mut rest = vec![0u8; 4096];
+            let mut total = first;
+            while total < 2000 {
+                match (&s).read(&mut rest) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) => return Err(e.kind()),
+                }
+            }
+            Ok(total)
+        },
+    );
+    assert_eq!(got, Ok(2000));
 }
