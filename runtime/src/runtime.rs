@@ -148,9 +148,12 @@ impl RuntimeBuilder {
             // The default for sockets: only where it costs no mappings,
             // and only if the system lets us (else off, without an error).
             // Not under AddressSanitizer: the pass reads whole frames,
-            // redzones included, which ASan reports.
+            // redzones included, which ASan reports. Only on x86_64, the
+            // one architecture where compaction was tested on hardware
+            // (aarch64 ran only under qemu-user, docs/notes/compact.md).
             (None, Some(after))
                 if !cfg!(spindle_asan)
+                    && cfg!(target_arch = "x86_64")
                     && mode == guard::GuardMode::Regions
                     && crate::stack::compact::pages::enable(mode).is_ok() =>
             {

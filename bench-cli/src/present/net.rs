@@ -285,7 +285,7 @@ pub fn caption(r: &NetReport) -> String {
 /// The spindle servers' settings beyond the defaults, for the caption.
 fn caption_spindle(s: &NetSettings) -> String {
     let mut out = format!(
-        " spindle server: the default runtime, which compacts a coroutine idle on a socket for {} (compact_idle_sockets; with guard regions only); its memory is read once that is done, as Go's is read after a GC, which shrinks idle goroutines' stacks.",
+        " spindle server: the default runtime, which compacts a coroutine idle on a socket for {} (compact_idle_sockets; on x86_64 with guard regions only); its memory is read once that is done, as Go's is read after a GC, which shrinks idle goroutines' stacks.",
         self::ns(spindle::DEFAULT_SOCKET_COMPACT_AFTER.as_nanos() as f64)
     );
     if let Some(b) = s.stack_max {
