@@ -9,8 +9,9 @@
 //! ([`TaskRef::take_spare`]). A task that finishes with a spare drops it.
 //!
 //! The `spare` flag is touched only by the task while it runs and by its
-//! worker between a switch-out and the park commit, so plain (relaxed) loads
-//! and stores suffice: the run queues and the state word order those accesses.
+//! worker between a switch-out and the park commit, all on the task's home
+//! thread (a started task runs nowhere else), so plain (relaxed) loads and
+//! stores suffice.
 
 use std::sync::atomic::Ordering;
 
@@ -36,12 +37,12 @@ impl TaskRef {
         t.spare.store(true, Ordering::Relaxed);
         let raw = self.into_raw();
         // SAFETY: the reference just stashed keeps the task alive, and only
-        // this worker can take it back before `commit_park` publishes PARKED
+        // this worker can take it back before `commit_park` records PARKED
         // (the task is switched out and in no run queue).
         let t = unsafe { raw.as_ref() };
         if t.state.commit_park() {
-            // Parked. From here on a waker may run the task anywhere: do not
-            // touch it.
+            // Parked. From here on a waker may queue the task (a remote one
+            // through its home's inbox, task/state.rs): do not touch it.
             return None;
         }
         // Overtaken by a wake: still ours. Take the stashed reference back.
