@@ -18,6 +18,7 @@ mod thread_parker;
 use std::mem::ManuallyDrop;
 use std::ptr::{self, NonNull};
 
+use crate::coroutine::Suspend;
 use crate::loom_shim::Arc;
 use crate::task::TaskRef;
 use crate::wait_cell::{HandOff, Outcome, OutcomeByte, WaitCell};
@@ -259,7 +260,19 @@ impl Caller {
             if outcome != Outcome::Waiting {
                 return outcome;
             }
-            self.park();
+            match self.kind() {
+                // The caller's own task: no need to look up the current
+                // coroutine again (`sched::context::suspend_running`).
+                // SAFETY: a task `Caller` is made by `get` from the
+                // current coroutine, which is the one calling us (a
+                // `Caller` is neither `Send` nor kept beyond one blocking
+                // operation), resumed normally (during an unwind nothing
+                // is current, and `get` makes a thread's `Caller`).
+                Kind::Task(t) => unsafe {
+                    crate::sched::context::suspend_running(t.task(), Suspend::Park)
+                },
+                Kind::Thread(p) => p.park(),
+            }
         }
     }
 

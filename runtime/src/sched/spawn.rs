@@ -308,7 +308,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    context::enter(me.as_ptr(), yielder);
+    // SAFETY: `me` is our own task (alive while we run: its worker holds a
+    // reference), and `yielder` ours.
+    unsafe { context::start(&*me.as_ptr(), yielder) };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     // The runtime is cancelling us (sched/shutdown.rs): this is corosensei's
     // forced unwind, not a panic of `f`. Let it reach the coroutine's root;
@@ -330,5 +332,6 @@ where
         // Still current: a destructor that blocks parks this coroutine.
         crate::join::drop_detached(result);
     }
-    context::leave();
+    // SAFETY: (task alive, as above.)
+    context::finish(unsafe { &*me.as_ptr() });
 }

@@ -99,6 +99,13 @@ impl RunQueue {
 pub(crate) struct Worker {
     pub index: usize,
     pub scheduler: Arc<Scheduler>,
+    /// `&scheduler.homes[index]` and `scheduler.counters.worker(index)`,
+    /// looked up once: every wake and every resume uses them.
+    home: *const Home,
+    counters: *const WorkerCounters,
+    /// This thread's "current coroutine" slot (`context.rs`), taken when
+    /// the loop starts: it names each task we resume.
+    current: Cell<context::CurrentSlot>,
     queue: RunQueue,
     pub stacks: RefCell<LocalStacks>,
     /// Every task whose home this is and that has suspended at least once:
@@ -131,9 +138,14 @@ impl Worker {
     pub fn new(index: usize, scheduler: Arc<Scheduler>, queue: RunQueue) -> Worker {
         let stacks = scheduler.pool.new_local();
         let compactor = scheduler.compact.map(Compactor::new);
+        let home = ptr::from_ref(&scheduler.homes[index]);
+        let counters = ptr::from_ref(scheduler.counters.worker(index));
         Worker {
             index,
             scheduler,
+            home,
+            counters,
+            current: Cell::new(context::CurrentSlot::NONE),
             queue,
             stacks: RefCell::new(stacks),
             registry: RefCell::new(Vec::new()),
@@ -151,14 +163,25 @@ impl Worker {
     }
 
     /// What other threads can reach of this worker.
+    #[inline(always)]
     pub fn home(&self) -> &Home {
-        &self.scheduler.homes[self.index]
+        // SAFETY: it points into `self.scheduler.homes`, which the
+        // Scheduler owns, and we hold the Scheduler.
+        unsafe { &*self.home }
+    }
+
+    /// This worker's counters (`stats.rs`).
+    #[inline(always)]
+    fn counters(&self) -> &WorkerCounters {
+        // SAFETY: as for `home`: they live in the Scheduler we hold.
+        unsafe { &*self.counters }
     }
 
     /// The worker thread's main loop. Returns after shutdown, when every
     /// task of this home has been cancelled.
     pub fn run(&self) {
         context::set_worker(self);
+        self.current.set(context::CurrentSlot::of_this_thread());
         loop {
             if self.scheduler.shutdown.load(Ordering::Acquire) {
                 break;
@@ -200,11 +223,18 @@ impl Worker {
 
     /// Make `task`, a started task of this home, the next one this worker
     /// runs. The task it displaces goes to the pinned queue.
-    #[inline]
+    #[inline(always)]
     pub fn push_runnext(&self, task: TaskRef) {
         if let Some(old) = self.queue.runnext.replace(Some(task)) {
-            self.queue.pinned.borrow_mut().push_back(old);
+            self.push_pinned(old);
         }
+    }
+
+    /// The task `push_runnext` displaced: out of line, so that every wake
+    /// inlines only the common case (a ping-pong finds `runnext` empty).
+    #[inline(never)]
+    fn push_pinned(&self, task: TaskRef) {
+        self.queue.pinned.borrow_mut().push_back(task);
     }
 
     /// Queue a new, unstarted task: in the spawn slot, where it runs next
@@ -364,7 +394,7 @@ impl Worker {
                 loop {
                     match self.scheduler.stealers[victim].steal_batch_and_pop(&self.queue.deque) {
                         Steal::Success(task) => {
-                            self.scheduler.counters.worker(self.index).add_steal();
+                            self.counters().add_steal();
                             return self.found_work(task);
                         }
                         Steal::Empty => break,
@@ -400,7 +430,7 @@ impl Worker {
             std::hint::spin_loop();
         }
         let task = home.take_spawned()?;
-        self.scheduler.counters.worker(self.index).add_steal();
+        self.counters().add_steal();
         Some(task)
     }
 
@@ -441,7 +471,7 @@ impl Worker {
         let woke = if self.work_visible() {
             idle.cancel_sleep(self.index)
         } else {
-            self.scheduler.counters.worker(self.index).add_sleep();
+            self.counters().add_sleep();
             let timeout = [
                 self.scheduler.timers.until_next(),
                 trim_in,
@@ -507,12 +537,10 @@ impl Worker {
         if self.compactor.is_some() {
             self.restore_if_compacted(&task);
         }
-        // (The coroutine publishes itself as this thread's current one when
-        // it is resumed, and withdraws when it switches out: context.rs.)
         // SAFETY: the task came out of our run queues, so (state.rs, rule 1)
         // no other worker holds it, it is not parked, and it is ours (its
         // home, or unstarted): only we resume it.
-        let result = unsafe { task.resume() };
+        let result = unsafe { self.resume(&task) };
         self.switched_out(task, result);
     }
 
@@ -531,7 +559,7 @@ impl Worker {
         }
         t.state.start_running();
         // SAFETY: as in run_task.
-        let result = unsafe { task.resume() };
+        let result = unsafe { self.resume(&task) };
         if !matches!(result, CoroutineResult::Return(())) {
             // Still ours (not yet requeued or parked): register it now.
             self.register(&task);
@@ -539,10 +567,28 @@ impl Worker {
         self.switched_out(task, result);
     }
 
+    /// Resume `task`, named as this thread's current coroutine while it runs
+    /// (`context.rs`).
+    ///
+    /// # Safety
+    /// As for `TaskRef::resume`: the task came out of our run queues.
+    #[inline(always)]
+    unsafe fn resume(&self, task: &TaskRef) -> CoroutineResult<Suspend, ()> {
+        let current = self.current.get();
+        // SAFETY: `current` was taken by `run` on this thread, and only
+        // `run`'s loop calls us.
+        unsafe { current.set(task.task()) };
+        // SAFETY: the caller's promise.
+        let result = unsafe { task.resume() };
+        // SAFETY: as above.
+        unsafe { current.set(ptr::null()) };
+        result
+    }
+
     /// What follows a resume: requeue, park or finish the task.
     #[inline(always)]
     fn switched_out(&self, task: TaskRef, result: CoroutineResult<Suspend, ()>) {
-        let counters = self.scheduler.counters.worker(self.index);
+        let counters = self.counters();
         counters.add_switch();
         match result {
             CoroutineResult::Yield(Suspend::Yield) => {
@@ -665,7 +711,7 @@ impl Worker {
         }
         self.finished(task.task().state.finish());
         self.unregister_if_last(&task);
-        self.scheduler.counters.worker(self.index).add_finished();
+        self.counters().add_finished();
         complete(&task, false);
     }
 

@@ -21,7 +21,9 @@
 //! * the *shrink word*: where the coroutine's stack pointer was when it last
 //!   switched out (`stack/shrink.rs`), so that its home worker can give back
 //!   the dead pages below it, and the *compaction word*
-//!   (`sched/compact.rs`).
+//!   (`sched/compact.rs`). While the coroutine runs, the shrink word's field
+//!   holds its yielder's address instead (`sched/context.rs`: the *switch
+//!   word*), the one moment a field points into its stack.
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
 //! and costs no heap (until then, a deferred task keeps it in its hand-off
@@ -98,6 +100,9 @@ pub(crate) struct Task {
     /// The shrink word (`stack/shrink.rs`): written and read only on the
     /// home worker's thread (by the coroutine as it switches out, and by
     /// that worker's shrink pass), so `Relaxed` plain loads and stores.
+    /// While the coroutine runs (when no shrink pass of its worker can), the
+    /// same field is the switch word: its yielder's address
+    /// (`sched/context.rs`).
     shrink: AtomicUsize,
     /// The compaction word (`sched/compact.rs`): home worker only, like
     /// the shrink word; zero unless compaction is on. (88 bytes are still a
@@ -121,6 +126,20 @@ impl Task {
     /// Set the shrink word. Only on the home worker's thread (see the field).
     #[inline(always)]
     pub fn set_shrink_word(&self, word: usize) {
+        self.shrink.store(word, Ordering::Relaxed);
+    }
+
+    /// The switch word (`sched/context.rs`): the shrink word's field, read
+    /// as the running coroutine's yielder. Home thread only, as the shrink
+    /// word.
+    #[inline(always)]
+    pub fn switch_word(&self) -> usize {
+        self.shrink.load(Ordering::Relaxed)
+    }
+
+    /// Set the switch word (`sched/context.rs`). Home thread only.
+    #[inline(always)]
+    pub fn set_switch_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
     }
 
