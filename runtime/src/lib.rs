@@ -35,13 +35,14 @@
 //!    `sched/worker.rs::adopt` makes this worker the task's home for good,
 //!    `sched/worker.rs::start` takes a stack from this worker's cache and
 //!    builds the coroutine on it (`sched/spawn.rs::start_deferred`), and
-//!    `task/mod.rs::resume` switches to the new stack, where
-//!    `sched/spawn.rs::coroutine_main` calls `sched/context.rs::enter` and
-//!    the user's function.
+//!    `sched/worker.rs::resume` names it this thread's current coroutine
+//!    and calls `task/mod.rs::resume`, which switches to the new stack,
+//!    where `sched/spawn.rs::coroutine_main` calls `sched/context.rs::start`
+//!    and the user's function.
 //! 3. **Park on `recv`.** `chan/mod.rs::recv` calls
 //!    `chan/channel.rs::recv`, which finds no value, queues the caller and
-//!    calls `park/mod.rs::wait`, which calls `sched/mod.rs::park`
-//!    and `sched/context.rs::suspend`: the switch back. The worker, in
+//!    calls `park/mod.rs::wait`, which calls
+//!    `sched/context.rs::suspend_running`: the switch back. The worker, in
 //!    `run_task`, commits the park with `task/spare.rs::commit_park` and
 //!    `task/state.rs::commit_park`.
 //! 4. **Wake by `send`.** `chan/channel.rs::send` dequeues the receiver

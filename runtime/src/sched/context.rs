@@ -35,7 +35,8 @@
 //! predictor holds the *other* side's return addresses, and returning through
 //! a frame that was live across the switch is mispredicted, at a cost of
 //! several times the switch itself (figures: `docs/notes/runtime-figures.md`).
-//! So the whole switch path is inlined into its caller: [`suspend`], `park`,
+//! So the whole switch path is inlined into its caller: [`suspend`] and
+//! [`suspend_running`], `park`,
 //! `Caller::wait` and `Waiter::park`, and the public `yield_now`,
 //! `Sender::send`, `Receiver::recv` and `JoinHandle::join`. The thread-local
 //! accesses stay small out-of-line functions: they return *before* the
