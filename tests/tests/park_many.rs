@@ -178,3 +178,77 @@ fn sends_hand_each_value_to_exactly_one_parked_receiver() {
     let stats = rt.stats();
     assert_eq!(stats.live, 0, "{stats:?}");
 }
+
+/// A close from a coroutine, with receivers homed on both workers: the
+/// closer's own worker queues its receivers in its inbox, the other's go
+/// to that worker's, and each worker takes them a few at a time ahead of
+/// their turn (`Worker::pop_inbox_entries`). Every receiver must wake
+/// exactly once and run to the end, also when the woken ones yield (so
+/// that entries taken ahead share the pinned queue with yielded tasks)
+/// and park again on a second channel, closed once all of them got there.
+#[test]
+fn close_from_a_coroutine_wakes_receivers_on_both_workers_exactly_once() {
+    let n = count();
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let (rt, woken) = watchdog("close from a coroutine on 2 workers", move |progress| {
+        let woken = rt.block_on(move || {
+            let (tx1, rx1) = chan::bounded::<u64>(0);
+            let (tx2, rx2) = chan::bounded::<u64>(0);
+            let woken: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+            let (parked, halfway, done) = (WaitGroup::new(), WaitGroup::new(), WaitGroup::new());
+            parked.add(n);
+            halfway.add(n);
+            done.add(n);
+            for i in 0..n {
+                let (rx1, rx2, woken) = (rx1.clone(), rx2.clone(), woken.clone());
+                let (parked, halfway, done) = (parked.clone(), halfway.clone(), done.clone());
+                drop(spindle::Builder::new().spawn(move || {
+                    parked.done();
+                    assert_eq!(rx1.recv(), Err(RecvError));
+                    woken[i].fetch_add(1, Ordering::Relaxed);
+                    for _ in 0..i % 3 {
+                        spindle::yield_now();
+                    }
+                    halfway.done();
+                    assert_eq!(rx2.recv(), Err(RecvError));
+                    woken[i].fetch_add(1, Ordering::Relaxed);
+                    done.done();
+                }));
+            }
+            drop((rx1, rx2));
+            parked.wait();
+            progress.tick();
+            drop(tx1);
+            halfway.wait();
+            progress.tick();
+            drop(tx2);
+            done.wait();
+            woken
+        });
+        (rt, woken)
+    });
+    for (i, w) in woken.iter().enumerate() {
+        assert_eq!(
+            w.load(Ordering::Relaxed),
+            2,
+            "receiver {i} woke a wrong number of times"
+        );
+    }
+    // The last receivers may still be finishing after their `done()`
+    // (they are detached): every one of them must, soon.
+    let t0 = std::time::Instant::now();
+    while rt.stats().live != 0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "receivers never finished: {:?}",
+            rt.stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let stats = rt.stats();
+    assert!(
+        stats.steals > 0,
+        "every receiver ran on one worker: {stats:?}"
+    );
+}

@@ -238,7 +238,7 @@ impl<T> Chan<T> {
         let parked = inner.recvq.drain();
         drop(inner);
         for p in parked {
-            p.finish(Outcome::Closed);
+            p.finish_queued(Outcome::Closed);
         }
     }
 

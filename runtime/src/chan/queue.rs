@@ -128,6 +128,24 @@ impl Party {
     }
 }
 
+impl Party {
+    /// [`finish`](Self::finish), but a coroutine goes to the back of its
+    /// home's line (`Waiter::wake_queued`), even on its home worker: for a
+    /// close, which wakes every party at once. Each then waits its turn in
+    /// its home's inbox, where the worker prefetches its stack before it
+    /// runs (`Worker::pop_inbox_entries`), instead of displacing the one
+    /// before it from `runnext`.
+    pub fn finish_queued(self, outcome: Outcome) {
+        match self {
+            Party::Plain(w) => {
+                w.cell().finish(outcome);
+                w.wake_queued();
+            }
+            Party::Select(s) => finish_selection(s, outcome),
+        }
+    }
+}
+
 /// [`Party::finish`] for a select.
 #[inline(never)]
 fn finish_selection(s: Arc<Selection>, outcome: Outcome) {

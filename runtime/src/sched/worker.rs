@@ -66,6 +66,9 @@ const STEAL_ROUNDS: usize = 4;
 /// How long a thief leaves a busy worker's newest spawn to its owner (Go's
 /// `runqgrab` waits 3 µs before it takes a running P's `runnext`).
 const SPAWN_GRACE: Duration = Duration::from_micros(3);
+/// Inbox entries taken ahead of their turn, their stacks prefetched
+/// (`Worker::pop_inbox_entries`).
+const INBOX_AHEAD: usize = 8;
 /// Task ids are taken from the shared counter in blocks of this many.
 const ID_BLOCK: u64 = 1024;
 /// The registry of started tasks is swept of finished ones when it has
@@ -128,6 +131,9 @@ pub(crate) struct Worker {
     /// The compaction pass (`compact.rs`), if `compact_after` is set or
     /// sockets are compacted (`compact_idle_sockets`).
     compactor: Option<Compactor>,
+    /// How many tasks at the front of the pinned queue came from the inbox
+    /// ahead of their turn ([`pop_inbox_entries`](Self::pop_inbox_entries)).
+    inbox_ahead: Cell<usize>,
     /// Inbox entries still to come for tasks that finished after a remote
     /// wake had queued them (`task/state.rs`): their wakers need the
     /// scheduler until the entry arrives, so shutdown waits for them.
@@ -158,6 +164,7 @@ impl Worker {
             next_id: Cell::new(0),
             id_end: Cell::new(0),
             compactor,
+            inbox_ahead: Cell::new(0),
             owed: Cell::new(0),
         }
     }
@@ -315,14 +322,69 @@ impl Worker {
         self.pop_inbox_entries()
     }
 
+    /// [`pop_inbox`](Self::pop_inbox) when the inbox has entries.
+    ///
+    /// A woken coroutine's stack has usually gone cold while it was parked,
+    /// and resuming it stalls on a TLB miss and a cache miss (most of a
+    /// release-and-join: `docs/notes/cold-paths.md`). So the entries are
+    /// taken up to [`INBOX_AHEAD`] at a time, each one's stack prefetched
+    /// as it is taken, and wait their turn at the front of the pinned queue
+    /// (they are runnable and local now, as a task woken here is); the
+    /// next calls hand them out first, so their stacks arrive while the
+    /// ones before them run. A lone entry (the usual wake from another
+    /// thread) is returned at once, as before.
     #[inline(never)]
     fn pop_inbox_entries(&self) -> Option<TaskRef> {
-        while let Some(task) = self.home().pop_inbox() {
-            if self.apply_inbox_entry(&task) {
-                return Some(task);
+        let mut first = None;
+        if self.inbox_ahead.get() == 0 {
+            let task = self.home().pop_inbox()?;
+            if self.home().inbox_is_empty() {
+                // The usual case, one wake from another thread: no queue.
+                return self.apply_inbox_entry(&task).then_some(task);
+            }
+            first = Some(task);
+        }
+        let mut pinned = self.queue.pinned.borrow_mut();
+        // Taken entries sit at the front; if someone else took some from
+        // there (the pinned queue's own turn), the count is too high, and
+        // at worst a yielded task runs a little early.
+        let mut ahead = self.inbox_ahead.get().min(pinned.len());
+        while ahead < INBOX_AHEAD {
+            // Take the entries first and prefetch their task blocks (cold
+            // too), so that their misses overlap; then apply them.
+            let mut taken: [Option<TaskRef>; INBOX_AHEAD] = Default::default();
+            let mut n = 0;
+            while n < INBOX_AHEAD - ahead {
+                let Some(task) = first.take().or_else(|| self.home().pop_inbox()) else {
+                    break;
+                };
+                let block = ptr::from_ref(task.task()) as usize;
+                prefetch_lines([block, block + 64]);
+                taken[n] = Some(task);
+                n += 1;
+            }
+            if n == 0 {
+                break;
+            }
+            for task in taken.into_iter().flatten() {
+                if self.apply_inbox_entry(&task) {
+                    let sp = task.task().shrink_word() & !15;
+                    if sp >= 256 {
+                        prefetch_lines([sp - 64, sp - 128, sp - 192]);
+                    }
+                    pinned.insert(ahead, task);
+                    ahead += 1;
+                }
             }
         }
-        None
+        let task = if ahead > 0 {
+            ahead -= 1;
+            pinned.pop_front()
+        } else {
+            None
+        };
+        self.inbox_ahead.set(ahead);
+        task
     }
 
     /// Apply an entry taken from our inbox; `true` if the task must run
@@ -786,5 +848,34 @@ pub(super) fn complete(task: &TaskRef, cancelled: bool) {
             // SAFETY: the slot holds a word from `Waiter::into_raw`.
             unsafe { Waiter::from_raw(raw) }.wake();
         }
+    }
+}
+
+/// Ask the CPU to bring these cache lines in: a parked coroutine's task
+/// block, or the top of its frames, where its resume reads first (the
+/// stack pointer it recorded when it last switched out, `stack/shrink.rs`,
+/// and the lines just below it, where the switch saved its registers).
+/// Only a hint: a prefetch never faults and reads nothing the program can
+/// see, so a stale address (a compacted stack with nothing there) costs
+/// nothing, and no pointer into a parked stack is ever dereferenced.
+#[inline(always)]
+fn prefetch_lines<const N: usize>(lines: [usize; N]) {
+    for line in lines {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: PREFETCHT0 is a hint in SSE (baseline on x86_64): it
+        // never faults and changes no architectural state.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line as *const i8,
+            );
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: PRFM is a hint: it never faults and changes no
+        // architectural state.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{}]", in(reg) line, options(nostack, readonly, preserves_flags));
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let _ = line;
     }
 }

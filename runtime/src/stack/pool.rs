@@ -20,6 +20,17 @@
 //! [`DIRTY_MAX`] stacks, when its clean list runs dry, when the dirty list is
 //! full, and before it goes to sleep. Dirty stacks are never handed out, so
 //! the invariant holds; a worker pins at most `DIRTY_MAX` unreleased stacks.
+//! A full dirty list that would overflow the worker's cache once released
+//! (which then gave the excess to the global free list) goes to the global
+//! pool *unverified* instead, if the process took fewer page faults since
+//! the last full list than the list holds stacks (so most of them touched
+//! no new page, and a release would only verify them): a worker that
+//! finishes many coroutines and spawns none (the release of a burst) does
+//! not need those stacks, so their release waits for the first worker that
+//! does (a refill verifies a batch before it uses it) or that goes idle
+//! (`trim.rs`), and the finishing worker gets on with its coroutines
+//! (figures: `docs/notes/cold-paths.md`, release and join). Stacks that
+//! went deep are released at once, as before: there is memory to give back.
 //! A batch skips the system call for every stack whose coroutine provably
 //! touched no new page: the process's page-fault count has not moved since
 //! the stack was handed out (`release.rs`), or one page-table scan of the
@@ -103,8 +114,16 @@ pub(super) struct SizeClass {
     pub(super) bare: Vec<(usize, usize)>,
     /// Slots were made bare since their labels were last given back.
     pub(super) labels_due: bool,
+    /// Finished stacks whose deep pages are not released yet, a worker's
+    /// full dirty list each (never handed out before [`verify`]).
+    ///
+    /// [`verify`]: StackPool::verify
+    pub(super) unverified: Vec<Vec<Stack>>,
+    /// How many stacks `unverified` holds, for [`StackPool::pooled`].
+    pub(super) unverified_count: usize,
     /// Stacks taken out of `free` by a trim that has not put them in
-    /// `bare` yet.
+    /// `bare` yet, or out of `unverified` by a verification that has not
+    /// put them in `free` (or a worker's cache) yet.
     pub(super) trimming: usize,
     /// Fresh slots reserved by a worker carving ahead that has not put them
     /// in `free` yet (`carve.rs`): counted as pooled, like `trimming`, so
@@ -126,6 +145,9 @@ pub(crate) struct LocalStacks {
     /// The process's page-fault count when `dirty` was last released:
     /// the mark of every stack handed out since (`u64::MAX`: unknown).
     fault_mark: u64,
+    /// The process's page-fault count when `dirty` last filled up
+    /// ([`StackPool::dirty_full`]).
+    faults_at_full: u64,
     /// `clean.len() + dirty.len()`, for `Runtime::stats` on other threads.
     held: Arc<AtomicUsize>,
     /// When this worker last saw the free lists' traffic (`trim.rs`).
@@ -164,6 +186,7 @@ impl StackPool {
             clean: Vec::with_capacity(LOCAL_MAX + 1),
             dirty: Vec::with_capacity(DIRTY_MAX),
             fault_mark: u64::MAX,
+            faults_at_full: 0,
             held,
             trim: TrimClock::default(),
         }
@@ -178,7 +201,7 @@ impl StackPool {
         let classes = self.lock_classes();
         let global: usize = classes
             .iter()
-            .map(|c| c.free.len() + c.bare.len() + c.trimming + c.carving)
+            .map(|c| c.free.len() + c.unverified_count + c.bare.len() + c.trimming + c.carving)
             .sum();
         let locals = self.locals.lock().unwrap_or_else(|e| e.into_inner());
         global
@@ -264,7 +287,7 @@ impl StackPool {
             Some(local) if stack.size() == self.default_size => {
                 local.dirty.push(stack);
                 if local.dirty.len() >= DIRTY_MAX {
-                    self.release_dirty(local);
+                    self.dirty_full(local);
                 }
                 local.publish();
             }
@@ -297,6 +320,91 @@ impl StackPool {
         local.publish();
     }
 
+    /// A worker's dirty list is full: release it, or if the released
+    /// stacks would overflow the cache, defer it (see the module docs).
+    /// Out of line, so that `put` stays as short as it was.
+    #[inline(never)]
+    fn dirty_full(&self, local: &mut LocalStacks) {
+        // Deferred only if the process took fewer page faults since the
+        // last full list than the list holds stacks: then most of them
+        // cannot have touched a new page, and their release would only
+        // verify them. Otherwise there is memory to give back now.
+        let now = super::release::process_faults();
+        let quiet = now.is_some_and(|n| n.wrapping_sub(local.faults_at_full) < DIRTY_MAX as u64);
+        local.faults_at_full = now.unwrap_or(0);
+        if quiet && local.clean.len() + DIRTY_MAX > LOCAL_MAX {
+            self.defer_dirty(local);
+        } else {
+            self.release_dirty(local);
+        }
+    }
+
+    /// Hand a worker's full dirty list to the global pool unverified (see
+    /// the module docs): released, it would overflow the worker's cache,
+    /// so the worker does not need these stacks, and their release is left
+    /// to whoever does.
+    fn defer_dirty(&self, local: &mut LocalStacks) {
+        let batch = std::mem::replace(&mut local.dirty, Vec::with_capacity(DIRTY_MAX));
+        let mut classes = self.lock_classes();
+        let class = class_for(&mut classes, self.default_size);
+        class.unverified_count += batch.len();
+        class.unverified.push(batch);
+        self.traffic.fetch_add(1, Ordering::Relaxed);
+        // Published under the lock, as `give_back` does: never counted twice.
+        local.publish();
+    }
+
+    /// Release the deep pages of a batch of unverified stacks, taken from
+    /// a class's `unverified` list and counted in its `trimming`: they are
+    /// clean afterwards. Stacks that could not be released are forgotten
+    /// (as in `release_dirty`). Returns the clean ones; the caller uncounts
+    /// the batch from `trimming` when it puts them somewhere counted.
+    fn verify(&self, mut batch: Vec<Stack>) -> Vec<Stack> {
+        // A stack whose mark equals the count now took no fault since it
+        // was handed out: clean without a look (`release.rs`).
+        let now = super::release::process_faults();
+        super::release::release_all(&self.stats, &mut batch, now, self.scans());
+        batch
+    }
+
+    /// Take one unverified batch of `class`, counted in `trimming` while
+    /// it is out. The caller holds the `classes` lock.
+    fn take_unverified(class: &mut SizeClass) -> Option<Vec<Stack>> {
+        let batch = class.unverified.pop()?;
+        class.unverified_count -= batch.len();
+        class.trimming += batch.len();
+        Some(batch)
+    }
+
+    /// Verify the global pool's unverified stacks and put them on the free
+    /// lists, one batch at a time, while `keep_going` says so (a worker on
+    /// its way to sleep, `trim.rs`). Returns whether none is left.
+    pub(super) fn verify_deferred(&self, keep_going: &impl Fn() -> bool) -> bool {
+        loop {
+            let taken = {
+                let mut classes = self.lock_classes();
+                classes
+                    .iter_mut()
+                    .find_map(|class| Some((class.slot_size, Self::take_unverified(class)?)))
+            };
+            let Some((size, batch)) = taken else {
+                return true;
+            };
+            let n = batch.len();
+            let clean = self.verify(batch);
+            {
+                let mut classes = self.lock_classes();
+                let class = class_for(&mut classes, size);
+                class.trimming -= n;
+                class.free.extend(clean);
+                self.traffic.fetch_add(1, Ordering::Relaxed);
+            }
+            if !keep_going() {
+                return false;
+            }
+        }
+    }
+
     /// Move a worker's cache back to the global pool (worker shutdown).
     pub fn drain_local(&self, local: &mut LocalStacks) {
         self.release_dirty(local);
@@ -322,19 +430,42 @@ impl StackPool {
     /// Fill a worker's empty cache with a batch of stacks (fresh slots if the
     /// free lists are empty), publishing its count under the lock when they
     /// come from the free lists (fresh ones were counted nowhere before).
+    #[inline(never)]
     fn refill(&self, local: &mut LocalStacks, size: usize) -> io::Result<()> {
         let fresh = {
             let mut classes = self.lock_classes();
             let class = class_for(&mut classes, size);
-            if let Some(mut batch) = self.take_pooled(class, BATCH) {
+            if let Some(mut batch) = self.take_free(class, BATCH) {
                 local.clean.append(&mut batch);
                 local.publish();
                 return Ok(());
             }
-            // Spawns are waiting for fresh slots: idle workers may carve
-            // some ahead (`carve.rs`).
-            self.fresh_wanted.store(true, Ordering::Relaxed);
-            self.reserve_fresh(class, BATCH)?
+            if let Some(batch) = Self::take_unverified(class) {
+                drop(classes);
+                let n = batch.len();
+                let mut clean = self.verify(batch);
+                let mut classes = self.lock_classes();
+                class_for(&mut classes, size).trimming -= n;
+                local.clean.append(&mut clean);
+                local.publish();
+                if !local.clean.is_empty() {
+                    return Ok(());
+                }
+                // Every release failed (and those slots are forgotten):
+                // carve, as below.
+                self.fresh_wanted.store(true, Ordering::Relaxed);
+                let class = class_for(&mut classes, size);
+                self.reserve_fresh(class, BATCH)?
+            } else if let Some(mut batch) = self.take_bare(class, BATCH) {
+                local.clean.append(&mut batch);
+                local.publish();
+                return Ok(());
+            } else {
+                // Spawns are waiting for fresh slots: idle workers may carve
+                // some ahead (`carve.rs`).
+                self.fresh_wanted.store(true, Ordering::Relaxed);
+                self.reserve_fresh(class, BATCH)?
+            }
         };
         let mut batch = self.prepare_fresh(fresh)?;
         local.clean.append(&mut batch);
@@ -347,7 +478,21 @@ impl StackPool {
         let fresh = {
             let mut classes = self.lock_classes();
             let class = class_for(&mut classes, size);
-            if let Some(batch) = self.take_pooled(class, want) {
+            if let Some(batch) = self.take_free(class, want) {
+                return Ok(batch);
+            }
+            if let Some(batch) = Self::take_unverified(class) {
+                drop(classes);
+                let n = batch.len();
+                let clean = self.verify(batch);
+                let mut classes = self.lock_classes();
+                class_for(&mut classes, size).trimming -= n;
+                if !clean.is_empty() {
+                    return Ok(clean);
+                }
+                return self.take_batch(size, want);
+            }
+            if let Some(batch) = self.take_bare(class, want) {
                 return Ok(batch);
             }
             self.reserve_fresh(class, want)?
@@ -355,34 +500,41 @@ impl StackPool {
         self.prepare_fresh(fresh)
     }
 
-    /// Up to `want` stacks from `class`'s free list, or else bare slots
-    /// (labelled here: a page fault each, `trim.rs`); `None` if it has
-    /// neither. The caller holds the `classes` lock.
-    fn take_pooled(&self, class: &mut SizeClass, want: usize) -> Option<Vec<Stack>> {
+    /// Up to `want` stacks from `class`'s free list; `None` if it is
+    /// empty. The caller holds the `classes` lock.
+    fn take_free(&self, class: &mut SizeClass, want: usize) -> Option<Vec<Stack>> {
         self.traffic.fetch_add(1, Ordering::Relaxed);
-        if !class.free.is_empty() {
-            let at = class.free.len().saturating_sub(want);
-            return Some(class.free.split_off(at));
+        if class.free.is_empty() {
+            return None;
         }
-        if !class.bare.is_empty() {
-            let at = class.bare.len().saturating_sub(want);
-            return Some(
-                class
-                    .bare
-                    .split_off(at)
-                    .into_iter()
-                    .map(|(label, top)| {
-                        let label = NonNull::new(label as *mut Label).expect("non-null");
-                        // SAFETY: a bare slot is a slot of a live slab with its
-                        // guard, released whole, described by no Stack (it left
-                        // the free list as a label address only), whose top was
-                        // recorded with it; its size is its class's.
-                        unsafe { Stack::from_trimmed_slot(label, top, class.slot_size) }
-                    })
-                    .collect(),
-            );
+        let at = class.free.len().saturating_sub(want);
+        Some(class.free.split_off(at))
+    }
+
+    /// Up to `want` bare slots of `class` (labelled here: a page fault
+    /// each, `trim.rs`); `None` if it has none. The caller holds the
+    /// `classes` lock.
+    fn take_bare(&self, class: &mut SizeClass, want: usize) -> Option<Vec<Stack>> {
+        self.traffic.fetch_add(1, Ordering::Relaxed);
+        if class.bare.is_empty() {
+            return None;
         }
-        None
+        let at = class.bare.len().saturating_sub(want);
+        Some(
+            class
+                .bare
+                .split_off(at)
+                .into_iter()
+                .map(|(label, top)| {
+                    let label = NonNull::new(label as *mut Label).expect("non-null");
+                    // SAFETY: a bare slot is a slot of a live slab with its
+                    // guard, released whole, described by no Stack (it left
+                    // the free list as a label address only), whose top was
+                    // recorded with it; its size is its class's.
+                    unsafe { Stack::from_trimmed_slot(label, top, class.slot_size) }
+                })
+                .collect(),
+        )
     }
 
     /// Resident bytes over every slot ever carved, by `mincore(2)`.
@@ -424,6 +576,8 @@ pub(super) fn class_for(classes: &mut Vec<SizeClass>, slot_size: usize) -> &mut 
                 slot_size,
                 free: Vec::new(),
                 bare: Vec::new(),
+                unverified: Vec::new(),
+                unverified_count: 0,
                 labels_due: false,
                 trimming: 0,
                 carving: 0,
@@ -541,5 +695,88 @@ mod tests {
         pool.put(None, b);
         assert_eq!(pool.pooled(), 2);
         assert!(pool.stats.reserved_bytes.load(Ordering::Relaxed) >= 3 * pool.default_size());
+    }
+
+    /// A worker whose cache is full hands a full dirty list to the global
+    /// pool unverified, deep pages and all, when the process took few page
+    /// faults meanwhile; the next taker (a refill) or an idle worker
+    /// (`verify_deferred`) releases them before any is handed out, and
+    /// `pooled` counts them all along. (The fault count is the process's,
+    /// and other tests run in parallel: a try in which their faults made
+    /// the pool release at once is tried again.)
+    #[test]
+    fn a_full_dirty_list_that_would_overflow_the_cache_waits_unverified() {
+        for _ in 0..10 {
+            if deferral_round() {
+                return;
+            }
+        }
+        panic!("no full dirty list was deferred in 10 tries");
+    }
+
+    /// One try of the test above; false if nothing was deferred.
+    fn deferral_round() -> bool {
+        let pool = pool();
+        let page = page_size();
+        let size = pool.default_size();
+        let mut local = pool.new_local();
+        let stacks: Vec<Stack> = (0..LOCAL_MAX + 2 * DIRTY_MAX)
+            .map(|_| pool.get(Some(&mut local), size).unwrap())
+            .collect();
+        for stack in &stacks {
+            for i in 1..=5 {
+                // SAFETY: inside the slot, above its guard (64 pages).
+                unsafe { ((stack.top() - i * page) as *mut u8).write_volatile(1) };
+            }
+        }
+        let total = stacks.len();
+        let mut stacks = stacks.into_iter();
+        // The first full lists are released here: the cache has room.
+        for stack in stacks.by_ref().take(LOCAL_MAX) {
+            pool.put(Some(&mut local), stack);
+        }
+        assert_eq!(local.clean.len(), LOCAL_MAX);
+        // Now it would not: the next two go to the global pool as they are
+        // (no page was touched since).
+        let rest: Vec<Stack> = stacks.collect();
+        let deferred: Vec<(usize, usize)> = rest
+            .iter()
+            .map(|s| (s.top() - s.size(), s.size()))
+            .collect();
+        for stack in rest {
+            pool.put(Some(&mut local), stack);
+        }
+        let unverified = {
+            let classes = pool.lock_classes();
+            let class = &classes[0];
+            assert_eq!(class.unverified_count, class.unverified.len() * DIRTY_MAX);
+            class.unverified.len()
+        };
+        assert_eq!(pool.pooled(), total);
+        if unverified == 0 {
+            return false;
+        }
+        let resident =
+            |&(base, len): &(usize, usize)| super::super::slot_resident_bytes(base, len).unwrap();
+        let still_deep = deferred.iter().filter(|r| resident(r) == 5 * page).count();
+        assert_eq!(still_deep, unverified * DIRTY_MAX);
+        // A worker with an empty cache verifies one batch before using it.
+        let mut other = pool.new_local();
+        for _ in 0..DIRTY_MAX {
+            let stack = pool.get(Some(&mut other), size).unwrap();
+            assert_eq!(stack.resident_bytes().unwrap(), page, "handed out dirty");
+            pool.put(None, stack);
+        }
+        // An idle worker verifies the rest into the free list.
+        assert!(pool.verify_deferred(&|| true));
+        let classes = pool.lock_classes();
+        assert_eq!(classes[0].unverified_count, 0);
+        assert_eq!(classes[0].trimming, 0);
+        drop(classes);
+        for r in &deferred {
+            assert_eq!(resident(r), page);
+        }
+        assert_eq!(pool.pooled(), total);
+        true
     }
 }

@@ -46,8 +46,9 @@ pub(crate) struct TrimClock {
 }
 
 impl StackPool {
-    /// What a worker does on its way to sleep: release its dirty stacks,
-    /// carve fresh slots ahead if spawns are waiting for them (`carve.rs`),
+    /// What a worker does on its way to sleep: release its dirty stacks
+    /// and those other workers left unverified (`pool.rs`), carve fresh
+    /// slots ahead if spawns are waiting for them (`carve.rs`),
     /// and trim the global free lists if they have been quiet for
     /// [`TRIM_AFTER`] (stopping early once `keep_going` says no). Returns
     /// how long the worker may sleep before it should come back to trim
@@ -58,6 +59,11 @@ impl StackPool {
         keep_going: impl Fn() -> bool,
     ) -> Option<Duration> {
         self.release_dirty(local);
+        // Finished stacks other workers left unverified (`pool.rs`): their
+        // release is this worker's idle work, as long as it has no other.
+        if !self.verify_deferred(&keep_going) {
+            return None;
+        }
         self.carve_ahead(&keep_going);
         let Some(traffic) = self.traffic_if_trimmable(RESERVE) else {
             local.trim.seen = None;
