@@ -47,7 +47,7 @@ use super::Scheduler;
 use crate::coroutine::{Coroutine, Yielder};
 use crate::stack::Stack;
 use crate::task::join_state::Stored;
-use crate::task::start::{Start, StartFn};
+use crate::task::start::{note_deferred, payload_inline, Start, StartFn};
 use crate::task::{TaskPtr, TaskRef};
 
 /// What a spawn asks for beyond the function itself.
@@ -99,6 +99,7 @@ impl Scheduler {
             return Err(shut_down());
         }
         let (run, handle) = if opts.deferred() {
+            note_deferred(!payload_inline::<F>());
             TaskRef::new_deferred(start_deferred::<F, T> as StartFn, f)
         } else {
             self.new_with_stack(local, opts, f)?
@@ -137,12 +138,13 @@ impl Scheduler {
         if reused {
             // The top page is resident: building here costs no fault, and
             // the function goes straight onto the stack, which the parked
-            // coroutine pays for anyway (deferred, it would wait in a box
-            // while the spawner runs ahead: tens of bytes per coroutine
-            // that the allocator keeps).
+            // coroutine pays for anyway (deferred, a function too large for
+            // the task's slots would wait in a box while the spawner runs
+            // ahead: tens of bytes per coroutine that the allocator keeps).
             return Ok(TaskRef::new(|me| new_coroutine(me, stack, f)));
         }
         let start = start_carried::<F, T> as StartFn;
+        note_deferred(!carried_inline::<F>());
         Ok(if carried_inline::<F>() {
             TaskRef::new_deferred(start, (stack, f))
         } else {
@@ -212,11 +214,11 @@ where
 }
 
 /// The [`StartFn`] of a deferred task whose function is an `F`
-/// (`task/start.rs`): the first run builds the coroutine on the stack its
-/// worker took.
+/// (`task/start.rs`: in the task's slots, boxed if larger than five
+/// words): the first run builds the coroutine on the stack its worker took.
 ///
 /// # Safety
-/// As [`StartFn`] states: the task's hand-off slot holds its `F`, taken once.
+/// As [`StartFn`] states: the task's slots hold its `F`, taken once.
 unsafe fn start_deferred<F, T>(me: TaskPtr, how: Start) -> Option<Coroutine>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -226,8 +228,8 @@ where
         // No stack of our own: the worker gives one (`Start::Run`).
         return None;
     }
-    // SAFETY: the caller promises the slot holds our `F`, taken once.
-    let f = unsafe { me.cell().take::<F>() };
+    // SAFETY: the caller promises the slots hold our `F`, taken once.
+    let f = unsafe { me.take_payload::<F>() };
     match how {
         Start::Run(stack) => return Some(new_coroutine(me, stack, f)),
         Start::Drop => drop(f),
@@ -242,7 +244,7 @@ where
             eprintln!("{msg}");
             let result: std::thread::Result<T> = Err(Box::new(msg));
             // SAFETY: the task is alive (the worker holds it), the function
-            // just left the slot, and nobody reads a result before STORED.
+            // just left the slots, and nobody reads a result before STORED.
             unsafe { me.cell().put(result) };
             // SAFETY: (task alive, as above.)
             if unsafe { &*me.as_ptr() }.join.store() == Stored::Detached {
@@ -255,26 +257,26 @@ where
 }
 
 /// The [`StartFn`] of a task that took its stack at spawn (`Builder`): its
-/// hand-off slot holds the stack and the `F` (boxed if the pair does not
+/// slots hold the stack and the `F` (the `F` boxed if the pair does not
 /// fit there, [`carried_inline`]), and the first run builds the
 /// coroutine on that stack ([`Start::Own`], which the worker tries before
 /// it takes a stack of its own).
 ///
 /// # Safety
-/// As [`StartFn`] states: the task's hand-off slot holds what
-/// `new_with_stack` put there for this `F`, taken once.
+/// As [`StartFn`] states: the task's slots hold what `new_with_stack` put
+/// there for this `F`, taken once.
 unsafe fn start_carried<F, T>(me: TaskPtr, how: Start) -> Option<Coroutine>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let (stack, f) = if carried_inline::<F>() {
-        // SAFETY: the caller promises the slot holds what `new_with_stack`
+        // SAFETY: the caller promises the slots hold what `new_with_stack`
         // put there for this `F`, taken once.
-        unsafe { me.cell().take::<(Stack, F)>() }
+        unsafe { me.take_payload::<(Stack, F)>() }
     } else {
         // SAFETY: as above.
-        let (stack, f) = unsafe { me.cell().take::<(Stack, Box<F>)>() };
+        let (stack, f) = unsafe { me.take_payload::<(Stack, Box<F>)>() };
         (stack, *f)
     };
     match how {
@@ -296,10 +298,10 @@ where
 }
 
 /// Does a task that took its stack at spawn keep `(Stack, F)` in its
-/// hand-off slot without a box (two words, `wait_cell.rs`)? If not, it
-/// keeps `(Stack, Box<F>)`, which does.
+/// slots without a box (five words, `task/start.rs`: so an `F` of up to
+/// four)? If not, it keeps `(Stack, Box<F>)`, which does.
 const fn carried_inline<F>() -> bool {
-    size_of::<(Stack, F)>() <= 2 * size_of::<usize>() && align_of::<F>() <= align_of::<usize>()
+    payload_inline::<(Stack, F)>()
 }
 
 /// The first code a new coroutine runs, on its own stack, and its last.
@@ -334,4 +336,120 @@ where
     }
     // SAFETY: (task alive, as above.)
     context::finish(unsafe { &*me.as_ptr() });
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    //! Deferred tasks keep functions of up to five words (`Builder`: four,
+    //! beside the stack) in the task's slots without a box
+    //! (`task/start.rs`), and run or drop them exactly once either way.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::task::start::DEFERRED_MADE;
+    use crate::{Builder, JoinHandle, Runtime};
+
+    #[derive(Default)]
+    struct Counts {
+        ran: AtomicUsize,
+        dropped: AtomicUsize,
+    }
+
+    /// Counts its drops (one word).
+    struct Counted(Arc<Counts>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A closure of `N + 1` words: the counter and `N` words of data.
+    fn closure<const N: usize>(counts: &Arc<Counts>) -> impl FnOnce() -> usize + Send + 'static {
+        let (c, pad) = (Counted(counts.clone()), [3; N]);
+        let f = move || {
+            c.0.ran.fetch_add(1, Ordering::SeqCst);
+            pad.iter().sum()
+        };
+        assert_eq!(size_of_val(&f), (N + 1) * size_of::<usize>());
+        f
+    }
+
+    /// Spawn a closure of `N + 1` words on a fresh runtime (with `Builder`
+    /// if `builder`), join it, and return (tasks deferred, boxes made) by
+    /// the spawn.
+    fn run_one<const N: usize>(builder: bool) -> (usize, usize) {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let counts = Arc::new(Counts::default());
+        let f = closure::<N>(&counts);
+        let before = DEFERRED_MADE.with(|n| n.get());
+        let h = if builder {
+            // A fresh runtime's first stack is a fresh slot, so the task is
+            // deferred with it (a reused slot would build at spawn).
+            Builder::new().spawn_on(&rt, f).unwrap()
+        } else {
+            rt.spawn(f)
+        };
+        let after = DEFERRED_MADE.with(|n| n.get());
+        assert_eq!(h.join().unwrap(), 3 * N, "the function ran, on its data");
+        assert_eq!(counts.ran.load(Ordering::SeqCst), 1);
+        assert_eq!(counts.dropped.load(Ordering::SeqCst), 1, "dropped once");
+        (after.0 - before.0, after.1 - before.1)
+    }
+
+    #[test]
+    fn plain_spawns_keep_up_to_five_words_unboxed() {
+        assert_eq!(run_one::<2>(false), (1, 0), "3 words: deferred, no box");
+        assert_eq!(run_one::<3>(false), (1, 0), "4 words: deferred, no box");
+        assert_eq!(run_one::<4>(false), (1, 0), "5 words: deferred, no box");
+        assert_eq!(run_one::<5>(false), (1, 1), "6 words: deferred, boxed");
+    }
+
+    #[test]
+    fn builder_spawns_keep_up_to_four_words_unboxed() {
+        assert_eq!(run_one::<2>(true), (1, 0), "3 words: deferred, no box");
+        assert_eq!(run_one::<3>(true), (1, 0), "4 words: deferred, no box");
+        assert_eq!(run_one::<4>(true), (1, 1), "5 words: deferred, boxed");
+    }
+
+    /// Unstarted at shutdown, each function is dropped once and never
+    /// runs, inline or boxed.
+    #[test]
+    fn unstarted_functions_of_every_size_are_dropped_once() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let counts = Arc::new(Counts::default());
+        let handles: Vec<JoinHandle<usize>> = {
+            let counts = counts.clone();
+            rt.block_on(move || {
+                // One worker, and the spawner never blocks: none of these
+                // has started when block_on returns (one that has counts
+                // as run).
+                let mut hs = Vec::new();
+                let b = || Builder::new();
+                for _ in 0..10 {
+                    hs.push(crate::spawn(closure::<2>(&counts)));
+                    hs.push(crate::spawn(closure::<3>(&counts)));
+                    hs.push(crate::spawn(closure::<4>(&counts)));
+                    hs.push(crate::spawn(closure::<5>(&counts)));
+                    hs.push(b().spawn(closure::<2>(&counts)).unwrap());
+                    hs.push(b().spawn(closure::<3>(&counts)).unwrap());
+                    hs.push(b().spawn(closure::<4>(&counts)).unwrap());
+                }
+                hs
+            })
+        };
+        drop(rt);
+        let n = handles.len();
+        let cancelled: usize = handles
+            .into_iter()
+            .map(|h| usize::from(h.join().is_err()))
+            .sum();
+        let ran = counts.ran.load(Ordering::SeqCst);
+        assert_eq!(ran + cancelled, n, "each ran or was cancelled");
+        assert_eq!(
+            counts.dropped.load(Ordering::SeqCst),
+            n,
+            "each dropped once"
+        );
+    }
 }

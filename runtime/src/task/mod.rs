@@ -12,10 +12,11 @@
 //! * its hand-off slot and outcome byte (the task's [`WaitCell`]): how a
 //!   channel passes it a value while it sleeps, and, once it has returned,
 //!   where its result waits for `join`;
-//! * its [`Body`]: the `corosensei` coroutine, which owns the [`Stack`] and
+//! * its body: the `corosensei` coroutine, which owns the [`Stack`] and
 //!   the saved stack pointer, or, before a deferred task first runs, the
 //!   code that will build it (`start.rs`: a task takes its stack when it
-//!   first runs);
+//!   first runs), with a one-byte [`Kind`] that says which (or neither:
+//!   finished);
 //! * the waiter parked in `join`, if any, as an opaque word;
 //! * a *spare reference* flag (`spare.rs`);
 //! * the *shrink word*: where the coroutine's stack pointer was when it last
@@ -26,8 +27,13 @@
 //!   word*), the one moment a field points into its stack.
 //!
 //! The closure itself is moved onto the coroutine's own stack by corosensei
-//! and costs no heap (until then, a deferred task keeps it in its hand-off
-//! slot). Invariant: no field points into the coroutine's stack.
+//! and costs no heap. Until then, a deferred task keeps it in its
+//! [`Slots`]: the hand-off slot and the body storage, 48 bytes kept
+//! contiguous, are both free before the first run, so they hold the
+//! function (up to five words without a box) and its [`StartFn`]
+//! (`start.rs`). Once started, the coroutine lives in the body storage
+//! only, never over the hand-off words, which the wait cell needs.
+//! Invariant: no field points into the coroutine's stack.
 //! [`TaskRef`] is a counted pointer to the task (like `Arc`, but one word,
 //! so wait queues and run queues store one word per task).
 //!
@@ -45,7 +51,8 @@ mod spare;
 pub(crate) mod start;
 pub(crate) mod state;
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
@@ -53,28 +60,38 @@ use crate::coroutine::{Coroutine, Suspend};
 use crate::stack::Stack;
 use crate::wait_cell::{new_hand_off, HandOff, OutcomeByte, WaitCell};
 use join_state::JoinState;
-use start::{Start, StartFn};
+use start::Start;
 use state::SchedState;
 
-/// What the task runs. Touched only by the worker that holds the task (it
-/// took it from a run queue).
-///
-/// Two variants, not three, so that the enum stays the coroutine's size:
-/// the coroutine's fields have one spare (null) value to tell the variants
-/// apart, not two.
-enum Body {
-    /// The coroutine, until it returns and its stack is taken back.
-    Coroutine(Coroutine),
-    /// No coroutine. `Some`: deferred, not started and no stack yet: the
-    /// function waits in the hand-off slot, and this builds the coroutine
-    /// from it (`start.rs`). `None`: finished (or dropped unstarted), its
-    /// stack given back.
-    NoCoroutine(Option<StartFn>),
+/// What the task's [`Slots`] hold. Read and written only by the worker
+/// that holds the task (it took it from a run queue), or by the last
+/// reference's drop; it lives in the padding beside the small fields.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Kind {
+    /// The body storage holds the coroutine, until it returns and its
+    /// stack is taken back. The hand-off slot is the wait cell's.
+    Coroutine,
+    /// Deferred, not started: the slots hold the function and its
+    /// [`StartFn`], laid out as `start.rs` says.
+    Deferred,
+    /// Nothing: finished (or dropped unstarted), its stack given back, or
+    /// between a start taking the function and the coroutine being stored.
+    /// The hand-off slot is the wait cell's.
+    Done,
 }
 
-impl Body {
-    /// Finished, or dropped unstarted.
-    const DONE: Body = Body::NoCoroutine(None);
+/// The hand-off slot and the body storage, in this order and contiguous
+/// (`repr(C)`, no padding: 16 + 32 bytes, more under AddressSanitizer,
+/// whose coroutine is larger), so that a deferred task can use
+/// them as one area (`start.rs`). Every byte is inside an `UnsafeCell`, so
+/// a raw pointer from `&Slots` may write any of them ([`Task::slots`]).
+#[repr(C)]
+struct Slots {
+    /// The wait cell's two words (`wait_cell.rs`), once started.
+    hand_off: HandOff,
+    /// The coroutine when [`Kind::Coroutine`], else no value of its own.
+    coroutine: UnsafeCell<MaybeUninit<Coroutine>>,
 }
 
 pub(crate) struct Task {
@@ -90,9 +107,10 @@ pub(crate) struct Task {
     /// waiter from the running task through the structure it waited on
     /// (its lock or queue), and so after the write.
     home: AtomicPtr<()>,
-    hand_off: HandOff,
-    /// See [`Body`].
-    body: UnsafeCell<Body>,
+    /// What [`slots`](Self::slots) hold.
+    kind: Cell<Kind>,
+    /// The hand-off slot and the coroutine (see [`Slots`], [`Kind`]).
+    slots: Slots,
     /// Who waits in `join`: a raw `Waiter` (`park::Waiter::into_raw`) owned
     /// by this slot. Written by the joiner before it sets `JOIN_WAITER`,
     /// taken by the finisher after it sees that bit.
@@ -159,6 +177,20 @@ impl Task {
         debug_assert!(self.home().is_null());
         self.home.store(home.cast_mut(), Ordering::Relaxed);
     }
+
+    /// The slots as one raw area. Writing through it is allowed (every
+    /// byte is in an `UnsafeCell`); what may be written when is the
+    /// [`Kind`] protocol's business.
+    #[inline(always)]
+    fn slots(&self) -> *mut Slots {
+        std::ptr::from_ref(&self.slots).cast_mut()
+    }
+
+    /// The body storage: a coroutine when the kind is [`Kind::Coroutine`].
+    #[inline(always)]
+    fn coroutine(&self) -> *mut Coroutine {
+        self.slots.coroutine.get().cast()
+    }
 }
 
 /// A counted, one-word pointer to a task.
@@ -193,7 +225,7 @@ impl TaskPtr {
     pub unsafe fn cell(&self) -> WaitCell<'_> {
         // SAFETY: the caller promises the task is alive.
         let task = unsafe { &*self.0 };
-        WaitCell::new(&task.outcome, &task.hand_off)
+        WaitCell::new(&task.outcome, &task.slots.hand_off)
     }
 }
 
@@ -202,18 +234,21 @@ impl TaskRef {
     /// the join handle. `coroutine` builds its coroutine, given the task's
     /// address for the entry closure.
     pub fn new(coroutine: impl FnOnce(TaskPtr) -> Coroutine) -> (TaskRef, TaskRef) {
-        let (run, handle) = TaskRef::alloc(Body::DONE);
+        let (run, handle) = TaskRef::alloc(Kind::Done);
         let co = coroutine(TaskPtr(run.task()));
-        // SAFETY: the task is new and unshared: nobody else touches its body.
-        unsafe { *run.task().body.get() = Body::Coroutine(co) };
+        // SAFETY: the task is new and unshared: nobody else touches its
+        // body storage, which holds no value (the kind is Done).
+        unsafe { run.task().coroutine().write(co) };
+        run.task().kind.set(Kind::Coroutine);
         (run, handle)
     }
 
-    /// A new task with `body`, as two references. The block comes from the
+    /// A new task of `kind`, as two references, its slots uninitialised
+    /// (the caller fills them as `kind` says). The block comes from the
     /// task-block cache (`cache.rs`), most often one that a finished task
     /// gave back.
     #[inline]
-    fn alloc(body: Body) -> (TaskRef, TaskRef) {
+    fn alloc(kind: Kind) -> (TaskRef, TaskRef) {
         let block = cache::alloc();
         // SAFETY: `cache::alloc` returns memory valid for a Task, which holds
         // no live value and is ours alone: write a whole new task over it.
@@ -225,8 +260,11 @@ impl TaskRef {
                 outcome: OutcomeByte::new(),
                 spare: AtomicBool::new(false),
                 home: AtomicPtr::new(std::ptr::null_mut()),
-                hand_off: new_hand_off(),
-                body: UnsafeCell::new(body),
+                kind: Cell::new(kind),
+                slots: Slots {
+                    hand_off: new_hand_off(),
+                    coroutine: UnsafeCell::new(MaybeUninit::uninit()),
+                },
                 joiner: UnsafeCell::new(None),
                 shrink: AtomicUsize::new(0),
                 compact: AtomicU32::new(0),
@@ -242,7 +280,7 @@ impl TaskRef {
 
     pub fn cell(&self) -> WaitCell<'_> {
         let t = self.task();
-        WaitCell::new(&t.outcome, &t.hand_off)
+        WaitCell::new(&t.outcome, &t.slots.hand_off)
     }
 
     /// Give up the reference as a raw pointer (see [`from_raw`](Self::from_raw)).
@@ -266,11 +304,13 @@ impl TaskRef {
     /// The caller is the worker that took the task from a run queue.
     #[inline]
     pub unsafe fn resume(&self) -> corosensei::CoroutineResult<Suspend, ()> {
-        // SAFETY: only the worker running the task touches the coroutine.
-        match unsafe { &mut *self.task().body.get() } {
-            Body::Coroutine(co) => co.resume(()),
-            _ => unreachable!("resumed a task with no coroutine"),
+        let task = self.task();
+        if task.kind.get() != Kind::Coroutine {
+            unreachable!("resumed a task with no coroutine")
         }
+        // SAFETY: the kind says the body storage holds the coroutine, and
+        // only the worker running the task touches it.
+        unsafe { (*task.coroutine()).resume(()) }
     }
 
     /// Unwind the coroutine's stack (its locals are dropped, on this
@@ -281,18 +321,18 @@ impl TaskRef {
     /// # Safety
     /// As for [`resume`](Self::resume).
     pub unsafe fn force_unwind(&self) {
-        // SAFETY: only the worker running the task touches the coroutine.
-        let body = unsafe { &mut *self.task().body.get() };
-        match body {
-            Body::Coroutine(co) => co.force_unwind(),
-            Body::NoCoroutine(Some(start)) => {
-                let start = *start;
-                *body = Body::DONE;
-                // SAFETY: the function is still in the slot (the body was
-                // deferred), and it is taken once: the body is Done now.
-                unsafe { start(TaskPtr(self.task()), Start::Drop) };
+        let task = self.task();
+        match task.kind.get() {
+            // SAFETY: the kind says the body storage holds the coroutine,
+            // and only the worker running the task touches it.
+            Kind::Coroutine => unsafe { (*task.coroutine()).force_unwind() },
+            Kind::Deferred => {
+                // SAFETY: deferred: the function is still in the slots, and
+                // it is taken once (`take_start` leaves the kind Done); the
+                // caller holds the task, as a StartFn requires.
+                unsafe { task.take_start()(TaskPtr(task), Start::Drop) };
             }
-            Body::NoCoroutine(None) => {}
+            Kind::Done => {}
         }
     }
 
@@ -302,14 +342,18 @@ impl TaskRef {
     /// # Safety
     /// As for [`resume`](Self::resume), and the coroutine has returned.
     pub unsafe fn take_stack(&self) -> Option<Stack> {
-        // SAFETY: only the worker running the task touches the coroutine.
-        let body = unsafe { &mut *self.task().body.get() };
-        match std::mem::replace(body, Body::DONE) {
-            Body::Coroutine(co) => Some(co.into_stack()),
-            Body::NoCoroutine(None) => None,
-            Body::NoCoroutine(Some(_)) => {
-                unreachable!("took the stack of a task that never started")
+        let task = self.task();
+        match task.kind.get() {
+            Kind::Coroutine => {
+                task.kind.set(Kind::Done);
+                // SAFETY: the kind said the body storage holds the
+                // coroutine; it is moved out once (the kind is Done now),
+                // by the only worker that touches it.
+                let co = unsafe { task.coroutine().read() };
+                Some(co.into_stack())
             }
+            Kind::Done => None,
+            Kind::Deferred => unreachable!("took the stack of a task that never started"),
         }
     }
 
@@ -369,18 +413,26 @@ impl Drop for Task {
         // function. A started one is forgotten, not dropped: dropping would
         // unwind it on this thread, at an arbitrary point; shutdown unwinds
         // every started coroutine on its home worker, so this does not happen.
-        match self.body.get_mut() {
+        match self.kind.get() {
             // The common case: finished, stack given back.
-            Body::NoCoroutine(None) => {}
-            Body::Coroutine(co) if co.started() => {
-                std::mem::forget(std::mem::replace(self.body.get_mut(), Body::DONE));
+            Kind::Done => {}
+            Kind::Coroutine => {
+                self.kind.set(Kind::Done);
+                let co = self.coroutine();
+                // SAFETY: the kind said the body storage holds the
+                // coroutine, and the last reference is gone: it is ours,
+                // dropped (if unstarted) or forgotten (if started) once.
+                unsafe {
+                    if !(*co).started() {
+                        std::ptr::drop_in_place(co);
+                    }
+                }
             }
-            Body::Coroutine(_) => {}
-            Body::NoCoroutine(Some(start)) => {
-                let start = *start;
+            Kind::Deferred => {
                 // SAFETY: the last reference is gone, so nobody else holds
-                // the task; its function is still in the slot, taken once.
-                unsafe { start(TaskPtr(self), Start::Drop) };
+                // the task; its function is still in the slots, taken once
+                // (`take_start` leaves the kind Done).
+                unsafe { self.take_start()(TaskPtr(self), Start::Drop) };
             }
         }
     }
@@ -400,6 +452,21 @@ mod tests {
             std::mem::size_of::<Task>() <= 88,
             "{}",
             std::mem::size_of::<Task>()
+        );
+    }
+
+    #[test]
+    fn slots_are_the_hand_off_then_the_coroutine() {
+        // The deferred layout (start.rs) relies on this order and on
+        // there being no gap.
+        assert_eq!(std::mem::offset_of!(Slots, hand_off), 0);
+        assert_eq!(
+            std::mem::offset_of!(Slots, coroutine),
+            std::mem::size_of::<HandOff>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Slots>(),
+            std::mem::size_of::<HandOff>() + std::mem::size_of::<Coroutine>()
         );
     }
 }
