@@ -5,6 +5,11 @@
 //! runners do), the child must not live on. The child here is stopped with
 //! SIGSTOP first, so it cannot finish on its own: only the kernel's
 //! parent-death signal can end it.
+//!
+//! The child is stopped only once it has exec'd (its command line carries
+//! `--measuring-child`). Between `fork` and `exec` it is still setting up its
+//! parent-death signal; stopped there, it could never finish that set-up, so
+//! it would outlive its parent because of the test, not the CLI.
 
 mod cli_common;
 
@@ -38,6 +43,12 @@ fn ppid_state(pid: u32) -> Option<(u32, char)> {
     Some((after.next()?.parse().ok()?, state))
 }
 
+/// Whether `pid` runs the measuring child's command line (it has exec'd).
+fn has_execd(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|&b| b == 0).any(|arg| arg == b"--measuring-child"))
+}
+
 fn signal(sig: &str, pid: u32) -> bool {
     std::process::Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -61,7 +72,7 @@ fn the_measuring_child_dies_with_its_parent() {
             parent.try_wait().expect("try_wait").is_none(),
             "the parent ended early"
         );
-        if let Some(c) = child_of(pid) {
+        if let Some(c) = child_of(pid).filter(|&c| has_execd(c)) {
             if signal("-STOP", c) {
                 break c;
             }
