@@ -204,8 +204,11 @@ pub(crate) unsafe fn suspend_running(me: &Task, reason: Suspend) {
     // shrink pass (stack/shrink.rs): a register read and a plain store. So
     // no field of the task points into a parked stack.
     me.set_switch_word(shrink::word_for(shrink::stack_pointer()));
-    // SAFETY: the yielder lives at the base of this coroutine's own stack,
-    // which is the stack we are running on, so it is valid right now.
+    // SAFETY: the word was our yielder's address (the caller's promise: we
+    // were resumed normally, so `start` or the line below set it, and
+    // nothing else writes it while we run: the shrink pass and compaction
+    // touch only switched-out tasks, on this same thread). The yielder lives
+    // at the base of our own stack, which we are running on: valid now.
     unsafe { (*yielder).suspend(reason) };
     // Resumed, on our home worker, which named us current before the
     // switch: only our own word to put back.
