@@ -173,8 +173,8 @@ pub(crate) fn finish(task: &Task) {
 }
 
 /// Switch from the running coroutine back to its worker, and return `true`
-/// when some worker (maybe another one) resumes it. Returns `false` at once
-/// if the caller is not a coroutine.
+/// when its home worker resumes it. Returns `false` at once if the caller
+/// is not a coroutine (or is one being unwound: not current).
 ///
 /// Always inlined, so that the switch happens in the caller's own frame (see
 /// the module docs: *the return-address predictor*).
@@ -183,7 +183,9 @@ pub(crate) fn suspend(reason: Suspend) -> bool {
     let Some(me) = current() else {
         return false;
     };
-    // SAFETY: `me` is the current coroutine's task, and we are that coroutine.
+    // SAFETY: `me` is the current coroutine's task, and we are that
+    // coroutine; only a normal resume names it (`Worker::resume`), never
+    // an unwind.
     unsafe { suspend_running(me.as_ref(), reason) };
     true
 }
