@@ -54,8 +54,9 @@
 //!    it (`task/state.rs::wake_remote`), puts it in the home's inbox
 //!    (`sched/home.rs::push_inbox`) and wakes that worker
 //!    (`sched/idle.rs::notify_worker`), which applies the wake when it takes
-//!    the entry out (`task/state.rs::take_inbox_entry`). When `run_task` resumes it,
-//!    `suspend` returns and `wait` sees the outcome.
+//!    the entry out (`sched/worker.rs::pop_inbox_entries`,
+//!    `task/state.rs::take_inbox_entry`). When `run_task` resumes it,
+//!    `suspend_running` returns and `wait` sees the outcome.
 //! 5. **Finish.** `coroutine_main` stores the result, and
 //!    `task/join_state.rs::store` decides whether the coroutine drops it
 //!    (the handle is gone: `join.rs::drop_detached`, still inside the

@@ -228,7 +228,9 @@ impl<T> Chan<T> {
     }
 
     /// One sender fewer; the last one closes the channel for receiving:
-    /// everyone parked in a receive gets `CLOSED`.
+    /// everyone parked in a receive gets `CLOSED`, each woken at the back
+    /// of its home's line (`Party::finish_queued`: a close wakes them all
+    /// at once).
     pub fn drop_sender(&self) {
         let mut inner = self.inner.lock();
         inner.senders -= 1;

@@ -134,7 +134,8 @@ impl Party {
     /// close, which wakes every party at once. Each then waits its turn in
     /// its home's inbox, where the worker prefetches its stack before it
     /// runs (`Worker::pop_inbox_entries`), instead of displacing the one
-    /// before it from `runnext`.
+    /// before it from `runnext`. (A select's party is finished as by
+    /// `finish`: its wake goes through `runnext`.)
     pub fn finish_queued(self, outcome: Outcome) {
         match self {
             Party::Plain(w) => {

@@ -173,8 +173,8 @@ pub(crate) fn finish(task: &Task) {
 }
 
 /// Switch from the running coroutine back to its worker, and return `true`
-/// when some worker (maybe another one) resumes it. Returns `false` at once
-/// if the caller is not a coroutine.
+/// when its home worker resumes it. Returns `false` at once if the caller
+/// is not a coroutine (or is one being unwound: not current).
 ///
 /// Always inlined, so that the switch happens in the caller's own frame (see
 /// the module docs: *the return-address predictor*).
@@ -183,7 +183,9 @@ pub(crate) fn suspend(reason: Suspend) -> bool {
     let Some(me) = current() else {
         return false;
     };
-    // SAFETY: `me` is the current coroutine's task, and we are that coroutine.
+    // SAFETY: `me` is the current coroutine's task, and we are that
+    // coroutine; only a normal resume names it (`Worker::resume`), never
+    // an unwind.
     unsafe { suspend_running(me.as_ref(), reason) };
     true
 }
@@ -204,8 +206,11 @@ pub(crate) unsafe fn suspend_running(me: &Task, reason: Suspend) {
     // shrink pass (stack/shrink.rs): a register read and a plain store. So
     // no field of the task points into a parked stack.
     me.set_switch_word(shrink::word_for(shrink::stack_pointer()));
-    // SAFETY: the yielder lives at the base of this coroutine's own stack,
-    // which is the stack we are running on, so it is valid right now.
+    // SAFETY: the word was our yielder's address (the caller's promise: we
+    // were resumed normally, so `start` or the line below set it, and
+    // nothing else writes it while we run: the shrink pass and compaction
+    // touch only switched-out tasks, on this same thread). The yielder lives
+    // at the base of our own stack, which we are running on: valid now.
     unsafe { (*yielder).suspend(reason) };
     // Resumed, on our home worker, which named us current before the
     // switch: only our own word to put back.

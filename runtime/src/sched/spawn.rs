@@ -11,7 +11,7 @@
 //! **When the stack is taken.** A default spawn (`spindle::spawn`,
 //! `Runtime::spawn`, `Handle::spawn`) takes no stack: the task is
 //! *deferred* (`task/start.rs`), and the worker that first runs it takes a
-//! stack from its own cache (`Worker::run_task`) and builds the coroutine
+//! stack from its own cache (`Worker::start`) and builds the coroutine
 //! with [`start_deferred`]. So a spawner that outruns its children queues
 //! only small tasks, and the stacks cycle LIFO through the cache of the
 //! worker that runs them: a fan-out of 10^6 on 2 workers carved 212,929
@@ -29,8 +29,9 @@
 //! the other worker, so that waking them all later ran on one worker too.
 //!
 //! [`coroutine_main`] is the first code that runs on the new stack, the
-//! first time a worker resumes the task: it publishes the coroutine as this
-//! thread's current one, runs the user's function (catching a panic), and
+//! first time a worker resumes the task (which names it this thread's
+//! current coroutine, `context.rs`): it records where its yielder is (the
+//! task's switch word), runs the user's function (catching a panic), and
 //! stores the result in the task's wait cell for `join`; if the join handle
 //! is already gone, it drops the result itself, still current, so that the
 //! result's destructor runs as part of the coroutine (it may park, and a

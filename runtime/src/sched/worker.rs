@@ -19,7 +19,9 @@
 //!    slot, the deque and the injector first, so that nothing waits forever
 //!    behind coroutines that keep yielding;
 //! 2. `runnext`, at most [`RUNNEXT_LIMIT`] times in a row;
-//! 3. the spawn slot, the deque, the inbox, the pinned queue, the injector;
+//! 3. the spawn slot, the deque, the inbox (a few entries at a time, their
+//!    stacks prefetched, the rest waiting at the front of the pinned queue:
+//!    `Worker::pop_inbox_entries`), the pinned queue, the injector;
 //! 4. poll the network without blocking, if a coroutine waits on a socket
 //!    (`net/mod.rs`; step 1 does too);
 //! 5. spin: steal half of another worker's deque, or its spawn slot after a

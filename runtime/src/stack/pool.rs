@@ -475,29 +475,43 @@ impl StackPool {
 
     /// Up to `want` pooled stacks, carving fresh slots if none are free.
     fn take_batch(&self, size: usize, want: usize) -> io::Result<Vec<Stack>> {
-        let fresh = {
-            let mut classes = self.lock_classes();
-            let class = class_for(&mut classes, size);
-            if let Some(batch) = self.take_free(class, want) {
-                return Ok(batch);
-            }
-            if let Some(batch) = Self::take_unverified(class) {
-                drop(classes);
-                let n = batch.len();
-                let clean = self.verify(batch);
+        loop {
+            let fresh = {
                 let mut classes = self.lock_classes();
-                class_for(&mut classes, size).trimming -= n;
-                if !clean.is_empty() {
-                    return Ok(clean);
+                let class = class_for(&mut classes, size);
+                if let Some(batch) = self.take_free(class, want) {
+                    return Ok(batch);
                 }
-                return self.take_batch(size, want);
-            }
-            if let Some(batch) = self.take_bare(class, want) {
-                return Ok(batch);
-            }
-            self.reserve_fresh(class, want)?
-        };
-        self.prepare_fresh(fresh)
+                if let Some(batch) = Self::take_unverified(class) {
+                    drop(classes);
+                    let n = batch.len();
+                    let mut clean = self.verify(batch);
+                    let mut classes = self.lock_classes();
+                    let class = class_for(&mut classes, size);
+                    class.trimming -= n;
+                    // A batch is a whole dirty list, and the caller wants
+                    // `want` (often one): the rest go on the free list, as
+                    // `verify_deferred` puts them (a dropped `Stack` would
+                    // lose its slot for good).
+                    let mine = clean.split_off(clean.len().saturating_sub(want));
+                    if !clean.is_empty() {
+                        class.free.append(&mut clean);
+                        self.traffic.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !mine.is_empty() {
+                        return Ok(mine);
+                    }
+                    // Every release failed (those slots are forgotten): look
+                    // again, with the lock released first.
+                    continue;
+                }
+                if let Some(batch) = self.take_bare(class, want) {
+                    return Ok(batch);
+                }
+                self.reserve_fresh(class, want)?
+            };
+            return self.prepare_fresh(fresh);
+        }
     }
 
     /// Up to `want` stacks from `class`'s free list; `None` if it is
@@ -695,6 +709,34 @@ mod tests {
         pool.put(None, b);
         assert_eq!(pool.pooled(), 2);
         assert!(pool.stats.reserved_bytes.load(Ordering::Relaxed) >= 3 * pool.default_size());
+    }
+
+    /// A single stack taken outside a worker's cache (`get(None, ..)`, as
+    /// `Builder::spawn_on` does from a plain thread) when the only pooled
+    /// stacks wait unverified: it comes from a verified batch, and the rest
+    /// of that batch stays pooled (they were dropped, their slots lost).
+    #[test]
+    fn one_stack_taken_from_an_unverified_batch_leaves_the_rest_pooled() {
+        let pool = pool();
+        let size = pool.default_size();
+        let batch: Vec<Stack> = (0..DIRTY_MAX)
+            .map(|_| pool.get(None, size).unwrap())
+            .collect();
+        {
+            // As `defer_dirty` leaves a worker's full dirty list.
+            let mut classes = pool.lock_classes();
+            let class = class_for(&mut classes, size);
+            class.unverified_count += batch.len();
+            class.unverified.push(batch);
+        }
+        assert_eq!(pool.pooled(), DIRTY_MAX);
+        let stack = pool.get(None, size).unwrap();
+        assert_eq!(pool.pooled(), DIRTY_MAX - 1, "the rest stay pooled");
+        pool.put(None, stack);
+        assert_eq!(pool.pooled(), DIRTY_MAX);
+        assert_eq!(pool.stats.slots.load(Ordering::Relaxed), DIRTY_MAX);
+        let classes = pool.lock_classes();
+        assert_eq!((classes[0].unverified_count, classes[0].trimming), (0, 0));
     }
 
     /// A worker whose cache is full hands a full dirty list to the global

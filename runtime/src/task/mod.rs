@@ -198,10 +198,12 @@ impl Task {
 pub(crate) struct TaskRef(NonNull<Task>);
 
 // SAFETY: every field of Task is atomic, immutable, or accessed under the
-// protocol documented on it (coroutine: only by the worker running it; hand-off
-// slot: see wait_cell.rs; joiner: ordered by the JOIN_WAITER bit). Moving the
-// coroutine between threads is the point of an M:N runtime; what that means
-// for thread-locals is documented in the crate docs.
+// protocol documented on it (kind and body storage: only by the worker
+// holding the task, which took it from a run queue, or by the last
+// reference's drop; hand-off slot: see wait_cell.rs, and before the first
+// run the deferred payload, which is `Send`, `start.rs`; joiner: ordered by
+// the JOIN_WAITER bit). An unstarted task moves between threads (stolen);
+// a started coroutine stays on its home worker (crate docs).
 unsafe impl Send for TaskRef {}
 // SAFETY: as for Send: shared access to a Task goes through atomics or the
 // protocols above, never through an unsynchronised `&mut`.
