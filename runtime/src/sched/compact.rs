@@ -206,7 +206,7 @@ impl Compactor {
     fn slot_of(&self, task: &TaskRef) -> Option<(u32, SlotPages<'static>)> {
         // The shrink word is the stack pointer at the switch out, 16-byte
         // aligned, with flags in its low 4 bits (`stack/shrink.rs`).
-        let sp = task.task().shrink_word() & !15;
+        let sp = shrink::stack_pointer_of(task.task().shrink_word());
         if sp == 0 {
             return None;
         }

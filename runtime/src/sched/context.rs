@@ -162,14 +162,22 @@ impl CurrentSlot {
 /// `task` is the calling coroutine's task, and `yielder` its yielder.
 #[inline(always)]
 pub(crate) unsafe fn start(task: &Task, yielder: &Yielder) {
-    task.set_switch_word(ptr::from_ref(yielder) as usize);
+    // SAFETY: the caller's promise: we are `task`'s coroutine, on its home
+    // thread, and this is its live yielder.
+    unsafe { task.set_switch_word(ptr::from_ref(yielder) as usize) };
 }
 
 /// The last thing a coroutine does before it returns to its worker: its
 /// yielder goes away with its stack.
+///
+/// # Safety
+/// `task` is the calling coroutine's task, and the coroutine does not
+/// suspend again.
 #[inline(always)]
-pub(crate) fn finish(task: &Task) {
-    task.set_switch_word(0);
+pub(crate) unsafe fn finish(task: &Task) {
+    // SAFETY: the caller's promise: our own task, and no `suspend_running`
+    // will read the word again.
+    unsafe { task.set_switch_word(0) };
 }
 
 /// Switch from the running coroutine back to its worker, and return `true`
@@ -205,7 +213,10 @@ pub(crate) unsafe fn suspend_running(me: &Task, reason: Suspend) {
     // While it is switched out, the word is where our frames end, for the
     // shrink pass (stack/shrink.rs): a register read and a plain store. So
     // no field of the task points into a parked stack.
-    me.set_switch_word(shrink::word_for(shrink::stack_pointer()));
+    // SAFETY (both stores): we are `me`'s coroutine on its home thread (the
+    // caller's promise); the word holds the shrink word only while we are
+    // switched out, and the yielder again before we run on.
+    unsafe { me.set_switch_word(shrink::word_for(shrink::stack_pointer())) };
     // SAFETY: the word was our yielder's address (the caller's promise: we
     // were resumed normally, so `start` or the line below set it, and
     // nothing else writes it while we run: the shrink pass and compaction
@@ -214,7 +225,7 @@ pub(crate) unsafe fn suspend_running(me: &Task, reason: Suspend) {
     unsafe { (*yielder).suspend(reason) };
     // Resumed, on our home worker, which named us current before the
     // switch: only our own word to put back.
-    me.set_switch_word(yielder as usize);
+    unsafe { me.set_switch_word(yielder as usize) };
 }
 
 #[cfg(all(test, not(loom)))]

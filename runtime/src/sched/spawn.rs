@@ -335,8 +335,9 @@ where
         // Still current: a destructor that blocks parks this coroutine.
         crate::join::drop_detached(result);
     }
-    // SAFETY: (task alive, as above.)
-    context::finish(unsafe { &*me.as_ptr() });
+    // SAFETY: (task alive, as above.) Our own task, and we return to the
+    // worker from here without suspending again.
+    unsafe { context::finish(&*me.as_ptr()) };
 }
 
 #[cfg(all(test, not(loom)))]

@@ -54,7 +54,7 @@ use super::Scheduler;
 use crate::coroutine::Suspend;
 use crate::park::Waiter;
 use crate::stack::pool::LocalStacks;
-use crate::stack::shrink::ShrinkPass;
+use crate::stack::shrink::{self, ShrinkPass};
 use crate::stats::WorkerCounters;
 use crate::task::state::InboxEntry;
 use crate::task::TaskRef;
@@ -370,7 +370,7 @@ impl Worker {
             }
             for task in taken.into_iter().flatten() {
                 if self.apply_inbox_entry(&task) {
-                    let sp = task.task().shrink_word() & !15;
+                    let sp = shrink::stack_pointer_of(task.task().shrink_word());
                     if sp >= 256 {
                         prefetch_lines([sp - 64, sp - 128, sp - 192]);
                     }
@@ -564,7 +564,8 @@ impl Worker {
             };
             // SAFETY: we are the home of every registered task and, in our
             // own loop, run none of them; a finished one (whose stack went
-            // back to the pool) is skipped.
+            // back to the pool) is skipped. So each task the pass writes is
+            // switched out, on its home thread.
             unsafe {
                 pass.run(
                     now,

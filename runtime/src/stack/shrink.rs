@@ -102,6 +102,13 @@ pub(crate) fn word_for(sp: usize) -> usize {
     sp & !FLAGS
 }
 
+/// The stack pointer recorded in a shrink word (its flags cleared); zero if
+/// none was recorded.
+#[inline(always)]
+pub(crate) fn stack_pointer_of(word: usize) -> usize {
+    word & !FLAGS
+}
+
 /// One worker's shrink pass: when it is due, and what it found last time.
 /// Lives in the worker, used only by its thread.
 pub(crate) struct ShrinkPass {

@@ -141,9 +141,14 @@ impl Task {
         self.shrink.load(Ordering::Relaxed)
     }
 
-    /// Set the shrink word. Only on the home worker's thread (see the field).
+    /// Set the shrink word.
+    ///
+    /// # Safety
+    /// On the home worker's thread, and the task is switched out: while it
+    /// runs, the same field is its switch word, which `suspend_running`
+    /// dereferences.
     #[inline(always)]
-    pub fn set_shrink_word(&self, word: usize) {
+    pub unsafe fn set_shrink_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
     }
 
@@ -155,9 +160,15 @@ impl Task {
         self.shrink.load(Ordering::Relaxed)
     }
 
-    /// Set the switch word (`sched/context.rs`). Home thread only.
+    /// Set the switch word (`sched/context.rs`).
+    ///
+    /// # Safety
+    /// Called by the task's own coroutine, on its home thread. While the
+    /// coroutine runs, the word must be its live yielder's address, since
+    /// `suspend_running` dereferences it: so the only other values stored
+    /// are the shrink word at a switch out, and zero as its last act.
     #[inline(always)]
-    pub fn set_switch_word(&self, word: usize) {
+    pub unsafe fn set_switch_word(&self, word: usize) {
         self.shrink.store(word, Ordering::Relaxed);
     }
 
