@@ -98,6 +98,11 @@ pub struct MemArgs {
     /// of stack each (the baseline is taken before that round).
     #[arg(long)]
     pub reused: bool,
+    /// Also show where the memory is, by kind (stack slots, labels, heap,
+    /// page tables, malloc's figures), at the baseline, after the warm-up
+    /// and with all parked.
+    #[arg(long)]
+    pub breakdown: bool,
     /// Internal: a child started by this tool, whose parent ran preflight.
     #[arg(long, hide = true)]
     pub measuring_child: bool,

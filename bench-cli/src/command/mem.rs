@@ -21,6 +21,11 @@
 //! cached task blocks) is part of the bill, as it is in a long-running
 //! program. The Go reference does the same with goroutines.
 //!
+//! With `--breakdown`, snapshots of memory by kind (stack slots, labels,
+//! heap, other mappings, page tables, malloc's figures) are taken at the
+//! baseline, after the warm-up and with all parked (`measure/breakdown.rs`),
+//! outside the headline readings.
+//!
 //! Preflight runs once per `mem` command, in the process that decides to
 //! measure: a child started for a fresh heap (`--measuring-child`) trusts its
 //! parent's check.
@@ -41,6 +46,7 @@ use spindle::Runtime;
 
 use super::{Global, Measurement};
 use crate::cli::MemArgs;
+use crate::measure::breakdown::{Phase, Snapshot};
 use crate::measure::procfs::ProcMem;
 use crate::measure::row::{Count, Row};
 use crate::measure::{alloc, child, preflight, stats};
@@ -58,6 +64,8 @@ pub struct MemConfig {
     pub per_coroutine_channel: bool,
     /// Park in slots reused after a warm-up round (see the module docs).
     pub reused: bool,
+    /// `--breakdown`: memory by kind at each phase.
+    pub breakdown: bool,
     /// R runs; above 1, each in a fresh child process.
     pub repeat: usize,
     /// This process is a child its parent started: preflight was done.
@@ -134,6 +142,10 @@ pub struct MemResult {
     pub fits: Vec<Fit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<CompactFigures>,
+    /// With `--breakdown`: memory by kind at the baseline, after the
+    /// warm-up (`--reused`) and with all parked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Vec<Phase>>,
 }
 
 /// One row of a `mem` table.
@@ -147,6 +159,7 @@ impl MemConfig {
             stack_max: a.stack_max.unwrap_or(g.stack_max),
             per_coroutine_channel: a.per_coroutine_channel,
             reused: a.reused,
+            breakdown: a.breakdown,
             repeat: g.repeat.unwrap_or(1),
             measuring_child: a.measuring_child,
             compact_after: a.compact_after,
@@ -161,6 +174,7 @@ impl MemConfig {
             stack_max,
             per_coroutine_channel: false,
             reused,
+            breakdown: false,
             repeat: 1,
             measuring_child: false,
             compact_after: None,
@@ -265,6 +279,9 @@ pub fn measure_isolated(cfg: &MemConfig) -> Result<MemResult, String> {
     if cfg.reused {
         extra.push("--reused");
     }
+    if cfg.breakdown {
+        extra.push("--breakdown");
+    }
     let after = cfg.compact_after.map(|d| format!("{}ns", d.as_nanos()));
     if let Some(after) = &after {
         extra.extend(["--compact-after", after.as_str()]);
@@ -293,11 +310,23 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
     // Allocated before the baseline, so it is not counted as runtime heap.
     let mut senders: Vec<Sender<()>> = Vec::with_capacity(if per { n } else { 0 });
 
+    let mut phases = Vec::new();
+    let snapshot = |phases: &mut Vec<Phase>, name: &str| -> Result<(), String> {
+        if cfg.breakdown {
+            let at = Snapshot::now().map_err(|e| format!("breakdown: {e}"))?;
+            phases.push(Phase {
+                name: name.into(),
+                at,
+            });
+        }
+        Ok(())
+    };
+    snapshot(&mut phases, "baseline")?;
     let stack_before = resident_stacks(rt)? as i64;
     let before = ProcMem::now().map_err(|e| e.to_string())?;
     alloc::start();
     if cfg.reused {
-        if let Err(e) = warm_up(n) {
+        if let Err(e) = warm_up(n).and_then(|()| snapshot(&mut phases, "after warm-up")) {
             alloc::stop();
             return Err(e);
         }
@@ -367,7 +396,9 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
                 } else {
                     None
                 };
-                Ok((heap, after, stats, resident_stacks(rt)?, settled))
+                let stack_after = resident_stacks(rt)?;
+                snapshot(&mut phases, "parked")?;
+                Ok((heap, after, stats, stack_after, settled))
             })
         }
     };
@@ -438,6 +469,7 @@ fn park_all(rt: &Runtime, cfg: &MemConfig) -> Result<MemResult, String> {
         release_join_ns_per_coroutine: release / nf,
         fits: fits(total),
         compact,
+        breakdown: cfg.breakdown.then_some(phases),
     })
 }
 

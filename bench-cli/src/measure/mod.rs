@@ -4,6 +4,8 @@
 //!   MemAvailable, limits);
 //! * [`alloc`]: the counting allocator that splits RSS into "runtime heap"
 //!   and the rest;
+//! * [`breakdown`]: resident memory split by mapping kind, page tables
+//!   and malloc's own figures (`mem --breakdown`);
 //! * [`child`]: running this binary as a child process (a fresh heap for
 //!   each memory sample; an overflow that may abort);
 //! * [`preflight`]: refusing a run that cannot fit, before it starts;
@@ -19,6 +21,7 @@
 //! Nothing here prints: presenting is [`present`](crate::present)'s job.
 
 pub mod alloc;
+pub mod breakdown;
 pub mod child;
 pub mod goref;
 pub mod header;

@@ -6,6 +6,7 @@
 //! Both end with the seeds' capacity table computed from the measured total.
 
 use crate::command::mem::{MemResult, MemRow};
+use crate::measure::breakdown::{Phase, Snapshot};
 use crate::measure::row::{measured, Row};
 use crate::measure::stats::median_of;
 use crate::present::table::Table;
@@ -101,8 +102,54 @@ pub fn single(r: &MemResult) -> String {
         ns(r.release_join_ns_total),
         ns(r.release_join_ns_per_coroutine)
     ));
+    if let Some(phases) = &r.breakdown {
+        out.push_str(&breakdown(phases, r.count));
+    }
     out.push_str(&fits(r));
     out
+}
+
+/// `--breakdown`: memory by kind at the baseline (absolute), and at each
+/// later phase the change since the baseline, per coroutine.
+pub fn breakdown(phases: &[Phase], n: u64) -> String {
+    let Some((base, later)) = phases.split_first() else {
+        return String::new();
+    };
+    let mut head = vec!["memory by kind".to_string(), "baseline".to_string()];
+    head.extend(later.iter().map(|p| format!("{}: +/coroutine", p.name)));
+    let head: Vec<&str> = head.iter().map(String::as_str).collect();
+    let mut t = Table::new(&head);
+    let rows = base.at.rows();
+    for (i, (label, b)) in rows.iter().enumerate() {
+        let mut row = vec![label.to_string()];
+        let is_count = label.ends_with("(count)");
+        row.push(if is_count { group(*b) } else { binary(*b) });
+        for p in later {
+            let delta = (p.at.rows()[i].1 as f64 - *b as f64) / n as f64;
+            row.push(if is_count {
+                format!("{delta:+.4}")
+            } else {
+                format!("{delta:+.1} B")
+            });
+        }
+        t.row(row);
+    }
+    let rss = |s: &Snapshot| s.stack_slots + s.slot_labels + s.brk_heap + s.other_anon + s.file;
+    let mut row = vec![
+        "RSS (sum of the five above)".to_string(),
+        binary(rss(&base.at)),
+    ];
+    for p in later {
+        row.push(format!(
+            "{:+.1} B",
+            (rss(&p.at) as f64 - rss(&base.at) as f64) / n as f64
+        ));
+    }
+    t.row(row);
+    format!(
+        "where the memory is (--breakdown; /proc/self/smaps, mincore over the stack slabs, VmPTE, mallinfo2):\n{}",
+        t.render()
+    )
 }
 
 /// The per-N table.

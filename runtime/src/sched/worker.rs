@@ -526,6 +526,11 @@ impl Worker {
             .before_sleep(&mut self.stacks.borrow_mut(), || !self.work_visible());
         // The same for the task blocks a burst left in the depot (task/cache.rs).
         let depot_in = crate::task::cache::trim_if_idle();
+        // And what a burst left free inside malloc's arenas (stack/trim.rs).
+        let heap_in = self.scheduler.pool.return_heap_after_burst(
+            &mut self.stacks.borrow_mut(),
+            self.scheduler.counters.spawned(),
+        );
         let shrink_in = self.shrink_parked();
         let compact_in = self.compactor.as_ref().and_then(|_| {
             while self.compact_pass(compact::IDLE_BATCH) && !self.work_visible() {}
@@ -540,6 +545,7 @@ impl Worker {
                 self.scheduler.timers.until_next(),
                 trim_in,
                 depot_in,
+                heap_in,
                 shrink_in,
                 compact_in,
             ];

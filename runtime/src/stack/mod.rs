@@ -251,6 +251,35 @@ impl StackInfo {
     }
 }
 
+/// Where this process's stack memory is, for a tool that splits resident
+/// memory by mapping (`spindle-bench mem --breakdown`): one entry per live
+/// slab, of every runtime in the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabRegion {
+    /// The slots, guard pages included, as `(address, length)`.
+    pub slots: (usize, usize),
+    /// The slab's side table of labels (`slab.rs`), as `(address, length)`,
+    /// whole pages.
+    pub labels: (usize, usize),
+}
+
+/// Every live slab's [`SlabRegion`], sorted by address.
+pub fn slab_regions() -> Vec<SlabRegion> {
+    let label = std::mem::size_of::<Label>();
+    let mut out: Vec<SlabRegion> = slab::registry::regions()
+        .into_iter()
+        .map(|(base, len, slot_size, labels)| SlabRegion {
+            slots: (base, len),
+            labels: (
+                labels,
+                (len / slot_size * label).next_multiple_of(page::page_size()),
+            ),
+        })
+        .collect();
+    out.sort_unstable_by_key(|r| r.slots.0);
+    out
+}
+
 /// Resident bytes of the slot at `base`, guard page excluded (a guard page is
 /// never resident, and qemu-user refuses `mincore` on `PROT_NONE` pages).
 pub(crate) fn slot_resident_bytes(base: usize, size: usize) -> io::Result<usize> {

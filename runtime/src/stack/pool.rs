@@ -48,7 +48,7 @@
 
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::guard::GuardMode;
@@ -103,6 +103,9 @@ pub(crate) struct StackPool {
     /// A spawn lately found no pooled stack and waited for fresh slots:
     /// idle workers carve some ahead (`carve.rs`).
     pub(super) fresh_wanted: AtomicBool,
+    /// The runtime's spawn count when a worker last gave the allocator's
+    /// free pages back after a burst (`trim.rs`, `return_heap_after_burst`).
+    pub(super) heap_returned_at: AtomicU64,
     pub stats: Arc<PoolStats>,
 }
 
@@ -152,6 +155,9 @@ pub(crate) struct LocalStacks {
     held: Arc<AtomicUsize>,
     /// When this worker last saw the free lists' traffic (`trim.rs`).
     pub(super) trim: TrimClock,
+    /// The spawn count this worker last saw on its way to sleep, and
+    /// since when (`trim.rs`, `return_heap_after_burst`).
+    pub(super) heap_seen: Option<(u64, std::time::Instant)>,
 }
 
 impl LocalStacks {
@@ -171,6 +177,7 @@ impl StackPool {
             locals: Mutex::new(Vec::new()),
             traffic: AtomicUsize::new(0),
             fresh_wanted: AtomicBool::new(false),
+            heap_returned_at: AtomicU64::new(0),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -189,6 +196,7 @@ impl StackPool {
             faults_at_full: 0,
             held,
             trim: TrimClock::default(),
+            heap_seen: None,
         }
     }
 
@@ -522,7 +530,9 @@ impl StackPool {
             return None;
         }
         let at = class.free.len().saturating_sub(want);
-        Some(class.free.split_off(at))
+        let batch = class.free.split_off(at);
+        shrink_if_sparse(&mut class.free);
+        Some(batch)
     }
 
     /// Up to `want` bare slots of `class` (labelled here: a page fault
@@ -534,10 +544,10 @@ impl StackPool {
             return None;
         }
         let at = class.bare.len().saturating_sub(want);
+        let taken = class.bare.split_off(at);
+        shrink_if_sparse(&mut class.bare);
         Some(
-            class
-                .bare
-                .split_off(at)
+            taken
                 .into_iter()
                 .map(|(label, top)| {
                     let label = NonNull::new(label as *mut Label).expect("non-null");
@@ -579,6 +589,21 @@ impl StackPool {
             }
         }
         Ok(total)
+    }
+}
+
+/// Below this capacity a free list is never shrunk: a few pages at most.
+const SHRINK_MIN: usize = 4096;
+
+/// Give back most of a free list's buffer once it is at most a quarter
+/// full: after a burst of 10^6 coroutines the list held 10^6 stacks (8 MB
+/// of `Stack`s, or 16 MB of bare slots), and a second burst that takes them
+/// all would otherwise keep that buffer, in use but empty, for good. Halving
+/// at a quarter keeps the cost amortised: a list that refills grows again
+/// by doubling, and shrinks only after it lost three quarters.
+fn shrink_if_sparse<T>(list: &mut Vec<T>) {
+    if list.capacity() > SHRINK_MIN && list.len() <= list.capacity() / 4 {
+        list.shrink_to((list.len() * 2).max(SHRINK_MIN));
     }
 }
 
@@ -737,6 +762,31 @@ mod tests {
         assert_eq!(pool.stats.slots.load(Ordering::Relaxed), DIRTY_MAX);
         let classes = pool.lock_classes();
         assert_eq!((classes[0].unverified_count, classes[0].trimming), (0, 0));
+    }
+
+    /// After a burst, the global free list held every stack; once a second
+    /// burst has taken them all, its buffer does not stay at the burst's
+    /// size (8 bytes per stack of the first burst, in use but empty).
+    #[test]
+    fn the_free_list_shrinks_once_a_burst_took_its_stacks() {
+        let pool = pool();
+        let size = pool.default_size();
+        let n = 8 * SHRINK_MIN;
+        let stacks: Vec<Stack> = (0..n).map(|_| pool.get(None, size).unwrap()).collect();
+        for stack in stacks {
+            pool.put(None, stack);
+        }
+        let capacity = |pool: &StackPool| pool.lock_classes()[0].free.capacity();
+        assert!(capacity(&pool) >= n);
+        let again: Vec<Stack> = (0..n).map(|_| pool.get(None, size).unwrap()).collect();
+        assert!(
+            capacity(&pool) <= SHRINK_MIN,
+            "an empty free list kept room for {} stacks",
+            capacity(&pool)
+        );
+        for stack in again {
+            pool.put(None, stack);
+        }
     }
 
     /// A worker whose cache is full hands a full dirty list to the global

@@ -298,6 +298,27 @@ pub mod registry {
         out.sort_unstable();
     }
 
+    /// Every registered slab as `(base, len, slot_size, label table)`, in
+    /// no particular order. Not for the signal handler.
+    pub fn regions() -> Vec<(usize, usize, usize, usize)> {
+        let n = HIGH_WATER.load(Ordering::Acquire);
+        ENTRIES[..n]
+            .iter()
+            .filter_map(|e| {
+                let len = e.len.load(Ordering::Acquire);
+                if len == 0 || len == usize::MAX {
+                    return None;
+                }
+                Some((
+                    e.base.load(Ordering::Relaxed),
+                    len,
+                    e.slot_size.load(Ordering::Relaxed),
+                    e.labels.load(Ordering::Relaxed),
+                ))
+            })
+            .collect()
+    }
+
     /// The slot containing `addr`, as `(slot_base, slot_size)`.
     /// Async-signal-safe: only atomic loads, no locks, no allocation.
     pub fn find_slot(addr: usize) -> Option<(usize, usize)> {

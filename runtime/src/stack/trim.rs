@@ -15,6 +15,10 @@
 //! instead, and its label is written again when the slot is handed out,
 //! which happens before any new slot is carved.
 //!
+//! After a burst of spawns, a worker on its way to sleep also asks malloc
+//! to give back the free pages the burst left in its arenas, once no task
+//! was spawned for a few milliseconds ([`StackPool::return_heap_after_burst`]).
+//!
 //! Invariants: the hot paths pay nothing (a worker's own cache, at most
 //! `LOCAL_MAX` one-page stacks, is never trimmed; the check runs only on the
 //! way to sleep); a busy pool is never trimmed (its traffic keeps moving);
@@ -25,6 +29,7 @@
 //! `docs/notes/runtime-figures.md`.
 
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::pool::{LocalStacks, StackPool, BATCH};
@@ -203,6 +208,63 @@ fn runs(sorted: &[super::Stack]) -> Vec<Run> {
         }
     }
     runs
+}
+
+/// Spawns after which the allocator's free pages are given back once the
+/// runtime is quiet ([`StackPool::return_heap_after_burst`]).
+const HEAP_RETURN_SPAWNS: u64 = 1 << 16;
+/// How long no task may be spawned before a burst counts as over.
+const HEAP_QUIET: Duration = Duration::from_millis(10);
+
+impl StackPool {
+    /// A worker on its way to sleep, `spawned` tasks into the runtime's
+    /// life: once [`HEAP_RETURN_SPAWNS`] were spawned since the last time
+    /// and then none for [`HEAP_QUIET`], give the allocator's free pages
+    /// back to the kernel, without waiting for [`TRIM_AFTER`] of quiet in
+    /// the pool. A burst leaves free memory inside malloc's arenas that no
+    /// trim of ours gives back: the buffers that a big queue or list left
+    /// behind each time it doubled (a channel's wait queue, the workers'
+    /// task registries and run queues, the pool's free lists). Once glibc
+    /// has freed one `mmap`ed block, it serves blocks up to that size from
+    /// its arenas (its dynamic `mmap` threshold), so those buffers stay
+    /// resident: 36 to 70 bytes per parked coroutine after a burst of 10^6
+    /// (`mem --breakdown`, figures in `docs/notes/runtime-figures.md`).
+    /// Once per burst, on the idle path: the hot paths pay nothing.
+    /// Returns how long the worker may sleep before it should come back
+    /// (`None`: nothing due).
+    pub fn return_heap_after_burst(
+        &self,
+        local: &mut LocalStacks,
+        spawned: u64,
+    ) -> Option<Duration> {
+        let last = self.heap_returned_at.load(Ordering::Relaxed);
+        if spawned.wrapping_sub(last) < HEAP_RETURN_SPAWNS {
+            local.heap_seen = None;
+            return None;
+        }
+        match local.heap_seen {
+            Some((seen, since)) if seen == spawned => {
+                let quiet = since.elapsed();
+                if quiet < HEAP_QUIET {
+                    return Some(HEAP_QUIET - quiet);
+                }
+                local.heap_seen = None;
+                // One worker does it; the others see the new count.
+                if self
+                    .heap_returned_at
+                    .compare_exchange(last, spawned, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return_heap();
+                }
+                None
+            }
+            _ => {
+                local.heap_seen = Some((spawned, Instant::now()));
+                Some(HEAP_QUIET)
+            }
+        }
+    }
 }
 
 /// Ask the allocator to give its free pages back too: the task blocks of a
