@@ -271,7 +271,11 @@ impl WaitQueue {
     /// Take every party out (the channel closed), for the caller to finish
     /// once it released the lock; watchers are woken at once.
     pub fn drain(&mut self) -> Vec<Party> {
-        std::iter::from_fn(|| self.claim_slow()).collect()
+        // Sized up front: a close may wake a million parties, and growing
+        // by doubling copied them several times.
+        let mut parties = Vec::with_capacity(usize::from(self.head.is_some()) + self.rest.len());
+        parties.extend(std::iter::from_fn(|| self.claim_slow()));
+        parties
     }
 
     #[cfg(all(test, not(loom)))]

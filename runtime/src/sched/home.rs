@@ -72,6 +72,16 @@ impl Home {
         }
     }
 
+    /// Move up to `limit` entries (at least one if there are any) from
+    /// the inbox to `dest`, with one fence and one compare-and-swap for all
+    /// of them, where [`pop_inbox`](Self::pop_inbox) pays both per entry.
+    pub fn pop_inbox_batch(&self, dest: &crossbeam_deque::Worker<TaskRef>, limit: usize) {
+        if limit == 0 || self.inbox.is_empty() {
+            return;
+        }
+        while let Steal::Retry = self.inbox.steal_batch_with_limit(dest, limit) {}
+    }
+
     pub fn inbox_is_empty(&self) -> bool {
         self.inbox.is_empty()
     }

@@ -69,8 +69,13 @@ const STEAL_ROUNDS: usize = 4;
 /// `runqgrab` waits 3 µs before it takes a running P's `runnext`).
 const SPAWN_GRACE: Duration = Duration::from_micros(3);
 /// Inbox entries taken ahead of their turn, their stacks prefetched
-/// (`Worker::pop_inbox_entries`).
-const INBOX_AHEAD: usize = 8;
+/// (`Worker::pop_inbox_entries`): at most this many wait at once ...
+const INBOX_AHEAD: usize = 16;
+/// ... and more are taken only once fewer than this many wait, so that
+/// their prefetches are issued together and their page walks overlap.
+const INBOX_REFILL: usize = 6;
+/// Cache lines prefetched at and above a woken coroutine's stack pointer.
+const STACK_AHEAD_LINES: usize = 32;
 /// Task ids are taken from the shared counter in blocks of this many.
 const ID_BLOCK: u64 = 1024;
 /// The registry of started tasks is swept of finished ones when it has
@@ -136,6 +141,9 @@ pub(crate) struct Worker {
     /// How many tasks at the front of the pinned queue came from the inbox
     /// ahead of their turn ([`pop_inbox_entries`](Self::pop_inbox_entries)).
     inbox_ahead: Cell<usize>,
+    /// Where `pop_inbox_entries` takes a batch of inbox entries to; empty
+    /// between two calls.
+    inbox_batch: Deque<TaskRef>,
     /// Inbox entries still to come for tasks that finished after a remote
     /// wake had queued them (`task/state.rs`): their wakers need the
     /// scheduler until the entry arrives, so shutdown waits for them.
@@ -167,6 +175,7 @@ impl Worker {
             id_end: Cell::new(0),
             compactor,
             inbox_ahead: Cell::new(0),
+            inbox_batch: Deque::new_fifo(),
             owed: Cell::new(0),
         }
     }
@@ -333,7 +342,11 @@ impl Worker {
     /// as it is taken, and wait their turn at the front of the pinned queue
     /// (they are runnable and local now, as a task woken here is); the
     /// next calls hand them out first, so their stacks arrive while the
-    /// ones before them run. A lone entry (the usual wake from another
+    /// ones before them run. They are taken in bursts, several stacks'
+    /// page walks in flight at once, and the prefetch covers the frames
+    /// above the recorded stack pointer too, which the resumed coroutine
+    /// returns through (figures: `docs/notes/cold-paths.md`, "Release and
+    /// join, second round"). A lone entry (the usual wake from another
     /// thread) is returned at once, as before.
     #[inline(never)]
     fn pop_inbox_entries(&self) -> Option<TaskRef> {
@@ -351,13 +364,22 @@ impl Worker {
         // there (the pinned queue's own turn), the count is too high, and
         // at worst a yielded task runs a little early.
         let mut ahead = self.inbox_ahead.get().min(pinned.len());
-        while ahead < INBOX_AHEAD {
+        // Refill in bursts (see `INBOX_REFILL`): a prefetch that misses the
+        // TLB holds up the instructions after it until its page walk is
+        // done, so one per call walked one stack at a time; a burst has
+        // several walks in flight at once.
+        while ahead < INBOX_REFILL {
             // Take the entries first and prefetch their task blocks (cold
-            // too), so that their misses overlap; then apply them.
+            // too), so that their misses overlap; then apply them (each a
+            // locked instruction, which waits for the prefetches before
+            // it); then prefetch the stacks of those to run, back to back.
             let mut taken: [Option<TaskRef>; INBOX_AHEAD] = Default::default();
             let mut n = 0;
-            while n < INBOX_AHEAD - ahead {
-                let Some(task) = first.take().or_else(|| self.home().pop_inbox()) else {
+            let want = INBOX_AHEAD - ahead;
+            self.home()
+                .pop_inbox_batch(&self.inbox_batch, want - usize::from(first.is_some()));
+            while n < want {
+                let Some(task) = first.take().or_else(|| self.inbox_batch.pop()) else {
                     break;
                 };
                 let block = ptr::from_ref(task.task()) as usize;
@@ -365,18 +387,32 @@ impl Worker {
                 taken[n] = Some(task);
                 n += 1;
             }
+            // Every entry the batch moved was taken: none is left behind
+            // where nothing would look for it.
+            debug_assert!(self.inbox_batch.is_empty());
             if n == 0 {
                 break;
             }
-            for task in taken.into_iter().flatten() {
-                if self.apply_inbox_entry(&task) {
-                    let sp = shrink::stack_pointer_of(task.task().shrink_word());
-                    if sp >= 256 {
-                        prefetch_lines([sp - 64, sp - 128, sp - 192]);
-                    }
-                    pinned.insert(ahead, task);
-                    ahead += 1;
+            for slot in &mut taken[..n] {
+                if !slot.as_ref().is_some_and(|t| self.apply_inbox_entry(t)) {
+                    *slot = None;
                 }
+            }
+            for task in taken[..n].iter().flatten() {
+                let sp = shrink::stack_pointer_of(task.task().shrink_word());
+                if sp >= 256 {
+                    prefetch_lines([sp - 64, sp - 128, sp - 192]);
+                    // ... and the frames above it, which the coroutine
+                    // returns through once resumed (a parked `recv` and
+                    // the frames that called it: 2 KiB covers them).
+                    prefetch_lines(std::array::from_fn::<_, STACK_AHEAD_LINES, _>(|k| {
+                        sp.wrapping_add(64 * k)
+                    }));
+                }
+            }
+            for task in taken.into_iter().flatten() {
+                pinned.insert(ahead, task);
+                ahead += 1;
             }
         }
         let task = if ahead > 0 {

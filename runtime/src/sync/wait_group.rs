@@ -50,20 +50,43 @@ impl WaitGroup {
     ///
     /// # Panics
     /// If the count is already zero (as Go's "negative WaitGroup counter");
-    /// the count stays zero, so the group remains usable.
+    /// the count is put back to zero, so the group remains usable. (While
+    /// such a misuse is being undone, a call racing it on another thread
+    /// may see a huge count: an `add` then panics, a `done` does not.)
+    #[inline]
     pub fn done(&self) {
-        let prev = self
-            .inner
-            .count
-            .fetch_update(AcqRel, Acquire, |c| c.checked_sub(1))
-            .unwrap_or_else(|_| panic!("spindle: WaitGroup::done called more times than add"));
-        if prev != 1 {
+        // One locked instruction and no retry loop: the count's line is
+        // contended when jobs end on several workers at once, and a load
+        // plus compare-and-swap fetched it twice (7-8 % of a worker in a
+        // release of 10^6 coroutines: `docs/notes/cold-paths.md`).
+        let prev = self.inner.count.fetch_sub(1, AcqRel);
+        if prev > 1 {
             return;
         }
-        let waiters = std::mem::take(&mut *lock(&self.inner.waiters));
-        for w in waiters {
-            w.cell().finish(Outcome::Done);
-            w.wake();
+        self.reached_zero(prev);
+    }
+
+    /// [`done`](Self::done) that brought the count to zero (`prev == 1`),
+    /// or below it (`prev == 0`: undo, then panic).
+    #[cold]
+    #[inline(never)]
+    fn reached_zero(&self, prev: usize) {
+        let zero = match prev {
+            1 => true,
+            // Back to zero. If this is what makes it zero again (a `wait`
+            // may have gone to sleep on the wrapped count meanwhile), wake
+            // the waiters before panicking.
+            _ => self.inner.count.fetch_add(1, AcqRel) == usize::MAX,
+        };
+        if zero {
+            let waiters = std::mem::take(&mut *lock(&self.inner.waiters));
+            for w in waiters {
+                w.cell().finish(Outcome::Done);
+                w.wake();
+            }
+        }
+        if prev == 0 {
+            panic!("spindle: WaitGroup::done called more times than add");
         }
     }
 
