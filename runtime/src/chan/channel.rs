@@ -16,6 +16,11 @@
 //! after the lock is released, except for `ready` watchers (`queue.rs`).
 //! A wait that unwinds (its coroutine cancelled at shutdown) withdraws its
 //! entry first, as a timed-out one does ([`Parked`], `select.rs`).
+//!
+//! A rendezvous hand-off costs one locked instruction on each side, the
+//! lock's compare-and-swap; why a lock-free slot would not cost fewer:
+//! `docs/notes/runtime-figures.md` (*The rendezvous hand-off's last two
+//! locked instructions*).
 
 use std::collections::VecDeque;
 
@@ -148,10 +153,28 @@ impl<T> Chan<T> {
     #[inline(always)]
     pub fn recv(&self) -> Option<T> {
         let mut inner = self.inner.lock();
-        match inner.take_one() {
-            Take::Value(value, sender) => return Some(received(inner, value, sender)),
-            Take::Pair(sender) => return self.recv_paired(inner, sender),
-            Take::Empty => {}
+        if inner.cap == 0 {
+            // A rendezvous receive, spelled out rather than through
+            // `take_one`: the hot path of every hand-off, and building and
+            // matching a `Take` cost it a handful of instructions.
+            match inner.sendq.claim() {
+                Some(Party::Plain(w)) => {
+                    // SAFETY: as in `take_one`: we took `w` under the lock,
+                    // and a plain sender parks with its value in its cell.
+                    let value = unsafe { w.cell().take() };
+                    drop(inner);
+                    Party::Plain(w).finish(Outcome::Taken);
+                    return Some(value);
+                }
+                Some(selecting) => return self.recv_paired(inner, selecting),
+                None => {}
+            }
+        } else {
+            match inner.take_one() {
+                Take::Value(value, sender) => return Some(received(inner, value, sender)),
+                Take::Pair(sender) => return self.recv_paired(inner, sender),
+                Take::Empty => {}
+            }
         }
         if inner.senders == 0 {
             return None;

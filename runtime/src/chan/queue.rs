@@ -194,23 +194,26 @@ impl WaitQueue {
     /// Take the first party that can be had: a plain waiter, or a selection
     /// this call claims. Watchers met on the way are told and dropped; stale
     /// entries are dropped.
+    ///
+    /// The head is matched as it comes out, before anything else moves: an
+    /// empty queue (a party that will park) costs a load and a branch, and a
+    /// plain head (a rendezvous partner) goes straight into the result, with
+    /// no copy of the whole entry on the stack. A selecting head goes back
+    /// where it was, for the slow path.
     #[inline(always)]
     pub fn claim(&mut self) -> Option<Party> {
-        match self.pop_front() {
+        match self.head.take() {
             None => None,
-            Some(Entry::Plain(w)) => Some(Party::Plain(w)),
+            Some(Entry::Plain(w)) => {
+                if !self.rest.is_empty() {
+                    self.move_up();
+                }
+                Some(Party::Plain(w))
+            }
             Some(selecting) => {
-                self.push_front(selecting);
+                self.head = Some(selecting);
                 self.claim_slow()
             }
-        }
-    }
-
-    /// Put `e` back at the front.
-    #[cold]
-    fn push_front(&mut self, e: Entry) {
-        if let Some(head) = self.head.replace(e) {
-            self.rest.push_front(head);
         }
     }
 

@@ -90,8 +90,13 @@ pub(crate) fn set_worker(worker: *const Worker) {
 
 /// This thread's worker, or null: the one out-of-line access of
 /// [`with_worker`].
+///
+/// `extern "C"` (here and on [`current`]) tells the compiler that the call
+/// cannot unwind (a const-initialised thread-local without a destructor
+/// never panics): without that, every caller on the hand-off path kept its
+/// live values on the stack for a landing pad that never runs.
 #[inline(never)]
-fn worker() -> *const Worker {
+extern "C" fn worker() -> *const Worker {
     WORKER.with(|w| w.get())
 }
 
@@ -111,7 +116,7 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
 /// The current coroutine's task, without taking a reference: valid for as
 /// long as the caller (that coroutine) runs, since its worker holds one.
 #[inline(never)]
-pub(crate) fn current() -> Option<NonNull<Task>> {
+pub(crate) extern "C" fn current() -> Option<NonNull<Task>> {
     NonNull::new(CURRENT.with(|c| c.get()) as *mut Task)
 }
 

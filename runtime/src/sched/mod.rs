@@ -96,7 +96,7 @@ pub(crate) fn wake(task: TaskRef) {
     // waited on (its lock, or its queue): that orders the write before this
     // read.
     let home = home_of(task.task());
-    context::with_worker(|w| match w {
+    context::with_worker(move |w| match w {
         // On the home thread: the local word (task/state.rs), no
         // read-modify-write.
         Some(w) if std::ptr::eq(w.home(), home) => {
