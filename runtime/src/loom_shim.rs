@@ -7,13 +7,13 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    atomic::{fence, AtomicBool, AtomicU8, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicU8, AtomicUsize},
+    atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 

@@ -26,11 +26,16 @@
 //! | `sysmon` polls if nobody did for 10 ms | every 61st scheduling round (`find_task`) |
 //! | `pollDesc` deadlines (`rd`, `wd`) | the runtime's timers (`Waiter::park_until`) |
 //!
-//! **Waking.** An event is dispatched on whichever worker polled it, and
-//! wakes its waiters at the *back* of their home's line (`wake_queued`):
-//! the home worker's inbox, whether that is this worker or another (which
-//! is rung; started coroutines never move). If that worker is the one
-//! blocked in `epoll_wait`, the ring writes the eventfd. Not the ordinary
+//! **Waking.** An event is dispatched on whichever worker polled it, in
+//! that worker's own loop, and wakes its waiters at the *back* of their
+//! home's line (`sched::wake_polled`): a coroutine of this worker's home
+//! goes to the back of its pinned queue through the local word (no
+//! coroutine of this home is half-way into a park while its worker is in
+//! its loop), one of another home to that worker's inbox, which is rung
+//! (started coroutines never move). If that worker is the one blocked in
+//! `epoll_wait`, the ring writes the eventfd. Wakes from inside a
+//! coroutine (a shutdown, a deregistration) take the inbox either way
+//! (`wake_queued`). Not the ordinary
 //! `wake`, whose `runnext` slot is for one coroutine handing off to
 //! another: through it, each wake of a batch (up to 128) pushed the one
 //! before it to the pinned queue, which a worker serves after its inbox, so
@@ -100,7 +105,7 @@ pub(crate) fn poll_ready(worker: &Worker) -> bool {
     }
     let mut buf = events();
     let n = poller.poll(&mut buf, Some(Duration::ZERO), false);
-    poller.dispatch(&buf[..n]) > 0
+    poller.dispatch(&buf[..n], Some(worker)) > 0
 }
 
 /// An idle worker's sleep, registered with `Idle` (`Worker::sleep`): if a
@@ -118,6 +123,6 @@ pub(crate) fn idle_sleep(worker: &Worker, timeout: Option<Duration>) -> Wakeup {
         n = s.poller.poll(&mut buf, timeout, true);
     });
     s.poller.unblock();
-    s.poller.dispatch(&buf[..n]);
+    s.poller.dispatch(&buf[..n], Some(worker));
     woke
 }

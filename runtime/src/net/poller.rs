@@ -8,7 +8,7 @@
 //! * [`poll`](Poller::poll) collects events, without blocking or until a
 //!   timeout, and [`dispatch`](Poller::dispatch) hands each to its socket's
 //!   [`Readiness`](super::readiness::Readiness), which wakes the waiters
-//!   at the back of their home's line (`wake_queued`, see `mod.rs`).
+//!   at the back of their home's line (`wake_polled`, see `mod.rs`).
 //! * The **kick**: an eventfd registered level-triggered under the data word
 //!   [`KICK`]. `Idle::ring` writes it only when the worker it rings is
 //!   blocked in `epoll_wait` (Go's `netpollBreak`); only that worker, the
@@ -247,8 +247,14 @@ impl Poller {
     }
 
     /// Wake the waiters of every socket in `events`. Returns how many
-    /// coroutines were woken.
-    pub fn dispatch(&self, events: &[libc::epoll_event]) -> usize {
+    /// coroutines were woken. `polled_by`: the worker whose loop polled
+    /// them; its own home's coroutines are queued locally
+    /// (`sched::wake_polled`), the others through their homes' inboxes.
+    pub fn dispatch(
+        &self,
+        events: &[libc::epoll_event],
+        polled_by: Option<&crate::sched::worker::Worker>,
+    ) -> usize {
         const READ: u32 =
             (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR)
                 as u32;
@@ -265,11 +271,16 @@ impl Poller {
                 continue;
             }
             let (index, seq) = (data as u32, (data >> 32) as u32);
-            woken += self
-                .table
-                .get(index)
-                .notify(seq, bits & READ != 0, bits & WRITE != 0, bits & FINAL != 0)
-                .wake();
+            let wakes = self.table.get(index).notify(
+                seq,
+                bits & READ != 0,
+                bits & WRITE != 0,
+                bits & FINAL != 0,
+            );
+            woken += match polled_by {
+                Some(worker) => wakes.wake_polled(worker),
+                None => wakes.wake(),
+            };
         }
         woken
     }

@@ -19,8 +19,10 @@
 //! same lock*. An edge is then either before the check (the waiter sees
 //! `ready`) or after the enqueue (the edge takes the waiter). The one race
 //! left, an edge that wakes the waiter after it enqueued but before its
-//! coroutine has switched out, is the scheduler's: the wake
-//! (`sched::wake_queued`) goes through the task's home inbox, which the
+//! coroutine has switched out, is the scheduler's, and only another
+//! thread can be in it (on the home thread the coroutine is not running
+//! while anything else is): that wake (`sched::wake_polled` for another
+//! home, `sched::wake_queued`) goes through the task's home inbox, which the
 //! home worker takes only after the park is committed, and the entry
 //! queues the task again (`task/state.rs`). The loom model below checks
 //! this file's half, with threads standing in for coroutines; the models
@@ -36,7 +38,7 @@
 //! That holds only if no one else used such an edge up: a `peek` that
 //! parked, or another coroutine reading the same stream, takes the edge
 //! and leaves data behind. So every read edge is counted
-//! (`Dir::edges`), the read notes the count before its `recv`, and
+//! (`Readiness::read_edges`), the read notes the count before its `recv`, and
 //! the next read skips only if the count has not moved since: then no
 //! edge of data that came after that `recv` has been handed out yet.
 //! Two exceptions, when a short read leaves data (or an end) behind with
@@ -53,13 +55,21 @@
 //! event still in flight for a closed socket finds a different `seq` and
 //! touches nothing: it can never wake the next socket's waiters.
 
-use crate::loom_shim::{lock, Mutex};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crate::loom_shim::{lock, AtomicU32, Mutex};
 use crate::park::Waiter;
 
 /// The per-socket state; lives in the poller's table, never freed while the
 /// poller lives (so an event in flight never reads freed memory).
 pub(crate) struct Readiness {
     state: Mutex<State>,
+    /// Read edges notified so far (wrapping): a read that skips its try
+    /// checks that none came since the short read it follows (see the
+    /// module docs). Changed only under the lock, but read without it
+    /// ([`read_edges`](Self::read_edges): every stream read notes it, and
+    /// the lock cost two atomic read-modify-writes there).
+    read_edges: AtomicU32,
 }
 
 struct State {
@@ -68,17 +78,18 @@ struct State {
     /// shutdown, a hang-up or an error: a short read no longer proves the
     /// receive queue empty (see the module docs). Never cleared.
     final_event: bool,
+    /// Per direction (indexed by `Direction as usize`: read, write), an
+    /// edge that came while nobody waited. Kept here, beside `seq`, and
+    /// not in `Dir`: in `Dir` each flag would cost a padded word, and the
+    /// entry has to stay small (`per_socket_state_stays_small`).
+    ready: [bool; 2],
     /// Indexed by `Direction as usize`: read, write.
     dirs: [Dir; 2],
 }
 
+/// The waiters of one direction.
 #[derive(Default)]
 struct Dir {
-    ready: bool,
-    /// Edges notified in this direction so far (wrapping): a read that
-    /// skips its try checks that none came since the short read it
-    /// follows (see the module docs).
-    edges: u32,
     first: Option<Waiter>,
     more: Vec<Waiter>,
 }
@@ -102,15 +113,28 @@ pub(crate) struct Wakes {
 }
 
 impl Wakes {
+    /// Wake them all at the back of their homes' lines
+    /// (`Waiter::wake_queued`). Returns how many.
     pub fn wake(self) -> usize {
+        self.wake_with(Waiter::wake_queued)
+    }
+
+    /// [`wake`](Self::wake) from the loop of `worker`, which polled the
+    /// event: its own home's coroutines are queued locally
+    /// (`Waiter::wake_polled`).
+    pub fn wake_polled(self, worker: &crate::sched::worker::Worker) -> usize {
+        self.wake_with(|w| w.wake_polled(worker))
+    }
+
+    fn wake_with(self, mut wake: impl FnMut(Waiter)) -> usize {
         let mut n = 0;
         for w in self.first.into_iter().flatten() {
-            w.wake_queued();
+            wake(w);
             n += 1;
         }
         for list in self.more {
             for w in list {
-                w.wake_queued();
+                wake(w);
                 n += 1;
             }
         }
@@ -124,8 +148,10 @@ impl Readiness {
             state: Mutex::new(State {
                 seq: 0,
                 final_event: false,
+                ready: [false; 2],
                 dirs: Default::default(),
             }),
+            read_edges: AtomicU32::new(0),
         }
     }
 
@@ -134,9 +160,15 @@ impl Readiness {
         lock(&self.state).seq
     }
 
-    /// Read edges notified so far (see [`Dir::edges`]).
+    /// Read edges notified so far (see the field), without the lock.
+    /// Acquire: the caller's `recv` comes after this load, as it came
+    /// after the lock's acquire before; so the count cannot include the
+    /// edge of data that arrived after that `recv` (that edge is counted
+    /// by a `notify` that follows the arrival, which follows the `recv`),
+    /// and a later [`enqueue`](Self::enqueue) sees that edge as a change.
+    /// A stale count only costs a needless try.
     pub fn read_edges(&self) -> u32 {
-        lock(&self.state).dirs[0].edges
+        self.read_edges.load(Acquire)
     }
 
     /// Waiter side, after an operation in direction `dir` failed with
@@ -157,14 +189,15 @@ impl Readiness {
         if s.seq != seq {
             return Check::Closed;
         }
-        if skipped.is_some_and(|mark| s.final_event || s.dirs[dir].edges != mark) {
+        // (Relaxed: the count changes only under the lock we hold.)
+        if skipped.is_some_and(|mark| s.final_event || self.read_edges.load(Relaxed) != mark) {
+            return Check::Ready;
+        }
+        if s.ready[dir] {
+            s.ready[dir] = false;
             return Check::Ready;
         }
         let d = &mut s.dirs[dir];
-        if d.ready {
-            d.ready = false;
-            return Check::Ready;
-        }
         let w = waiter();
         match d.first {
             None => d.first = Some(w),
@@ -206,10 +239,15 @@ impl Readiness {
             if !hit {
                 continue;
             }
+            if i == 0 {
+                // Written only here, under the lock (so a plain load and
+                // store make the increment); Release for `read_edges`.
+                let edges = self.read_edges.load(Relaxed).wrapping_add(1);
+                self.read_edges.store(edges, Release);
+            }
             let d = &mut s.dirs[i];
-            d.edges = d.edges.wrapping_add(1);
             match d.first.take() {
-                None => d.ready = true,
+                None => s.ready[i] = true,
                 Some(w) => {
                     wakes.first[i] = Some(w);
                     wakes.more[i] = std::mem::take(&mut d.more);
@@ -230,8 +268,8 @@ impl Readiness {
         }
         s.seq = seq.wrapping_add(1);
         s.final_event = false;
+        s.ready = [false; 2];
         for (i, d) in s.dirs.iter_mut().enumerate() {
-            d.ready = false;
             wakes.first[i] = d.first.take();
             wakes.more[i] = std::mem::take(&mut d.more);
         }
@@ -275,6 +313,57 @@ mod loom_tests {
                 drop(r.withdraw(0, me.addr()));
             }
             kernel.join().unwrap();
+        });
+    }
+
+    /// The lock-free read-edge count (`read_edges`) of a read that skips
+    /// its first try. A reader notes the count, then "reads" (looks for
+    /// the data) and finds nothing, so it waits as a skipping
+    /// read does (`enqueue` with the noted count, no try first). Meanwhile
+    /// a "kernel" thread makes data available and delivers its edge, and a
+    /// peeking thread consumes a pending edge without reading the data (a
+    /// `peek` that parks, or another reader). The reader must never sleep
+    /// through the data: if its count already includes the edge, its read
+    /// must have seen the data. Noting the count after the read instead
+    /// makes loom report the deadlock.
+    #[test]
+    fn loom_skipping_read_does_not_miss_data_behind_a_used_edge() {
+        loom::model(|| {
+            let r = Arc::new(Readiness::new());
+            let data = Arc::new(AtomicBool::new(false));
+            let (r2, data2) = (r.clone(), data.clone());
+            let kernel = loom::thread::spawn(move || {
+                data2.store(true, Release);
+                r2.notify(0, true, false, false).wake();
+            });
+            let r3 = r.clone();
+            let peeker = loom::thread::spawn(move || {
+                let me = Caller::get();
+                if r3.enqueue(0, 0, None, || me.to_waiter()) == Check::Queued {
+                    drop(r3.withdraw(0, me.addr()));
+                }
+            });
+            let mark = r.read_edges();
+            if !data.load(Acquire) {
+                // The short read found nothing: wait without trying first.
+                let mut skipped = Some(mark);
+                loop {
+                    let me = Caller::get();
+                    match r.enqueue(0, 0, skipped.take(), || me.to_waiter()) {
+                        Check::Ready => {}
+                        Check::Closed => unreachable!(),
+                        Check::Queued => {
+                            me.park();
+                            drop(r.withdraw(0, me.addr()));
+                        }
+                    }
+                    if data.load(Acquire) {
+                        break;
+                    }
+                }
+            }
+            kernel.join().unwrap();
+            peeker.join().unwrap();
         });
     }
 

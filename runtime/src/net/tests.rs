@@ -338,7 +338,7 @@ fn stale_event_after_reuse_wakes_nobody() {
         events: libc::EPOLLIN as u32,
         u64: token(index, seq),
     };
-    assert_eq!(poller.dispatch(&[stale]), 0);
+    assert_eq!(poller.dispatch(&[stale], None), 0);
     let r = poller.table.get(index2);
     let me = crate::park::Caller::get();
     assert_eq!(
@@ -351,7 +351,7 @@ fn stale_event_after_reuse_wakes_nobody() {
         u64: token(index2, seq2),
     };
     assert_eq!(
-        poller.dispatch(&[fresh]),
+        poller.dispatch(&[fresh], None),
         1,
         "the live event wakes the waiter"
     );

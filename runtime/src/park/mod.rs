@@ -124,6 +124,19 @@ impl Waiter {
         }
     }
 
+    /// [`wake_queued`](Self::wake_queued) from the loop of `worker`, which
+    /// polled the event (`sched::wake_polled`): a coroutine of that
+    /// worker's own home is queued locally.
+    pub fn wake_polled(self, worker: &crate::sched::worker::Worker) {
+        if let Kind::Task(_) = self.kind() {
+            let this = ManuallyDrop::new(self);
+            // SAFETY: untagged (a task): we own this TaskRef and pass it on.
+            crate::sched::wake_polled(worker, unsafe { TaskRef::from_raw(this.0.cast()) });
+        } else {
+            self.wake();
+        }
+    }
+
     /// Sleep once; may return spuriously.
     #[inline(always)]
     pub fn park(&self) {

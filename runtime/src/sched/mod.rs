@@ -127,6 +127,29 @@ pub(crate) fn wake_queued(task: TaskRef) {
     });
 }
 
+/// The netpoller's wake, from the loop of `worker`, the worker that
+/// polled the event (`net/poller.rs`): a task of that worker's own home
+/// goes to the back of its pinned queue through the local word, as
+/// [`wake`] does on the home thread, without the inbox's remote word,
+/// push, pop and second compare-and-swap; a task of another home goes to
+/// that home's inbox, as [`wake_queued`] sends it. The back of the line
+/// for both: a batch stays FIFO.
+///
+/// On the home thread the local word is safe to use here for the reason
+/// it is in [`wake`]: only this thread touches it, and no coroutine of this
+/// home is half-way into a park, because the worker is in its own loop
+/// (a `&Worker` exists only on its own thread).
+pub(crate) fn wake_polled(worker: &worker::Worker, task: TaskRef) {
+    let home = home_of(task.task());
+    if std::ptr::eq(worker.home(), home) {
+        if task.task().state.wake_local() {
+            worker.push_polled(task);
+        }
+    } else {
+        wake_remote(home, task);
+    }
+}
+
 /// The cross-thread half of [`wake`]: claim the task's remote word, queue
 /// `task` in its home's inbox and wake that worker if it sleeps.
 #[inline(never)]

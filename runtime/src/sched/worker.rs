@@ -248,6 +248,16 @@ impl Worker {
         }
     }
 
+    /// Queue `task`, a started task of this home that this worker's poll
+    /// just woke (`sched::wake_polled`), at the back of the pinned queue.
+    /// Its task block is prefetched, as `pop_inbox_entries` does for the
+    /// entries it takes: it went cold while the coroutine was parked.
+    pub fn push_polled(&self, task: TaskRef) {
+        let block = ptr::from_ref(task.task()) as usize;
+        prefetch_lines([block, block + 64]);
+        self.queue.pinned.borrow_mut().push_back(task);
+    }
+
     /// The task `push_runnext` displaced: out of line, so that every wake
     /// inlines only the common case (a ping-pong finds `runnext` empty).
     #[inline(never)]
