@@ -593,7 +593,10 @@ impl StackPool {
 }
 
 /// Below this capacity a free list is never shrunk: a few pages at most.
-const SHRINK_MIN: usize = 4096;
+/// (Smaller in unit tests, so that a burst that fills a list is a few
+/// thousand stacks: under the mprotect fallback each costs two memory
+/// maps, and `vm.max_map_count` is 65,530 by default.)
+const SHRINK_MIN: usize = if cfg!(test) { 256 } else { 4096 };
 
 /// Give back most of a free list's buffer once it is at most a quarter
 /// full: after a burst of 10^6 coroutines the list held 10^6 stacks (8 MB
