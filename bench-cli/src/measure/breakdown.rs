@@ -55,11 +55,10 @@ impl Snapshot {
         // Read line by line through a small buffer: with the mprotect guard
         // fallback the file has two mappings per stack, and reading it
         // whole would put tens of MB into the very heap being measured.
-        let smaps = io::BufReader::new(std::fs::File::open("/proc/self/smaps")?);
+        let mut smaps = io::BufReader::new(std::fs::File::open("/proc/self/smaps")?);
         let (mut anon, mut brk_heap, mut file, mut mappings) = (0u64, 0u64, 0u64, 0u64);
-        let mut kind = Kind::Other;
+        let mut kind = Kind::Anon;
         let mut line = String::new();
-        let mut smaps = smaps;
         loop {
             line.clear();
             if smaps.read_line(&mut line)? == 0 {
@@ -71,20 +70,13 @@ impl Snapshot {
                 mappings += 1;
                 continue;
             }
-            let Some(rest) = line.strip_prefix("Rss:") else {
+            let Some(bytes) = super::procfs::kb_field(line, "Rss") else {
                 continue;
             };
-            let kb: u64 = rest
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let bytes = kb * 1024;
             match kind {
                 Kind::Anon => anon += bytes,
                 Kind::Brk => brk_heap += bytes,
                 Kind::File => file += bytes,
-                Kind::Other => anon += bytes,
             }
         }
         let (mut stack_slots, mut slot_labels) = (0u64, 0u64);
@@ -123,11 +115,10 @@ impl Snapshot {
 }
 
 enum Kind {
+    /// No path, or `[stack]`, `[vdso]` and the like.
     Anon,
     Brk,
     File,
-    /// `[stack]`, `[vdso]` and the like: counted with anonymous memory.
-    Other,
 }
 
 /// The kind of a `/proc/self/smaps` mapping header line, or `None` if the
@@ -145,7 +136,7 @@ fn header_kind(line: &str) -> Option<Kind> {
         None => Kind::Anon,
         Some("[heap]") => Kind::Brk,
         Some(p) if p.starts_with('/') => Kind::File,
-        Some(_) => Kind::Other,
+        Some(_) => Kind::Anon,
     })
 }
 

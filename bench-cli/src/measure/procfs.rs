@@ -35,7 +35,7 @@ pub fn rss_bytes() -> io::Result<u64> {
 }
 
 /// Find `key:` in a "Key:   123 kB" file and return the value in bytes.
-fn kb_field(text: &str, key: &str) -> Option<u64> {
+pub(super) fn kb_field(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let (k, rest) = line.split_once(':')?;
         if k != key {
