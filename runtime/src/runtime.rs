@@ -286,6 +286,7 @@ impl Runtime {
         let pool = &self.scheduler.pool;
         let spawned = c.spawned();
         let finished = c.finished();
+        let (slots, pooled_stacks) = pool.slots_and_pooled();
         Stats {
             workers: self.threads.len(),
             live: spawned.saturating_sub(finished),
@@ -298,8 +299,8 @@ impl Runtime {
             compacted: c.compactions().saturating_sub(c.restores()),
             compactions: c.compactions(),
             compacted_bytes: c.compact_bytes(),
-            slots: pool.stats.slots.load(Ordering::Relaxed),
-            pooled_stacks: pool.pooled(),
+            slots,
+            pooled_stacks,
             stacks_released: pool.stats.released.load(Ordering::Relaxed),
             stacks_verified_clean: pool.stats.verified_clean.load(Ordering::Relaxed),
             guard_mode: pool.mode(),
