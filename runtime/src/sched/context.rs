@@ -21,13 +21,17 @@
 //! **Thread-locals and switches.** A started coroutine never changes thread
 //! (`worker.rs`: it is pinned to its home worker), so the compiler's
 //! assumption that a thread-local's address is constant within a function
-//! holds inside coroutines. The accesses here are still small
-//! `#[inline(never)]` functions that no caller holds across a suspension
-//! point: the switch path stays small and inlined (below), and the state
-//! they read is the *worker's*, which changes while a coroutine is switched
-//! out. (The runtime's other thread-locals, `park/thread_parker.rs` and
-//! `stack/overflow.rs`, follow the same rule.) Why the runtime does not let
-//! started coroutines migrate: `docs/notes/soundness.md`.
+//! holds inside coroutines. That is what lets the two reads on the switch
+//! path, [`current`] and `worker`, be inlined into their callers (two
+//! instructions each, where a call cost six and made its caller spill
+//! registers): even if the compiler keeps the thread-local's *address*
+//! across a switch, it is the same thread's. Their *values* are reloaded
+//! after every switch, because the switch is an `asm!` block that may
+//! write any memory. The rarely used ones (`set_worker`, `cancelling`,
+//! `in_coroutine`, ...) stay out of line. (The runtime's other
+//! thread-locals, `park/thread_parker.rs` and `stack/overflow.rs`, are
+//! out-of-line functions too.) Why the runtime does not let started
+//! coroutines migrate: `docs/notes/soundness.md`.
 //!
 //! **The return-address predictor.** A CPU predicts where each `ret` jumps
 //! from a small hardware stack of the addresses its `call`s pushed. A
@@ -38,19 +42,19 @@
 //! So the whole switch path is inlined into its caller: [`suspend`] and
 //! [`suspend_running`], `park`,
 //! `Caller::wait` and `Waiter::park`, and the public `yield_now`,
-//! `Sender::send`, `Receiver::recv` and `JoinHandle::join`. The thread-local
-//! accesses stay small out-of-line functions: they return *before* the
-//! switch, so their call and return pair up and cost nothing of this kind.
+//! `Sender::send`, `Receiver::recv` and `JoinHandle::join`. An out-of-line
+//! call that returns *before* the switch (a cold path's) is harmless: its
+//! call and return pair up.
 //!
 //! **Inlined where the user's code is.** A user's crate is built with
 //! Cargo's default release profile: no LTO, so a non-generic function of
 //! `spindle` is inlined into it only if it is marked `#[inline]`. The
 //! switch path above, and the small functions a hand-off calls on the way
-//! (`Caller::get`, `to_waiter`, the wait cell, the wait queue, `wake` and
-//! `Party::finish`), are marked so; the worker's side (`run_task`, `resume`,
-//! `commit_park`) is inlined into its loop. What stays out of line: the
-//! thread-local accesses (the rule above) and the cold cases (a thread's
-//! parker, a select). `spindle-bench switch --row` and
+//! (`Caller::get`, `to_waiter`, the wait cell, the wait queue, `wake`,
+//! `Party::finish` and the two thread-local reads), are marked so; the
+//! worker's side (`run_task`, `resume`, `commit_park`) is inlined into its
+//! loop. What stays out of line: the cold cases (a thread's parker, a
+//! select). `spindle-bench switch --row` and
 //! `docs/tools/downstream` count what a user's crate runs (figures:
 //! `docs/notes/runtime-figures.md`, *What a user's crate gets*).
 
@@ -88,22 +92,16 @@ pub(crate) fn set_worker(worker: *const Worker) {
     WORKER.with(|w| w.set(worker));
 }
 
-/// This thread's worker, or null: the one out-of-line access of
-/// [`with_worker`].
-///
-/// `extern "C"` (here and on [`current`]) tells the compiler that the call
-/// cannot unwind (a const-initialised thread-local without a destructor
-/// never panics): without that, every caller on the hand-off path kept its
-/// live values on the stack for a landing pad that never runs.
-#[inline(never)]
-extern "C" fn worker() -> *const Worker {
+/// This thread's worker, or null: the thread-local read of
+/// [`with_worker`], inlined (see the module docs).
+#[inline(always)]
+fn worker() -> *const Worker {
     WORKER.with(|w| w.get())
 }
 
 /// Run `f` with this thread's worker, if it is one. `f` must not suspend.
 ///
-/// Inlined (the wake of every hand-off runs through here); the thread-local
-/// read stays a small out-of-line call whose result is used at once.
+/// Inlined (the wake of every hand-off runs through here).
 #[inline(always)]
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
     let w = worker();
@@ -115,8 +113,9 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
 
 /// The current coroutine's task, without taking a reference: valid for as
 /// long as the caller (that coroutine) runs, since its worker holds one.
-#[inline(never)]
-pub(crate) extern "C" fn current() -> Option<NonNull<Task>> {
+/// Inlined into every caller (see the module docs).
+#[inline(always)]
+pub(crate) fn current() -> Option<NonNull<Task>> {
     NonNull::new(CURRENT.with(|c| c.get()) as *mut Task)
 }
 

@@ -30,6 +30,7 @@ pub(crate) mod compact;
 pub(crate) mod context;
 pub(crate) mod home;
 pub(crate) mod idle;
+mod pinned;
 mod shutdown;
 pub(crate) mod spawn;
 pub(crate) mod timer;

@@ -15,14 +15,16 @@
 //!
 //! The loop in [`Worker::run`] is Go's `schedule()`:
 //!
-//! 1. every 61st round, fire due timers, poll the network, and look at the inbox, the spawn
-//!    slot, the deque and the injector first, so that nothing waits forever
-//!    behind coroutines that keep yielding;
+//! 1. every 61st round, check for shutdown, fire due timers, poll the
+//!    network, and look at the inbox, the spawn slot, the deque and the
+//!    injector first, so that nothing waits forever behind coroutines that
+//!    keep yielding;
 //! 2. `runnext`, at most [`RUNNEXT_LIMIT`] times in a row;
 //! 3. the spawn slot, the deque, the inbox (a few entries at a time, their
 //!    stacks prefetched, the rest waiting at the front of the pinned queue:
 //!    `Worker::pop_inbox_entries`), the pinned queue, the injector;
-//! 4. poll the network without blocking, if a coroutine waits on a socket
+//! 4. leave the loop if the runtime is shutting down; poll the network
+//!    without blocking, if a coroutine waits on a socket
 //!    (`net/mod.rs`; step 1 does too);
 //! 5. spin: steal half of another worker's deque, or its spawn slot after a
 //!    grace period (bounded number of spinners);
@@ -37,7 +39,6 @@
 //! through its `Stealer` and its [`Home`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ use super::compact::{self, Compactor};
 use super::context;
 use super::home::Home;
 use super::idle::Wakeup;
+use super::pinned::PinnedQueue;
 use super::Scheduler;
 use crate::coroutine::Suspend;
 use crate::park::Waiter;
@@ -87,7 +89,7 @@ pub(crate) struct RunQueue {
     /// Unstarted tasks; other workers steal from the far end.
     deque: Deque<TaskRef>,
     runnext: Cell<Option<TaskRef>>,
-    pinned: RefCell<VecDeque<TaskRef>>,
+    pinned: PinnedQueue<TaskRef>,
     streak: Cell<u32>,
 }
 
@@ -96,7 +98,7 @@ impl RunQueue {
         RunQueue {
             deque: Deque::new_fifo(),
             runnext: Cell::new(None),
-            pinned: RefCell::new(VecDeque::new()),
+            pinned: PinnedQueue::new(),
             streak: Cell::new(0),
         }
     }
@@ -201,21 +203,30 @@ impl Worker {
         context::set_worker(self);
         self.current.set(context::CurrentSlot::of_this_thread());
         loop {
-            if self.scheduler.shutdown.load(Ordering::Acquire) {
-                break;
-            }
             if let Some(task) = self.find_task() {
                 // A worker woken to look for work is counted as spinning
                 // until it finds some, wherever it finds it.
                 self.stop_spinning();
-                self.run_task(task);
+                if !self.run_task(task) {
+                    break;
+                }
                 continue;
+            }
+            // Shutdown is looked at here, with nothing ready; every 61st
+            // round (`find_task` then returns `None`); and before a task's
+            // first run (`run_first`), which it must not get once shutdown
+            // has begun. Not on every switch, which it would cost a load
+            // and a branch.
+            if self.scheduler.shutdown.load(Ordering::Acquire) {
+                break;
             }
             if crate::net::poll_ready(self) {
                 continue;
             }
             if let Some(task) = self.spin() {
-                self.run_task(task);
+                if !self.run_task(task) {
+                    break;
+                }
                 continue;
             }
             self.sleep();
@@ -255,14 +266,14 @@ impl Worker {
     pub fn push_polled(&self, task: TaskRef) {
         let block = ptr::from_ref(task.task()) as usize;
         prefetch_lines([block, block + 64]);
-        self.queue.pinned.borrow_mut().push_back(task);
+        self.queue.pinned.push_back(task);
     }
 
     /// The task `push_runnext` displaced: out of line, so that every wake
     /// inlines only the common case (a ping-pong finds `runnext` empty).
     #[inline(never)]
     fn push_pinned(&self, task: TaskRef) {
-        self.queue.pinned.borrow_mut().push_back(task);
+        self.queue.pinned.push_back(task);
     }
 
     /// Queue a new, unstarted task: in the spawn slot, where it runs next
@@ -279,7 +290,7 @@ impl Worker {
         let runnext = self.queue.runnext.take();
         let has = runnext.is_some();
         self.queue.runnext.set(runnext);
-        has || !self.queue.pinned.borrow().is_empty()
+        has || !self.queue.pinned.is_empty()
             || self.home().has_spawned()
             || !self.home().inbox_is_empty()
             || !self.queue.deque.is_empty()
@@ -289,6 +300,9 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % GLOBAL_POLL_INTERVAL == 0 {
+            if self.scheduler.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
             self.scheduler.timers.fire_due();
             crate::net::poll_ready(self);
             if self.compactor.is_some() {
@@ -311,7 +325,7 @@ impl Worker {
                 return Some(task);
             }
             // Fairness: send it to the back of the line.
-            self.queue.pinned.borrow_mut().push_back(task);
+            self.queue.pinned.push_back(task);
         }
         self.queue.streak.set(0);
         // A task that yielded (pinned) goes behind everything else that is
@@ -325,7 +339,7 @@ impl Worker {
                     .flatten()
             })
             .or_else(|| self.pop_inbox())
-            .or_else(|| self.queue.pinned.borrow_mut().pop_front())
+            .or_else(|| self.queue.pinned.pop_front())
             .or_else(|| self.steal_from_injector())
     }
 
@@ -369,7 +383,7 @@ impl Worker {
             }
             first = Some(task);
         }
-        let mut pinned = self.queue.pinned.borrow_mut();
+        let pinned = &self.queue.pinned;
         // Taken entries sit at the front; if someone else took some from
         // there (the pinned queue's own turn), the count is too high, and
         // at worst a yielded task runs a little early.
@@ -552,8 +566,18 @@ impl Worker {
 
     /// The last spinner to stop wakes another, so fresh work keeps finding a
     /// thief (Go's `resetspinning`).
+    #[inline(always)]
     fn stop_spinning(&self) {
-        if self.spinning.replace(false) && self.scheduler.idle.stop_spinning() {
+        // (A look first: on every switch, and almost never spinning.)
+        if self.spinning.get() {
+            self.stop_spinning_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn stop_spinning_slow(&self) {
+        self.spinning.set(false);
+        if self.scheduler.idle.stop_spinning() {
             self.scheduler.idle.notify_one();
         }
     }
@@ -644,35 +668,45 @@ impl Worker {
             || s.timers.any_due()
     }
 
+    /// Run `task` until it switches out; `false` if it was not run
+    /// because shutdown has begun (`run_first`).
     #[inline(always)]
-    fn run_task(&self, task: TaskRef) {
+    fn run_task(&self, task: TaskRef) -> bool {
         let t = task.task();
         if t.home().is_null() {
             return self.run_first(task);
         }
         t.state.start_running();
-        if self.compactor.is_some() {
-            self.restore_if_compacted(&task);
-        }
+        // (No look at `self.compactor` first: only a compactor sets the
+        // word's COMPACTED bit, and the look costs as much as the word's.)
+        self.restore_if_compacted(&task);
         // SAFETY: the task came out of our run queues, so (state.rs, rule 1)
         // no other worker holds it, it is not parked, and it is ours (its
         // home, or unstarted): only we resume it.
         let result = unsafe { self.resume(&task) };
         self.switched_out(task, result);
+        true
     }
 
     /// [`run_task`](Self::run_task) for a task that has never run: adopt
     /// it, give it a stack if it has none (`task/start.rs`), and register
     /// it if it suspends. Kept apart so that the switch path of a started
     /// task (every hand-off, every yield) carries none of this.
+    ///
+    /// Once shutdown has begun, no task starts: it goes back to the deque,
+    /// where `shutdown` finds and cancels it, and this returns `false`.
     #[inline(never)]
-    fn run_first(&self, task: TaskRef) {
+    fn run_first(&self, task: TaskRef) -> bool {
+        if self.scheduler.shutdown.load(Ordering::Acquire) {
+            self.queue.deque.push(task);
+            return false;
+        }
         let t = task.task();
         self.adopt(&task);
         if task.is_deferred() && !self.start(&task) {
             t.state.start_running();
             self.finish(task);
-            return;
+            return true;
         }
         t.state.start_running();
         // SAFETY: as in run_task.
@@ -682,6 +716,7 @@ impl Worker {
             self.register(&task);
         }
         self.switched_out(task, result);
+        true
     }
 
     /// Resume `task`, named as this thread's current coroutine while it runs
@@ -708,9 +743,7 @@ impl Worker {
         let counters = self.counters();
         counters.add_switch();
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => {
-                self.queue.pinned.borrow_mut().push_back(task)
-            }
+            CoroutineResult::Yield(Suspend::Yield) => self.queue.pinned.push_back(task),
             // Parked, unless a wake overtook it: then requeue it as it is.
             // (Once parked, whoever will wake it holds a reference.)
             CoroutineResult::Yield(Suspend::Park) => {
@@ -760,6 +793,7 @@ impl Worker {
     }
 
     /// Put a compacted coroutine's stack back before it runs.
+    #[inline(always)]
     fn restore_if_compacted(&self, task: &TaskRef) {
         if let Some(out) = compact::ensure_resident(task) {
             self.scheduler
@@ -886,7 +920,7 @@ impl RunQueue {
     /// Everything queued here, unstarted and started, for shutdown.
     pub(super) fn drain(&self) -> Vec<TaskRef> {
         let mut all: Vec<TaskRef> = self.runnext.take().into_iter().collect();
-        all.extend(self.pinned.borrow_mut().drain(..));
+        all.extend(self.pinned.take_all());
         all.extend(std::iter::from_fn(|| self.deque.pop()));
         all
     }

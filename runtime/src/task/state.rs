@@ -189,14 +189,13 @@ impl SchedState {
     /// condition anyway).
     #[inline]
     pub fn start_running(&self) {
-        let cur = self.local.load(Relaxed);
         debug_assert!(
-            cur == RUNNABLE || cur == NOTIFIED,
+            matches!(self.local.load(Relaxed), RUNNABLE | NOTIFIED),
             "cannot run a parked or finished task"
         );
-        if cur == NOTIFIED {
-            self.local.store(RUNNABLE, Relaxed);
-        }
+        // Only the home thread writes the local word, and it is RUNNABLE
+        // or NOTIFIED here: a plain store, without a look first.
+        self.local.store(RUNNABLE, Relaxed);
     }
 
     /// Worker side, after the task switched out asking to park. Returns
