@@ -5,8 +5,10 @@
 //! it spawns the function as a coroutine and blocks the calling thread on its
 //! join handle.
 //!
-//! Shutdown (dropping the `Runtime`) stops the workers after their current
-//! task and *cancels* every coroutine that has not finished
+//! Shutdown (dropping the `Runtime`) stops the workers soon (a worker looks
+//! at the flag when it runs out of work, every 61st round, and before a
+//! task's first run, so no task starts once it is set) and *cancels* every
+//! coroutine that has not finished
 //! (`sched/shutdown.rs`): started ones are unwound on their own worker, so
 //! their destructors run and their channels close; unstarted ones are
 //! dropped without running. Their join handles return `Err` with a
