@@ -259,16 +259,37 @@ impl WaitQueue {
     /// Unlink every entry of `me` (its wait ended, timed out, or was
     /// cancelled); `true` if there was one. `me` is the waiter's identity:
     /// see [`Entry::owner`].
+    ///
+    /// A plain waiter is queued once, so the scan stops at its entry, and
+    /// `VecDeque::remove` shifts the shorter side. Waits mostly end in the
+    /// order they began (a shutdown cancels a home's coroutines in the
+    /// order they first parked), so that entry is near the front: 10^5
+    /// coroutines parked on one channel are cancelled in linear time, where
+    /// a scan of the whole queue per withdrawal made it quadratic (28 s
+    /// for 10^5: `docs/notes/runtime-figures.md`). Only a selection, which
+    /// may sit here once per case, needs the whole queue looked at.
     pub fn remove(&mut self, me: *const ()) -> bool {
-        let before = self.rest.len();
+        let Some(at) = self.iter().position(|e| e.owner() == me) else {
+            return false;
+        };
+        let plain = match (at, &self.head) {
+            (0, Some(e)) => matches!(e, Entry::Plain(_)),
+            _ => matches!(self.rest[at - 1], Entry::Plain(_)),
+        };
+        if plain {
+            if at == 0 {
+                self.head = self.rest.pop_front();
+            } else {
+                self.rest.remove(at - 1);
+            }
+            return true;
+        }
         self.rest.retain(|e| e.owner() != me);
-        let mut removed = self.rest.len() != before;
         if self.head.as_ref().is_some_and(|e| e.owner() == me) {
             // `rest` holds no entry of `me` any more: its front can move up.
             self.head = self.rest.pop_front();
-            removed = true;
         }
-        removed
+        true
     }
 
     /// Take every party out (the channel closed), for the caller to finish
@@ -284,5 +305,62 @@ impl WaitQueue {
     #[cfg(all(test, not(loom)))]
     pub fn len(&self) -> usize {
         self.iter().count()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A queue of plain waiters, and their identities in queue order.
+    fn plain_queue(n: usize) -> (WaitQueue, Vec<*const ()>) {
+        let mut q = WaitQueue::default();
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let w = Waiter::for_test();
+            ids.push(w.addr());
+            q.push(Entry::Plain(w));
+        }
+        (q, ids)
+    }
+
+    fn owners(q: &WaitQueue) -> Vec<*const ()> {
+        q.iter().map(Entry::owner).collect()
+    }
+
+    #[test]
+    fn removing_a_plain_waiter_keeps_the_others_in_order() {
+        let (mut q, ids) = plain_queue(6);
+        assert!(q.remove(ids[3]), "from the middle");
+        assert!(q.remove(ids[0]), "the head");
+        assert!(q.remove(ids[5]), "the tail");
+        assert!(!q.remove(ids[3]), "already gone");
+        assert_eq!(owners(&q), [ids[1], ids[2], ids[4]]);
+        for id in [ids[1], ids[2], ids[4]] {
+            assert!(q.remove(id));
+        }
+        assert!(q.head.is_none() && q.rest.is_empty());
+        assert!(!q.remove(ids[1]));
+    }
+
+    #[test]
+    fn removing_a_selection_takes_all_its_entries() {
+        let (mut q, ids) = plain_queue(2);
+        let sel = Selection::new(Waiter::for_test(), false);
+        let other = Selection::new(Waiter::for_test(), false);
+        q.push(Entry::Select(sel.clone(), 0));
+        q.push(Entry::Select(other.clone(), 0));
+        q.push(Entry::Select(sel.clone(), 1));
+        // The selection at the head, and again behind another entry.
+        let (mut front, _) = plain_queue(0);
+        front.push(Entry::Select(sel.clone(), 2));
+        front.push(Entry::Select(sel.clone(), 3));
+        front.push(Entry::Plain(Waiter::for_test()));
+        assert!(q.remove(sel.addr()));
+        assert_eq!(owners(&q), [ids[0], ids[1], other.addr()]);
+        assert!(front.remove(sel.addr()));
+        assert_eq!(front.iter().count(), 1);
+        assert!(matches!(front.head, Some(Entry::Plain(_))));
+        assert!(!q.remove(sel.addr()));
     }
 }

@@ -65,6 +65,13 @@ impl Waiter {
         Waiter(raw.cast())
     }
 
+    /// A waiter of its own (a fresh thread parker), for unit tests that
+    /// need distinct waiters.
+    #[cfg(all(test, not(loom)))]
+    pub fn for_test() -> Waiter {
+        Waiter::thread(Arc::new(ThreadParker::new()))
+    }
+
     fn thread(parker: Arc<ThreadParker>) -> Waiter {
         let raw = Arc::into_raw(parker) as *mut u8;
         Waiter(NonNull::new(raw.wrapping_add(THREAD_TAG)).expect("non-null"))
