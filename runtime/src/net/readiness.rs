@@ -285,6 +285,23 @@ mod loom_tests {
     use loom::sync::Arc;
     use std::sync::atomic::Ordering::{Acquire, Release};
 
+    /// A socket entry, its "data available" flag, and a "kernel" thread
+    /// that makes data available and then delivers the read edge.
+    fn socket_with_kernel() -> (
+        Arc<Readiness>,
+        Arc<AtomicBool>,
+        loom::thread::JoinHandle<()>,
+    ) {
+        let r = Arc::new(Readiness::new());
+        let data = Arc::new(AtomicBool::new(false));
+        let (r2, data2) = (r.clone(), data.clone());
+        let kernel = loom::thread::spawn(move || {
+            data2.store(true, Release);
+            r2.notify(0, true, false, false).wake();
+        });
+        (r, data, kernel)
+    }
+
     /// A reader that finds no data waits as `Socket::io` does (check under
     /// the lock, park, withdraw, retry) while a "kernel" thread makes data
     /// available and delivers the edge. The reader must never sleep through
@@ -292,13 +309,7 @@ mod loom_tests {
     #[test]
     fn loom_edge_is_not_lost_between_eagain_and_park() {
         loom::model(|| {
-            let r = Arc::new(Readiness::new());
-            let data = Arc::new(AtomicBool::new(false));
-            let (r2, data2) = (r.clone(), data.clone());
-            let kernel = loom::thread::spawn(move || {
-                data2.store(true, Release);
-                r2.notify(0, true, false, false).wake();
-            });
+            let (r, data, kernel) = socket_with_kernel();
             loop {
                 if data.load(Acquire) {
                     break; // the "read" succeeded
@@ -329,13 +340,7 @@ mod loom_tests {
     #[test]
     fn loom_skipping_read_does_not_miss_data_behind_a_used_edge() {
         loom::model(|| {
-            let r = Arc::new(Readiness::new());
-            let data = Arc::new(AtomicBool::new(false));
-            let (r2, data2) = (r.clone(), data.clone());
-            let kernel = loom::thread::spawn(move || {
-                data2.store(true, Release);
-                r2.notify(0, true, false, false).wake();
-            });
+            let (r, data, kernel) = socket_with_kernel();
             let r3 = r.clone();
             let peeker = loom::thread::spawn(move || {
                 let me = Caller::get();
