@@ -195,10 +195,9 @@ impl WaitQueue {
     /// this call claims. Watchers met on the way are told and dropped; stale
     /// entries are dropped.
     ///
-    /// The head is matched as it comes out, before anything else moves: an
-    /// empty queue (a party that will park) costs a load and a branch, and a
-    /// plain head (a rendezvous partner) goes straight into the result, with
-    /// no copy of the whole entry on the stack. A selecting head goes back
+    /// The head is matched as it comes out: an empty queue (a party that
+    /// will park) and a plain head (a rendezvous partner) never reach
+    /// `pop_front`'s moves or the slow path. A selecting head goes back
     /// where it was, for the slow path.
     #[inline(always)]
     pub fn claim(&mut self) -> Option<Party> {
@@ -265,16 +264,17 @@ impl WaitQueue {
     /// order they began (a shutdown cancels a home's coroutines in the
     /// order they first parked), so that entry is near the front: 10^5
     /// coroutines parked on one channel are cancelled in linear time, where
-    /// a scan of the whole queue per withdrawal made it quadratic (28 s
+    /// a scan of the whole queue per withdrawal made it quadratic (26 s
     /// for 10^5: `docs/notes/runtime-figures.md`). Only a selection, which
     /// may sit here once per case, needs the whole queue looked at.
     pub fn remove(&mut self, me: *const ()) -> bool {
-        let Some(at) = self.iter().position(|e| e.owner() == me) else {
+        let Some((at, plain)) = self
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.owner() == me)
+            .map(|(at, e)| (at, matches!(e, Entry::Plain(_))))
+        else {
             return false;
-        };
-        let plain = match (at, &self.head) {
-            (0, Some(e)) => matches!(e, Entry::Plain(_)),
-            _ => matches!(self.rest[at - 1], Entry::Plain(_)),
         };
         if plain {
             if at == 0 {

@@ -375,17 +375,27 @@ impl StackPool {
         local.publish();
     }
 
-    /// Release the deep pages of a batch of unverified stacks, taken from
-    /// a class's `unverified` list and counted in its `trimming`: they are
+    /// Release the deep pages of a batch of unverified stacks of slot size
+    /// `size`, taken by [`take_unverified`](Self::take_unverified) and
+    /// counted in `trimming` (the caller does not hold the lock): they are
     /// clean afterwards. Stacks that could not be released are forgotten
-    /// (as in `release_dirty`). Returns the clean ones; the caller uncounts
-    /// the batch from `trimming` when it puts them somewhere counted.
-    fn verify(&self, mut batch: Vec<Stack>) -> Vec<Stack> {
+    /// (as in `release_dirty`). Returns the clean ones with the `classes`
+    /// lock taken again and the batch uncounted from `trimming`: the
+    /// caller puts them somewhere counted before it lets the lock go, so
+    /// that no stack is counted twice or missed.
+    fn verify(
+        &self,
+        size: usize,
+        mut batch: Vec<Stack>,
+    ) -> (MutexGuard<'_, Vec<SizeClass>>, Vec<Stack>) {
+        let n = batch.len();
         // A stack whose mark equals the count now took no fault since it
         // was handed out: clean without a look (`release.rs`).
         let now = super::release::process_faults();
         super::release::release_all(&self.stats, &mut batch, now, self.scans());
-        batch
+        let mut classes = self.lock_classes();
+        class_for(&mut classes, size).trimming -= n;
+        (classes, batch)
     }
 
     /// Take one unverified batch of `class`, counted in `trimming` while
@@ -411,13 +421,9 @@ impl StackPool {
             let Some((size, batch)) = taken else {
                 return true;
             };
-            let n = batch.len();
-            let clean = self.verify(batch);
             {
-                let mut classes = self.lock_classes();
-                let class = class_for(&mut classes, size);
-                class.trimming -= n;
-                class.free.extend(clean);
+                let (mut classes, clean) = self.verify(size, batch);
+                class_for(&mut classes, size).free.extend(clean);
                 self.traffic.fetch_add(1, Ordering::Relaxed);
             }
             if !keep_going() {
@@ -463,10 +469,7 @@ impl StackPool {
             }
             if let Some(batch) = Self::take_unverified(class) {
                 drop(classes);
-                let n = batch.len();
-                let mut clean = self.verify(batch);
-                let mut classes = self.lock_classes();
-                class_for(&mut classes, size).trimming -= n;
+                let (mut classes, mut clean) = self.verify(size, batch);
                 local.clean.append(&mut clean);
                 local.publish();
                 if !local.clean.is_empty() {
@@ -505,11 +508,8 @@ impl StackPool {
                 }
                 if let Some(batch) = Self::take_unverified(class) {
                     drop(classes);
-                    let n = batch.len();
-                    let mut clean = self.verify(batch);
-                    let mut classes = self.lock_classes();
+                    let (mut classes, mut clean) = self.verify(size, batch);
                     let class = class_for(&mut classes, size);
-                    class.trimming -= n;
                     // A batch is a whole dirty list, and the caller wants
                     // `want` (often one): the rest go on the free list, as
                     // `verify_deferred` puts them (a dropped `Stack` would
